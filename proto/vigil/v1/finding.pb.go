@@ -1767,11 +1767,211 @@ func (x *FindingFilter) GetRule() string {
 	return ""
 }
 
+// Suppression auto-archives new findings that match its filter, as
+// GuardDuty's suppression rules do.
+type Suppression struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Filter        *FindingFilter         `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Suppression) Reset() {
+	*x = Suppression{}
+	mi := &file_vigil_v1_finding_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Suppression) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Suppression) ProtoMessage() {}
+
+func (x *Suppression) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_v1_finding_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Suppression.ProtoReflect.Descriptor instead.
+func (*Suppression) Descriptor() ([]byte, []int) {
+	return file_vigil_v1_finding_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Suppression) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Suppression) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Suppression) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Suppression) GetFilter() *FindingFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *Suppression) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+// SensorStatus is one sensor's coverage as the backend sees it.
+type SensorStatus struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	SensorId string                 `protobuf:"bytes,1,opt,name=sensor_id,json=sensorId,proto3" json:"sensor_id,omitempty"`
+	Host     *Host                  `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Version  string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// The sensor's latest health report.
+	Health      *SensorHealth          `protobuf:"bytes,4,opt,name=health,proto3" json:"health,omitempty"`
+	FirstSeen   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	LastContact *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	// True when the sensor reported within the health window and lost nothing
+	// since its previous report.
+	Healthy bool `protobuf:"varint,7,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// Why the sensor is not healthy, when it is not.
+	Problems []string `protobuf:"bytes,8,rep,name=problems,proto3" json:"problems,omitempty"`
+	// Batches and events accepted from this sensor.
+	BatchesTotal  uint64 `protobuf:"varint,9,opt,name=batches_total,json=batchesTotal,proto3" json:"batches_total,omitempty"`
+	EventsTotal   uint64 `protobuf:"varint,10,opt,name=events_total,json=eventsTotal,proto3" json:"events_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensorStatus) Reset() {
+	*x = SensorStatus{}
+	mi := &file_vigil_v1_finding_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensorStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensorStatus) ProtoMessage() {}
+
+func (x *SensorStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_v1_finding_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensorStatus.ProtoReflect.Descriptor instead.
+func (*SensorStatus) Descriptor() ([]byte, []int) {
+	return file_vigil_v1_finding_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SensorStatus) GetSensorId() string {
+	if x != nil {
+		return x.SensorId
+	}
+	return ""
+}
+
+func (x *SensorStatus) GetHost() *Host {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
+func (x *SensorStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *SensorStatus) GetHealth() *SensorHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+func (x *SensorStatus) GetFirstSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeen
+	}
+	return nil
+}
+
+func (x *SensorStatus) GetLastContact() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastContact
+	}
+	return nil
+}
+
+func (x *SensorStatus) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *SensorStatus) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *SensorStatus) GetBatchesTotal() uint64 {
+	if x != nil {
+		return x.BatchesTotal
+	}
+	return 0
+}
+
+func (x *SensorStatus) GetEventsTotal() uint64 {
+	if x != nil {
+		return x.EventsTotal
+	}
+	return 0
+}
+
 var File_vigil_v1_finding_proto protoreflect.FileDescriptor
 
 const file_vigil_v1_finding_proto_rawDesc = "" +
 	"\n" +
-	"\x16vigil/v1/finding.proto\x12\bvigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14vigil/v1/event.proto\"\xa5\x05\n" +
+	"\x16vigil/v1/finding.proto\x12\bvigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14vigil/v1/event.proto\x1a\x15vigil/v1/sensor.proto\"\xa5\x05\n" +
 	"\aFinding\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
@@ -1953,7 +2153,27 @@ const file_vigil_v1_finding_proto_rawDesc = "" +
 	"\vinstance_id\x18\r \x01(\tR\n" +
 	"instanceId\x12\x1a\n" +
 	"\bhostname\x18\x0e \x01(\tR\bhostname\x12\x12\n" +
-	"\x04rule\x18\x0f \x01(\tR\x04ruleB2Z0github.com/vigilsec/vigil/proto/vigil/v1;vigilv1b\x06proto3"
+	"\x04rule\x18\x0f \x01(\tR\x04rule\"\xbf\x01\n" +
+	"\vSuppression\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12/\n" +
+	"\x06filter\x18\x04 \x01(\v2\x17.vigil.v1.FindingFilterR\x06filter\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x91\x03\n" +
+	"\fSensorStatus\x12\x1b\n" +
+	"\tsensor_id\x18\x01 \x01(\tR\bsensorId\x12\"\n" +
+	"\x04host\x18\x02 \x01(\v2\x0e.vigil.v1.HostR\x04host\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12.\n" +
+	"\x06health\x18\x04 \x01(\v2\x16.vigil.v1.SensorHealthR\x06health\x129\n" +
+	"\n" +
+	"first_seen\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x12=\n" +
+	"\flast_contact\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastContact\x12\x18\n" +
+	"\ahealthy\x18\a \x01(\bR\ahealthy\x12\x1a\n" +
+	"\bproblems\x18\b \x03(\tR\bproblems\x12#\n" +
+	"\rbatches_total\x18\t \x01(\x04R\fbatchesTotal\x12!\n" +
+	"\fevents_total\x18\n" +
+	" \x01(\x04R\veventsTotalB2Z0github.com/vigilsec/vigil/proto/vigil/v1;vigilv1b\x06proto3"
 
 var (
 	file_vigil_v1_finding_proto_rawDescOnce sync.Once
@@ -1967,7 +2187,7 @@ func file_vigil_v1_finding_proto_rawDescGZIP() []byte {
 	return file_vigil_v1_finding_proto_rawDescData
 }
 
-var file_vigil_v1_finding_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_vigil_v1_finding_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_vigil_v1_finding_proto_goTypes = []any{
 	(*Finding)(nil),                   // 0: vigil.v1.Finding
 	(*Resource)(nil),                  // 1: vigil.v1.Resource
@@ -1986,13 +2206,17 @@ var file_vigil_v1_finding_proto_goTypes = []any{
 	(*RuntimeContext)(nil),            // 14: vigil.v1.RuntimeContext
 	(*Evidence)(nil),                  // 15: vigil.v1.Evidence
 	(*FindingFilter)(nil),             // 16: vigil.v1.FindingFilter
-	nil,                               // 17: vigil.v1.Evidence.FieldsEntry
-	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
-	(*Event)(nil),                     // 19: vigil.v1.Event
+	(*Suppression)(nil),               // 17: vigil.v1.Suppression
+	(*SensorStatus)(nil),              // 18: vigil.v1.SensorStatus
+	nil,                               // 19: vigil.v1.Evidence.FieldsEntry
+	(*timestamppb.Timestamp)(nil),     // 20: google.protobuf.Timestamp
+	(*Event)(nil),                     // 21: vigil.v1.Event
+	(*Host)(nil),                      // 22: vigil.v1.Host
+	(*SensorHealth)(nil),              // 23: vigil.v1.SensorHealth
 }
 var file_vigil_v1_finding_proto_depIdxs = []int32{
-	18, // 0: vigil.v1.Finding.created_at:type_name -> google.protobuf.Timestamp
-	18, // 1: vigil.v1.Finding.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 0: vigil.v1.Finding.created_at:type_name -> google.protobuf.Timestamp
+	20, // 1: vigil.v1.Finding.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: vigil.v1.Finding.resource:type_name -> vigil.v1.Resource
 	9,  // 3: vigil.v1.Finding.service:type_name -> vigil.v1.Service
 	15, // 4: vigil.v1.Finding.evidence:type_name -> vigil.v1.Evidence
@@ -2005,27 +2229,33 @@ var file_vigil_v1_finding_proto_depIdxs = []int32{
 	6,  // 11: vigil.v1.KubernetesDetails.kubernetes_workload_details:type_name -> vigil.v1.KubernetesWorkloadDetails
 	7,  // 12: vigil.v1.KubernetesWorkloadDetails.containers:type_name -> vigil.v1.ContainerDetails
 	8,  // 13: vigil.v1.ContainerDetails.security_context:type_name -> vigil.v1.SecurityContext
-	18, // 14: vigil.v1.Service.event_first_seen:type_name -> google.protobuf.Timestamp
-	18, // 15: vigil.v1.Service.event_last_seen:type_name -> google.protobuf.Timestamp
+	20, // 14: vigil.v1.Service.event_first_seen:type_name -> google.protobuf.Timestamp
+	20, // 15: vigil.v1.Service.event_last_seen:type_name -> google.protobuf.Timestamp
 	11, // 16: vigil.v1.Service.runtime_details:type_name -> vigil.v1.RuntimeDetails
 	10, // 17: vigil.v1.Service.threat_intelligence_details:type_name -> vigil.v1.ThreatIntelligenceDetail
 	12, // 18: vigil.v1.RuntimeDetails.process:type_name -> vigil.v1.ProcessDetails
 	14, // 19: vigil.v1.RuntimeDetails.context:type_name -> vigil.v1.RuntimeContext
-	18, // 20: vigil.v1.ProcessDetails.start_time:type_name -> google.protobuf.Timestamp
+	20, // 20: vigil.v1.ProcessDetails.start_time:type_name -> google.protobuf.Timestamp
 	13, // 21: vigil.v1.ProcessDetails.lineage:type_name -> vigil.v1.LineageObject
-	18, // 22: vigil.v1.LineageObject.start_time:type_name -> google.protobuf.Timestamp
+	20, // 22: vigil.v1.LineageObject.start_time:type_name -> google.protobuf.Timestamp
 	12, // 23: vigil.v1.RuntimeContext.modifying_process:type_name -> vigil.v1.ProcessDetails
-	18, // 24: vigil.v1.RuntimeContext.modified_at:type_name -> google.protobuf.Timestamp
+	20, // 24: vigil.v1.RuntimeContext.modified_at:type_name -> google.protobuf.Timestamp
 	12, // 25: vigil.v1.RuntimeContext.target_process:type_name -> vigil.v1.ProcessDetails
-	19, // 26: vigil.v1.Evidence.events:type_name -> vigil.v1.Event
-	17, // 27: vigil.v1.Evidence.fields:type_name -> vigil.v1.Evidence.FieldsEntry
-	18, // 28: vigil.v1.FindingFilter.updated_after:type_name -> google.protobuf.Timestamp
-	18, // 29: vigil.v1.FindingFilter.updated_before:type_name -> google.protobuf.Timestamp
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	21, // 26: vigil.v1.Evidence.events:type_name -> vigil.v1.Event
+	19, // 27: vigil.v1.Evidence.fields:type_name -> vigil.v1.Evidence.FieldsEntry
+	20, // 28: vigil.v1.FindingFilter.updated_after:type_name -> google.protobuf.Timestamp
+	20, // 29: vigil.v1.FindingFilter.updated_before:type_name -> google.protobuf.Timestamp
+	16, // 30: vigil.v1.Suppression.filter:type_name -> vigil.v1.FindingFilter
+	20, // 31: vigil.v1.Suppression.created_at:type_name -> google.protobuf.Timestamp
+	22, // 32: vigil.v1.SensorStatus.host:type_name -> vigil.v1.Host
+	23, // 33: vigil.v1.SensorStatus.health:type_name -> vigil.v1.SensorHealth
+	20, // 34: vigil.v1.SensorStatus.first_seen:type_name -> google.protobuf.Timestamp
+	20, // 35: vigil.v1.SensorStatus.last_contact:type_name -> google.protobuf.Timestamp
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_vigil_v1_finding_proto_init() }
@@ -2034,13 +2264,14 @@ func file_vigil_v1_finding_proto_init() {
 		return
 	}
 	file_vigil_v1_event_proto_init()
+	file_vigil_v1_sensor_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_v1_finding_proto_rawDesc), len(file_vigil_v1_finding_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
