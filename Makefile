@@ -1,5 +1,6 @@
 # Vigil's build. `make help` lists the targets.
 SHELL := /usr/bin/env bash
+.SHELLFLAGS := -o pipefail -c
 GO ?= go
 GOARCH ?= $(shell $(GO) env GOARCH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -8,8 +8,9 @@
 // when it has one (`flag:"grpc-listen"`), otherwise from its YAML path joined
 // with dashes (`spool.max_bytes` -> `--spool-max-bytes`); its environment
 // variable is VIGIL_ followed by the flag name in upper case with
-// underscores (VIGIL_SPOOL_MAX_BYTES). A `flag:"-"` tag keeps a field out of
-// flags and the environment (file only).
+// underscores (VIGIL_SPOOL_MAX_BYTES), or its `env` tag. A `flag:"-"` tag
+// keeps a field off the command line (secrets: file or environment only,
+// never visible in ps), and without an `env` tag out of the environment too.
 //
 // This is written by hand because no well-kept library maps one struct onto
 // YAML, environment and flags with these names and also yields the field list
@@ -99,6 +100,9 @@ func walk(v reflect.Value, path, flagPrefix string, out *[]Field) {
 		}
 		if f.Flag != "" {
 			f.Env = "VIGIL_" + strings.ToUpper(strings.ReplaceAll(f.Flag, "-", "_"))
+		}
+		if env := sf.Tag.Get("env"); env != "" {
+			f.Env = env
 		}
 		*out = append(*out, f)
 	}
