@@ -715,7 +715,16 @@ type Process struct {
 	// User name of uid, resolved on the host or in the container.
 	UserName string `protobuf:"bytes,24,opt,name=user_name,json=userName,proto3" json:"user_name,omitempty"`
 	// Ancestors, nearest first (parent, grandparent, ...), bounded.
-	Lineage       []*Ancestor `protobuf:"bytes,25,rep,name=lineage,proto3" json:"lineage,omitempty"`
+	Lineage []*Ancestor `protobuf:"bytes,25,rep,name=lineage,proto3" json:"lineage,omitempty"`
+	// Effective capability set (bit n = capability n, as in capability.h);
+	// detection renders it as CAP_* names (Falco's thread.cap_effective).
+	CapEffective uint64 `protobuf:"varint,26,opt,name=cap_effective,json=capEffective,proto3" json:"cap_effective,omitempty"`
+	// Group name of gid, resolved like user_name.
+	GroupName string `protobuf:"bytes,27,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	// Status-change and modification times of the executable's inode at exec
+	// time, when the sensor stat'ed it (Falco's proc.exe_ino.ctime/.mtime).
+	ExeCtime      *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=exe_ctime,json=exeCtime,proto3" json:"exe_ctime,omitempty"`
+	ExeMtime      *timestamppb.Timestamp `protobuf:"bytes,29,opt,name=exe_mtime,json=exeMtime,proto3" json:"exe_mtime,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -921,6 +930,34 @@ func (x *Process) GetUserName() string {
 func (x *Process) GetLineage() []*Ancestor {
 	if x != nil {
 		return x.Lineage
+	}
+	return nil
+}
+
+func (x *Process) GetCapEffective() uint64 {
+	if x != nil {
+		return x.CapEffective
+	}
+	return 0
+}
+
+func (x *Process) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *Process) GetExeCtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExeCtime
+	}
+	return nil
+}
+
+func (x *Process) GetExeMtime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExeMtime
 	}
 	return nil
 }
@@ -1993,7 +2030,10 @@ type FileOpen struct {
 	// File system type of the opened file ("overlay", "ext4", "proc", ...).
 	Fstype string `protobuf:"bytes,7,opt,name=fstype,proto3" json:"fstype,omitempty"`
 	// True when the file was created by this open.
-	Created       bool `protobuf:"varint,8,opt,name=created,proto3" json:"created,omitempty"`
+	Created bool `protobuf:"varint,8,opt,name=created,proto3" json:"created,omitempty"`
+	// The path exactly as the process passed it, before resolution (Falco's
+	// fd.nameraw; detects ../ traversal). Empty when the sensor did not keep it.
+	RequestedPath string `protobuf:"bytes,9,opt,name=requested_path,json=requestedPath,proto3" json:"requested_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2082,6 +2122,13 @@ func (x *FileOpen) GetCreated() bool {
 		return x.Created
 	}
 	return false
+}
+
+func (x *FileOpen) GetRequestedPath() string {
+	if x != nil {
+		return x.RequestedPath
+	}
+	return ""
 }
 
 // FileUnlink is unlink, unlinkat or rmdir.
@@ -3583,7 +3630,7 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"dns_answer\x18A \x01(\v2\x13.vigil.v1.DnsAnswerH\x00R\tdnsAnswer\x12*\n" +
 	"\x06socket\x18B \x01(\v2\x10.vigil.v1.SocketH\x00R\x06socket\x12!\n" +
 	"\x03dup\x18C \x01(\v2\r.vigil.v1.DupH\x00R\x03dupB\x06\n" +
-	"\x04kind\"\xb3\x05\n" +
+	"\x04kind\"\xe9\x06\n" +
 	"\aProcess\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12$\n" +
 	"\x0eparent_exec_id\x18\x02 \x01(\tR\fparentExecId\x12\x10\n" +
@@ -3612,7 +3659,12 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\x0fexe_upper_layer\x18\x16 \x01(\bR\rexeUpperLayer\x12!\n" +
 	"\fexe_fileless\x18\x17 \x01(\bR\vexeFileless\x12\x1b\n" +
 	"\tuser_name\x18\x18 \x01(\tR\buserName\x12,\n" +
-	"\alineage\x18\x19 \x03(\v2\x12.vigil.v1.AncestorR\alineage\"\x96\x02\n" +
+	"\alineage\x18\x19 \x03(\v2\x12.vigil.v1.AncestorR\alineage\x12#\n" +
+	"\rcap_effective\x18\x1a \x01(\x04R\fcapEffective\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x1b \x01(\tR\tgroupName\x127\n" +
+	"\texe_ctime\x18\x1c \x01(\v2\x1a.google.protobuf.TimestampR\bexeCtime\x127\n" +
+	"\texe_mtime\x18\x1d \x01(\v2\x1a.google.protobuf.TimestampR\bexeMtime\"\x96\x02\n" +
 	"\bAncestor\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12$\n" +
 	"\x0eparent_exec_id\x18\x02 \x01(\tR\fparentExecId\x12\x10\n" +
@@ -3694,7 +3746,7 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\bMprotect\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\x04R\x04addr\x12\x10\n" +
 	"\x03len\x18\x02 \x01(\x04R\x03len\x12\x12\n" +
-	"\x04prot\x18\x03 \x01(\rR\x04prot\"\xb2\x01\n" +
+	"\x04prot\x18\x03 \x01(\rR\x04prot\"\xd9\x01\n" +
 	"\bFileOpen\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
 	"\x05flags\x18\x02 \x01(\rR\x05flags\x12\x12\n" +
@@ -3703,7 +3755,8 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\x05inode\x18\x05 \x01(\x04R\x05inode\x12\x10\n" +
 	"\x03dev\x18\x06 \x01(\x04R\x03dev\x12\x16\n" +
 	"\x06fstype\x18\a \x01(\tR\x06fstype\x12\x18\n" +
-	"\acreated\x18\b \x01(\bR\acreated\">\n" +
+	"\acreated\x18\b \x01(\bR\acreated\x12%\n" +
+	"\x0erequested_path\x18\t \x01(\tR\rrequestedPath\">\n" +
 	"\n" +
 	"FileUnlink\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1c\n" +
@@ -3927,24 +3980,26 @@ var file_vigil_v1_event_proto_depIdxs = []int32{
 	30, // 34: vigil.v1.Event.dup:type_name -> vigil.v1.Dup
 	39, // 35: vigil.v1.Process.start_time:type_name -> google.protobuf.Timestamp
 	2,  // 36: vigil.v1.Process.lineage:type_name -> vigil.v1.Ancestor
-	39, // 37: vigil.v1.Ancestor.start_time:type_name -> google.protobuf.Timestamp
-	24, // 38: vigil.v1.Connect.remote:type_name -> vigil.v1.SocketAddress
-	24, // 39: vigil.v1.Connect.local:type_name -> vigil.v1.SocketAddress
-	24, // 40: vigil.v1.Accept.remote:type_name -> vigil.v1.SocketAddress
-	24, // 41: vigil.v1.Accept.local:type_name -> vigil.v1.SocketAddress
-	24, // 42: vigil.v1.Bind.local:type_name -> vigil.v1.SocketAddress
-	24, // 43: vigil.v1.Listen.local:type_name -> vigil.v1.SocketAddress
-	24, // 44: vigil.v1.Dup.remote:type_name -> vigil.v1.SocketAddress
-	24, // 45: vigil.v1.DnsQuery.server:type_name -> vigil.v1.SocketAddress
-	24, // 46: vigil.v1.DnsAnswer.server:type_name -> vigil.v1.SocketAddress
-	37, // 47: vigil.v1.Container.labels:type_name -> vigil.v1.Container.LabelsEntry
-	39, // 48: vigil.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	38, // 49: vigil.v1.Kubernetes.pod_labels:type_name -> vigil.v1.Kubernetes.PodLabelsEntry
-	50, // [50:50] is the sub-list for method output_type
-	50, // [50:50] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	39, // 37: vigil.v1.Process.exe_ctime:type_name -> google.protobuf.Timestamp
+	39, // 38: vigil.v1.Process.exe_mtime:type_name -> google.protobuf.Timestamp
+	39, // 39: vigil.v1.Ancestor.start_time:type_name -> google.protobuf.Timestamp
+	24, // 40: vigil.v1.Connect.remote:type_name -> vigil.v1.SocketAddress
+	24, // 41: vigil.v1.Connect.local:type_name -> vigil.v1.SocketAddress
+	24, // 42: vigil.v1.Accept.remote:type_name -> vigil.v1.SocketAddress
+	24, // 43: vigil.v1.Accept.local:type_name -> vigil.v1.SocketAddress
+	24, // 44: vigil.v1.Bind.local:type_name -> vigil.v1.SocketAddress
+	24, // 45: vigil.v1.Listen.local:type_name -> vigil.v1.SocketAddress
+	24, // 46: vigil.v1.Dup.remote:type_name -> vigil.v1.SocketAddress
+	24, // 47: vigil.v1.DnsQuery.server:type_name -> vigil.v1.SocketAddress
+	24, // 48: vigil.v1.DnsAnswer.server:type_name -> vigil.v1.SocketAddress
+	37, // 49: vigil.v1.Container.labels:type_name -> vigil.v1.Container.LabelsEntry
+	39, // 50: vigil.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	38, // 51: vigil.v1.Kubernetes.pod_labels:type_name -> vigil.v1.Kubernetes.PodLabelsEntry
+	52, // [52:52] is the sub-list for method output_type
+	52, // [52:52] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_vigil_v1_event_proto_init() }
