@@ -1,0 +1,83 @@
+// Package proctable is the sensor's process table: it turns the pid in a
+// kernel record into the *vigilv1.Process the event carries, with a stable
+// exec_id, the parent's exec_id, a bounded lineage, credentials, the
+// executable's identity and, once known, its SHA-256.
+//
+// # Identifiers
+//
+// A process's exec_id is derived from three numbers that together never
+// repeat: the first 6 bytes of the boot id (/proc/sys/kernel/random/boot_id),
+// the host pid, and the process start time in clock ticks since boot. The 16
+// bytes are encoded as unpadded base64url, 22 characters.
+//
+// The start time is truncated to clock ticks (USER_HZ, 100 per second on
+// every Linux architecture the sensor supports) because that is the only
+// precision /proc/PID/stat (field 22) offers, and processes seeded from /proc
+// must get the same id as the probes give them. The kernel computes field 22
+// as task->start_boottime / (NSEC_PER_SEC / USER_HZ), truncating, and
+// ExecInfo.StartTime is divided the same way, so a probe that reports
+// task->start_boottime (ns since boot, suspend included) always lands on the
+// same id. A probe that reports task->start_time (CLOCK_MONOTONIC) lands on
+// the same id unless the host has been suspended since boot; servers and
+// cloud instances are not.
+//
+// The exec_id names the process (the task group), not the program image:
+// execve keeps the id and replaces the image (ExePath, Args, Comm, ...), and
+// fork gives the child a new id whose parent is the forking process. So the
+// lineage of "bash -c 'ls'" shows ls's parent as the bash that forked it, as
+// ps does. The parent link is the parent at fork (or at /proc seeding) time; a
+// later reparenting to init or a subreaper does not rewrite it, because the
+// original parent is what an investigation wants.
+//
+// # Published messages
+//
+// Lookup, OnExec, OnFork and the other methods return a *vigilv1.Process
+// that is shared by every event of that process and must be treated as
+// immutable by callers. A change (credentials, working directory, a SHA-256
+// that became known) publishes a new message, copied on write; events that
+// already hold the older message keep it, so each event shows the process as
+// it was when the event was decoded.
+//
+// Lineage is a snapshot taken when the process is created (fork, exec of an
+// unknown process, or seeding): nearest ancestor first, Config.LineageDepth
+// entries at most, with arguments only on the nearest
+// Config.LineageArgsDepth ancestors. Ancestor messages are shared between the
+// lineages of siblings and descendants.
+//
+// # Lifetimes
+//
+// An entry lives while its process does. OnExit marks it exited; it stays
+// resolvable (by pid, until the pid is reused, and by exec_id) for
+// Config.ExitedTTL, so events decoded after the exit record still find their
+// process, and then it is dropped. At most Config.MaxExited exited entries are
+// kept; beyond that the oldest go first (counted). Because the ring buffer can
+// lose exit records, Run sweeps live entries every Config.SweepInterval and
+// retires those whose pid is gone from /proc or now has another start time.
+//
+// A Lookup miss reads /proc/PID once, inserts what it finds (counted) and
+// remembers a failed read for a second, so a flood of events from a process
+// that is already gone does not turn into a flood of /proc reads.
+//
+// # Executable hashes and user names
+//
+// Hashing an executable reads the whole file, so it never happens on the
+// event path: OnExec queues a job for the worker goroutines started by Run
+// (the queue is bounded; a full queue drops the job, counted). The worker
+// opens /proc/PID/exe, which is the very file the process runs even inside a
+// container's mount namespace, a memfd or a deleted file; checks that it is
+// still the image the entry describes; and looks the digest up in an LRU
+// cache keyed by (device, inode, mtime, size) before reading the file. Events
+// decoded before the hash is published have an empty ExeSha256; HashNow hashes
+// synchronously for a caller that cannot wait.
+//
+// User names come from /etc/passwd as the process sees it
+// (/proc/PID/root/etc/passwd), cached per mount namespace. When ExecInfo
+// carries the mount namespace and its passwd file is already cached the name
+// is set at once; otherwise the worker resolves it with the hash.
+//
+// # Concurrency
+//
+// One goroutine (the collector's reader) calls the On* methods; any number of
+// goroutines may call Lookup, LookupExecID and ResolvePath at the same time.
+// A Lookup hit takes a read lock, does one map lookup and does not allocate.
+package proctable
