@@ -3360,8 +3360,11 @@ type Ecs struct {
 	LaunchType       string `protobuf:"bytes,6,opt,name=launch_type,json=launchType,proto3" json:"launch_type,omitempty"`
 	AvailabilityZone string `protobuf:"bytes,7,opt,name=availability_zone,json=availabilityZone,proto3" json:"availability_zone,omitempty"`
 	ContainerArn     string `protobuf:"bytes,8,opt,name=container_arn,json=containerArn,proto3" json:"container_arn,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Cluster ARN; cluster above is always the short name (TMDE gives an ARN
+	// on Fargate and a short name on EC2).
+	ClusterArn    string `protobuf:"bytes,9,opt,name=cluster_arn,json=clusterArn,proto3" json:"cluster_arn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Ecs) Reset() {
@@ -3446,6 +3449,13 @@ func (x *Ecs) GetAvailabilityZone() string {
 func (x *Ecs) GetContainerArn() string {
 	if x != nil {
 		return x.ContainerArn
+	}
+	return ""
+}
+
+func (x *Ecs) GetClusterArn() string {
+	if x != nil {
+		return x.ClusterArn
 	}
 	return ""
 }
@@ -3859,7 +3869,7 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\x0fservice_account\x18\x06 \x01(\tR\x0eserviceAccount\x1a<\n" +
 	"\x0ePodLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9a\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x02\n" +
 	"\x03Ecs\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x19\n" +
 	"\btask_arn\x18\x02 \x01(\tR\ataskArn\x12\x1f\n" +
@@ -3870,7 +3880,9 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\vlaunch_type\x18\x06 \x01(\tR\n" +
 	"launchType\x12+\n" +
 	"\x11availability_zone\x18\a \x01(\tR\x10availabilityZone\x12#\n" +
-	"\rcontainer_arn\x18\b \x01(\tR\fcontainerArn\"\xb8\x02\n" +
+	"\rcontainer_arn\x18\b \x01(\tR\fcontainerArn\x12\x1f\n" +
+	"\vcluster_arn\x18\t \x01(\tR\n" +
+	"clusterArn\"\xb8\x02\n" +
 	"\x04Host\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x16\n" +
 	"\x06kernel\x18\x02 \x01(\tR\x06kernel\x12\x17\n" +
