@@ -1,0 +1,318 @@
+package enrich
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/vigilsec/vigil/enrich/cgroup"
+	"github.com/vigilsec/vigil/enrich/containerd"
+	"github.com/vigilsec/vigil/enrich/ecs"
+	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
+)
+
+// Lookup results, as in the result label of vigil_enrich_lookups_total.
+const (
+	resultFound    = "found"
+	resultNotFound = "not_found"
+	resultError    = "error"
+)
+
+func (e *Enricher) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-e.queue:
+			if j.unresolved != nil {
+				e.resolveID(ctx, j.unresolved)
+				j.unresolved.queued.Store(false)
+				continue
+			}
+			e.lookup(ctx, j.state)
+			j.state.queued.Store(false)
+		}
+	}
+}
+
+// resolveID maps an id-only cgroup to its path, then treats it like a
+// path miss.
+func (e *Enricher) resolveID(ctx context.Context, s *slot) {
+	path, ok := e.paths.Resolve(s.id)
+	if !ok {
+		e.m.lookups.WithLabelValues("cgroup_path", resultNotFound).Inc()
+		s.retryAt.Store(time.Now().Add(e.cfg.RetryMin).UnixNano())
+		return
+	}
+	e.m.lookups.WithLabelValues("cgroup_path", resultFound).Inc()
+	ref, isContainer := cgroup.ParsePath(path)
+	if !isContainer {
+		e.cache.replaceID(s.id, s, newHostSlot())
+		return
+	}
+	e.cache.mu.Lock()
+	st := e.cache.stateForLocked(ref)
+	e.cache.mu.Unlock()
+	e.cache.replaceID(s.id, s, &slot{kind: slotContainer, state: st})
+	if st.queued.CompareAndSwap(false, true) {
+		e.lookup(ctx, st)
+		st.queued.Store(false)
+	}
+}
+
+// found is what the sources said of one container.
+type found struct {
+	container  *vigilv1.Container
+	kubernetes *vigilv1.Kubernetes
+	ecs        *vigilv1.Ecs
+	known      bool // some source knows the container
+	failed     bool // some source that might know it failed
+	notHere    bool // containerd answered and does not have it
+}
+
+// lookup asks the sources about a container and publishes a new snapshot.
+func (e *Enricher) lookup(ctx context.Context, st *containerState) {
+	ref := st.ref
+	now := time.Now()
+	f := found{container: &vigilv1.Container{Id: ref.ID, Runtime: ref.Runtime, Namespace: ref.Namespace}}
+	if ref.PodUID != "" {
+		f.kubernetes = &vigilv1.Kubernetes{PodUid: ref.PodUID}
+	}
+	e.fromContainerd(ctx, ref, &f, now)
+	e.fromTask(ctx, ref, &f, now)
+	e.fromAgent(ctx, ref, &f, now)
+	if f.ecs != nil {
+		e.completeECS(ref, f.ecs)
+	}
+
+	old := st.meta.Load()
+	next := &meta{}
+	switch {
+	case f.known:
+		st.attempts = 0
+		next.container, next.kubernetes, next.ecs = f.container, f.kubernetes, f.ecs
+		next.refreshAt = now.Add(e.cfg.CacheTTL).UnixNano()
+	case ref.Weak && !f.failed && (f.notHere || e.ctrdClient.Load() == nil):
+		// A /<namespace>/<id> path that containerd does not know (or on
+		// a host without containerd) is an ordinary cgroup, not a
+		// container: stop calling it one.
+		e.demoteToHost(st)
+		return
+	case !old.container.Partial:
+		// A refresh learned nothing (the container is gone, or a source
+		// is down): keep what we knew, try again later.
+		*next = *old
+		next.refreshAt = now.Add(e.retryWait(st)).UnixNano()
+	default:
+		st.attempts++
+		*next = *old
+		next.refreshAt = now.Add(e.retryWait(st)).UnixNano()
+	}
+	st.meta.Store(next)
+}
+
+// retryWait backs off repeated lookups of a container nobody knows.
+func (e *Enricher) retryWait(st *containerState) time.Duration {
+	return backoff(e.cfg.RetryMin, e.cfg.RetryMax)(st.attempts)
+}
+
+// demoteToHost turns every slot of a weakly parsed "container" into a host
+// slot.
+func (e *Enricher) demoteToHost(st *containerState) {
+	e.cache.mu.Lock()
+	defer e.cache.mu.Unlock()
+	for p, s := range e.cache.byPath {
+		if s.state == st {
+			e.cache.byPath[p] = newHostSlot()
+		}
+	}
+	for id, s := range e.cache.byID {
+		if s.state == st {
+			e.cache.byID[id] = newHostSlot()
+		}
+	}
+	delete(e.cache.containers, st.ref.ID)
+}
+
+func (e *Enricher) fromContainerd(ctx context.Context, ref cgroup.Ref, f *found, now time.Time) {
+	c := e.ctrdClient.Load()
+	if c == nil || !e.ctrd.usable(now) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.LookupTimeout)
+	defer cancel()
+	start := time.Now()
+	info, err := c.Lookup(ctx, ref.Namespace, ref.ID)
+	e.m.lookupSeconds.WithLabelValues(SourceContainerd).Observe(time.Since(start).Seconds())
+	switch {
+	case errors.Is(err, containerd.ErrNotFound):
+		e.m.lookups.WithLabelValues(SourceContainerd, resultNotFound).Inc()
+		e.ctrd.succeed()
+		f.notHere = true
+		return
+	case err != nil:
+		e.m.lookups.WithLabelValues(SourceContainerd, resultError).Inc()
+		e.ctrd.fail(err, now)
+		f.failed = true
+		return
+	}
+	e.m.lookups.WithLabelValues(SourceContainerd, resultFound).Inc()
+	e.ctrd.succeed()
+	f.known = true
+	c2 := f.container
+	c2.Name = info.Name
+	c2.Image = info.Image
+	c2.ImageDigest = info.ImageDigest
+	c2.Namespace = info.Namespace
+	c2.Labels = info.Labels
+	c2.Privileged = info.Privileged
+	if !info.CreatedAt.IsZero() {
+		c2.StartedAt = timestamppb.New(info.CreatedAt)
+	}
+	switch {
+	case info.Namespace == "moby":
+		// Docker's containers live in containerd's moby namespace.
+		c2.Runtime = cgroup.RuntimeDocker
+	case c2.Runtime == "" || c2.Runtime == cgroup.RuntimeCRI:
+		c2.Runtime = cgroup.RuntimeContainerd
+	}
+	if k := kubernetesFromLabels(info.Labels); k != nil {
+		k.PodLabels = info.PodLabels
+		if k.PodUid == "" && f.kubernetes != nil {
+			k.PodUid = f.kubernetes.PodUid
+		}
+		f.kubernetes = k
+	}
+	if x, ok := ecs.FromLabels(info.Labels); ok {
+		f.ecs = x
+	}
+}
+
+// kubernetesFromLabels reads a pod's identity from the CRI labels.
+func kubernetesFromLabels(l map[string]string) *vigilv1.Kubernetes {
+	k := &vigilv1.Kubernetes{
+		PodName:       l[containerd.LabelPodName],
+		Namespace:     l[containerd.LabelPodNamespace],
+		PodUid:        l[containerd.LabelPodUID],
+		ContainerName: l[containerd.LabelContainerName],
+	}
+	if k.PodName == "" && k.PodUid == "" {
+		return nil
+	}
+	return k
+}
+
+// fromTask looks the container up in the sensor's own task document (the
+// Fargate sidecar sees its task's containers; the EC2 daemon its own).
+func (e *Enricher) fromTask(ctx context.Context, ref cgroup.Ref, f *found, now time.Time) {
+	if e.tmde == nil || !e.task.usable(now) {
+		return
+	}
+	t := e.taskDoc.Load()
+	var c *ecs.ContainerMetadata
+	ok := false
+	if t != nil {
+		c, ok = t.Container(ref.ID)
+	}
+	if !ok && ref.TaskID != "" && (t == nil || strings.HasSuffix(t.TaskARN, "/"+ref.TaskID)) {
+		// Our own task, and a container we have not seen: it may have
+		// started since the last refresh.
+		e.taskMu.Lock()
+		due := now.Sub(e.taskFetched) >= taskRefetchMin
+		e.taskMu.Unlock()
+		if due {
+			e.refreshTask(ctx)
+			if t = e.taskDoc.Load(); t != nil {
+				c, ok = t.Container(ref.ID)
+			}
+		}
+	}
+	if !ok {
+		e.m.lookups.WithLabelValues(SourceECSTask, resultNotFound).Inc()
+		return
+	}
+	e.m.lookups.WithLabelValues(SourceECSTask, resultFound).Inc()
+	f.known = true
+	f.ecs = t.Identity(c)
+	c2 := f.container
+	if c2.Name == "" || c2.Name == c2.Id {
+		c2.Name = c.Name
+	}
+	if c2.Image == "" {
+		c2.Image = c.Image
+	}
+	if c2.ImageDigest == "" {
+		c2.ImageDigest = c.ImageID
+	}
+	if c2.Labels == nil {
+		c2.Labels = c.Labels
+	}
+	if c2.StartedAt == nil && c.StartedAt != nil {
+		c2.StartedAt = timestamppb.New(*c.StartedAt)
+	}
+}
+
+// fromAgent asks the ECS agent which task runs a Docker container.
+func (e *Enricher) fromAgent(ctx context.Context, ref cgroup.Ref, f *found, now time.Time) {
+	if f.ecs != nil && f.ecs.TaskArn != "" {
+		return
+	}
+	cluster := e.cluster.Load()
+	if e.agentCl == nil || cluster == nil || !e.agent.usable(now) {
+		return
+	}
+	// The agent only knows Docker containers: 64-hex ids.
+	if len(ref.ID) != 64 || ref.Format == cgroup.FormatFargate {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.LookupTimeout)
+	defer cancel()
+	start := time.Now()
+	t, err := e.agentCl.TaskByDockerID(ctx, ref.ID)
+	e.m.lookupSeconds.WithLabelValues(SourceECSAgent).Observe(time.Since(start).Seconds())
+	switch {
+	case errors.Is(err, ecs.ErrNotFound):
+		e.m.lookups.WithLabelValues(SourceECSAgent, resultNotFound).Inc()
+		e.agent.succeed()
+		return
+	case err != nil:
+		e.m.lookups.WithLabelValues(SourceECSAgent, resultError).Inc()
+		e.agent.fail(err, now)
+		f.failed = true
+		return
+	}
+	e.m.lookups.WithLabelValues(SourceECSAgent, resultFound).Inc()
+	e.agent.succeed()
+	f.known = true
+	f.ecs = t.Identity(*cluster, ref.ID)
+	if c := f.container; c.Name == "" || c.Name == c.Id {
+		c.Name = f.ecs.ContainerName
+	}
+	if f.container.Runtime == "" {
+		f.container.Runtime = cgroup.RuntimeDocker
+	}
+}
+
+// completeECS fills the launch type and zone that labels and the agent do
+// not give.
+func (e *Enricher) completeECS(ref cgroup.Ref, x *vigilv1.Ecs) {
+	if x.LaunchType == "" {
+		if ref.Format == cgroup.FormatFargate {
+			x.LaunchType = ecs.LaunchTypeFargate
+		} else {
+			// Labels from containerd or Docker: the host is visible to
+			// us, so it is not Fargate.
+			x.LaunchType = ecs.LaunchTypeEC2
+		}
+	}
+	if x.AvailabilityZone == "" {
+		if t := e.taskDoc.Load(); t != nil && t.AvailabilityZone != "" {
+			x.AvailabilityZone = t.AvailabilityZone
+		} else if id := e.identity.Load(); id != nil {
+			x.AvailabilityZone = id.AvailabilityZone
+		}
+	}
+}
