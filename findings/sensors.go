@@ -161,4 +161,3 @@ func (s *sqlStore) scanSensor(rows *sql.Rows) (*vigilv1.SensorStatus, error) {
 	st.Healthy = len(st.Problems) == 0
 	return st, nil
 }
-
