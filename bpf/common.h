@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Maps and helpers shared by the process, file and network probes: the ring
+ * buffer, the per-CPU scratch record, in-kernel filters, the per-thread
+ * argument store that pairs sys_enter with sys_exit, and the dentry walk.
+ */
+#ifndef VIGIL_COMMON_H
+#define VIGIL_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "records.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * Strings are appended to the scratch record at an offset that is masked to
+ * the first half of the buffer, and each copy is bounded by STR_MASK, so the
+ * verifier can prove every write stays inside the buffer.
+ */
+#define SCRATCH_HALF 16384
+#define STR_MASK 8191
+#define SCRATCH_SIZE (2 * SCRATCH_HALF)
+#define NAME_MAX_LEN 256
+#define PATH_DEPTH 48
+#define SOCKADDR_MAX 112
+
+#define AT_FDCWD_VAL -100
+#define S_IFMT_VAL 00170000
+#define S_IFSOCK_VAL 0140000
+#define S_IFDIR_VAL 0040000
+#define S_IFIFO_VAL 0010000
+#define S_IFCHR_VAL 0020000
+#define S_IFREG_VAL 0100000
+#define FMODE_CREATED_VAL 0x100000
+#define AF_UNIX_VAL 1
+#define AF_INET_VAL 2
+#define AF_INET6_VAL 10
+#define AF_PACKET_VAL 17
+#define SOCK_DGRAM_VAL 2
+#define SOCK_RAW_VAL 3
+#define IPPROTO_UDP_VAL 17
+#define PROT_EXEC_VAL 4
+#define DNS_PORT 53
+
+/*
+ * AT(x) is a buffer offset the verifier can bound. The barrier stops clang
+ * from dropping the mask after it has proven x < SCRATCH_HALF itself.
+ */
+#define AT(x) ({ __u64 _v = (x); barrier_var(_v); _v & (SCRATCH_HALF - 1); })
+
+struct scratch {
+	__u8 buf[SCRATCH_SIZE];
+};
+
+/* Arguments remembered at sys_enter until the matching sys_exit. */
+struct inflight {
+	__u64 args[6];
+	__u32 sys;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24); /* replaced from config before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+/*
+ * Write cursor of the dentry walk. Kept in map memory, not a register, so the
+ * verifier sees an unknown scalar at every loop iteration and can prune; a
+ * register-held offset makes each branch a new state and the walk's
+ * verification explodes. (Not in struct scratch: per-CPU values are capped
+ * at 32 KiB.)
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cursor_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VIGIL_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rec_config);
+} config_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct rec_proc_state);
+} proc_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct rec_file_key);
+	__type(value, __u8);
+} ignored_binaries SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} ignored_cgroups SEC(".maps");
+
+/* Exported so bpf2go generates the Go mirrors of every record type. */
+const struct rec_exec *unused_exec __attribute__((unused));
+const struct rec_fork *unused_fork __attribute__((unused));
+const struct rec_exit *unused_exit __attribute__((unused));
+const struct rec_syscall *unused_syscall __attribute__((unused));
+const struct rec_open *unused_open __attribute__((unused));
+const struct rec_sock *unused_sock __attribute__((unused));
+const struct rec_dns *unused_dns __attribute__((unused));
+const struct rec_dup *unused_dup __attribute__((unused));
+const enum rec_type *unused_rec __attribute__((unused));
+const enum rec_sys *unused_sys __attribute__((unused));
+const enum rec_fd_kind *unused_fd_kind __attribute__((unused));
+const enum rec_counter *unused_counter __attribute__((unused));
+const enum rec_cfg_flag *unused_cfg_flag __attribute__((unused));
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &slot);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct rec_config *get_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&config_map, &zero);
+}
+
+static __always_inline struct scratch *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+/*
+ * wanted applies the in-kernel filters for the current process: the sensor
+ * itself, ignored cgroups and binaries, and the per-process token bucket
+ * (skipped when exempt, so exits are never rate limited).
+ */
+static __always_inline bool wanted(struct rec_config *cfg, __u32 tgid, bool exempt)
+{
+	if (tgid == cfg->sensor_tgid)
+		return false;
+	__u32 flags = cfg->flags;
+	if (!flags)
+		return true;
+	if (flags & VIGIL_CFG_IGNORE_CGROUPS) {
+		__u64 cg = bpf_get_current_cgroup_id();
+		if (bpf_map_lookup_elem(&ignored_cgroups, &cg)) {
+			count(VIGIL_CNT_IGNORED);
+			return false;
+		}
+	}
+	if (!(flags & (VIGIL_CFG_IGNORE_BINARIES | VIGIL_CFG_RATE_LIMIT)))
+		return true;
+	struct rec_proc_state *st = bpf_map_lookup_elem(&proc_state, &tgid);
+	if (!st) {
+		if (!(flags & VIGIL_CFG_RATE_LIMIT))
+			return true;
+		struct rec_proc_state init = {};
+		init.last_ns = bpf_ktime_get_ns();
+		init.tokens = (__u64)cfg->rate_burst * 1000000000ULL;
+		bpf_map_update_elem(&proc_state, &tgid, &init, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&proc_state, &tgid);
+		if (!st)
+			return true;
+	}
+	if (st->ignored) {
+		count(VIGIL_CNT_IGNORED);
+		return false;
+	}
+	if (exempt || !(flags & VIGIL_CFG_RATE_LIMIT))
+		return true;
+	/* Token bucket in units of 1e-9 tokens so refill is integer math. */
+	__u64 now = bpf_ktime_get_ns();
+	__u64 max = (__u64)cfg->rate_burst * 1000000000ULL;
+	__u64 elapsed = now - st->last_ns;
+	__u64 tokens = st->tokens + elapsed * cfg->rate_per_sec;
+	if (tokens > max || elapsed > 1000000000000ULL)
+		tokens = max;
+	st->last_ns = now;
+	if (tokens < 1000000000ULL) {
+		st->tokens = tokens;
+		count(VIGIL_CNT_RATE_LIMITED);
+		return false;
+	}
+	st->tokens = tokens - 1000000000ULL;
+	return true;
+}
+
+/* fill_hdr sets the common header; strings are counted as they are added. */
+static __always_inline void fill_hdr(struct rec_hdr *h, __u16 type, __u16 sys, __u16 fixed)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	h->ts = bpf_ktime_get_boot_ns();
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->ret = 0;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->type = type;
+	h->sys = sys;
+	h->fixed = fixed;
+	h->nstr = 0;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+#pragma unroll
+	for (int i = 0; i < VIGIL_MAX_STRS; i++)
+		h->str_len[i] = 0;
+}
+
+/*
+ * submit copies the finished record into the ring buffer. Wakeups are
+ * batched: the reader is only woken once cfg->wakeup_bytes are pending, and
+ * it polls on a short timer for the rest, which keeps the per-event cost of a
+ * wakeup (an irq_work and a context switch) off the traced process.
+ */
+static __always_inline void submit(struct rec_config *cfg, struct scratch *s, __u32 off)
+{
+	struct rec_hdr *h = (void *)s->buf;
+	/* Offsets never reach SCRATCH_SIZE (see put_*); the mask is for the verifier. */
+	__u64 size = off & (SCRATCH_SIZE - 1);
+	h->size = size;
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, s->buf, size, flags) != 0)
+		count(VIGIL_CNT_LOST);
+}
+
+/* set_len records the length of string idx and returns the new offset. */
+static __always_inline __u32 set_len(struct scratch *s, __u32 off, int idx, long n)
+{
+	struct rec_hdr *h = (void *)s->buf;
+	if (n < 0)
+		n = 0;
+	if (idx >= 0 && idx < VIGIL_MAX_STRS) {
+		h->str_len[idx] = n;
+		if (h->nstr <= idx)
+			h->nstr = idx + 1;
+	}
+	return off + n;
+}
+
+static __always_inline __u32 put_user_str(struct scratch *s, __u32 off, int idx, const void *p, __u32 max)
+{
+	if (!p || off >= SCRATCH_HALF)
+		return set_len(s, off, idx, 0);
+	long n = bpf_probe_read_user_str(&s->buf[AT(off)], max & STR_MASK, p);
+	return set_len(s, off, idx, n);
+}
+
+static __always_inline __u32 put_kernel_str(struct scratch *s, __u32 off, int idx, const void *p, __u32 max)
+{
+	if (!p || off >= SCRATCH_HALF)
+		return set_len(s, off, idx, 0);
+	long n = bpf_probe_read_kernel_str(&s->buf[AT(off)], max & STR_MASK, p);
+	return set_len(s, off, idx, n);
+}
+
+static __always_inline __u32 put_user_bytes(struct scratch *s, __u32 off, int idx, const void *p, __u32 len)
+{
+	if (!p || off >= SCRATCH_HALF)
+		return set_len(s, off, idx, 0);
+	__u64 n = len;
+	barrier_var(n);
+	n &= STR_MASK;
+	if (bpf_probe_read_user(&s->buf[AT(off)], n, p) != 0)
+		n = 0;
+	return set_len(s, off, idx, n);
+}
+
+/*
+ * put_path writes the path of a dentry as NUL-terminated components, leaf
+ * first; user space reverses them. Mount points are crossed through the
+ * mount's parent, so the result is the path in the process's mount namespace
+ * as the kernel resolved it. The walk is bounded by PATH_DEPTH.
+ */
+static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct dentry *dentry, struct vfsmount *vfsmnt)
+{
+	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
+	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	__u32 zero = 0;
+	__u32 *cur = bpf_map_lookup_elem(&cursor_map, &zero);
+	if (!cur)
+		return set_len(s, off, idx, 0);
+	*cur = off;
+
+	for (int i = 0; i < PATH_DEPTH; i++) {
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == mnt_root || dentry == parent) {
+			if (dentry != mnt_root)
+				break; /* a dentry outside any mount (pipe, socket, anon) */
+			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+			if (mp == mnt)
+				break; /* reached the namespace root */
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mp;
+			mnt_root = BPF_CORE_READ(mp, mnt.mnt_root);
+			continue;
+		}
+		__u32 o = *cur;
+		if (o >= SCRATCH_HALF)
+			break;
+		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+		long n = bpf_probe_read_kernel_str(&s->buf[AT(o)], NAME_MAX_LEN, name);
+		if (n <= 0)
+			break;
+		*cur = o + n;
+		dentry = parent;
+	}
+	__u32 end = *cur;
+	if (end == off && end < SCRATCH_HALF) {
+		/* The root itself, or a detached dentry: its own name. */
+		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+		long n = bpf_probe_read_kernel_str(&s->buf[AT(end)], NAME_MAX_LEN, name);
+		if (n <= 0 || (n == 2 && s->buf[AT(end)] == '/')) {
+			s->buf[AT(end)] = 0;
+			n = 1;
+		}
+		end += n;
+	}
+	return set_len(s, off, idx, end - off);
+}
+
+static __always_inline __u32 put_file_path(struct scratch *s, __u32 off, int idx, struct file *f)
+{
+	if (!f)
+		return set_len(s, off, idx, 0);
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct vfsmount *m = BPF_CORE_READ(f, f_path.mnt);
+	return put_path(s, off, idx, d, m);
+}
+
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+static __always_inline __u32 put_cwd(struct scratch *s, __u32 off, int idx, struct task_struct *t)
+{
+	struct dentry *d = BPF_CORE_READ(t, fs, pwd.dentry);
+	struct vfsmount *m = BPF_CORE_READ(t, fs, pwd.mnt);
+	return put_path(s, off, idx, d, m);
+}
+
+/* fd_file returns the struct file of fd in task t, or NULL. */
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned long)fd >= max)
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/*
+ * put_base writes the directory a relative path is resolved against (the
+ * dirfd's file, or the cwd for AT_FDCWD) when the user path is relative, and
+ * an empty string otherwise.
+ */
+static __always_inline __u32 put_base(struct scratch *s, __u32 off, int idx, long dfd, const char *upath)
+{
+	char c = '/';
+	if (upath)
+		bpf_probe_read_user(&c, 1, upath);
+	if (c == '/')
+		return set_len(s, off, idx, 0);
+	struct task_struct *t = current_task();
+	if ((int)dfd == AT_FDCWD_VAL)
+		return put_cwd(s, off, idx, t);
+	return put_file_path(s, off, idx, fd_file(t, dfd));
+}
+
+static __always_inline struct sock *file_sock(struct file *f)
+{
+	if (!f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT_VAL) != S_IFSOCK_VAL)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* sock_remote reads the peer address of a socket from the kernel. */
+static __always_inline void sock_remote(struct sock *sk, struct rec_sockaddr *a)
+{
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	a->family = fam;
+	a->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (fam == AF_INET_VAL) {
+		__be32 ip = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(a->addr, &ip, 4);
+	} else if (fam == AF_INET6_VAL) {
+		BPF_CORE_READ_INTO(&a->addr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline void sock_local(struct sock *sk, struct rec_sockaddr *a)
+{
+	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	a->family = fam;
+	a->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (fam == AF_INET_VAL) {
+		__be32 ip = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(a->addr, &ip, 4);
+	} else if (fam == AF_INET6_VAL) {
+		BPF_CORE_READ_INTO(&a->addr, sk, __sk_common.skc_v6_rcv_saddr);
+	}
+}
+
+static __always_inline void fd_info(struct file *f, struct rec_fdinfo *fi)
+{
+	if (!f) {
+		fi->kind = VIGIL_FD_NONE;
+		return;
+	}
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT_VAL;
+	switch (mode) {
+	case S_IFSOCK_VAL: {
+		fi->kind = VIGIL_FD_SOCKET;
+		struct socket *sock = BPF_CORE_READ(f, private_data);
+		struct sock *sk = BPF_CORE_READ(sock, sk);
+		fi->stype = BPF_CORE_READ(sock, type);
+		fi->proto = BPF_CORE_READ(sk, sk_protocol);
+		sock_remote(sk, &fi->remote);
+		break;
+	}
+	case S_IFIFO_VAL:
+		fi->kind = VIGIL_FD_PIPE;
+		break;
+	case S_IFDIR_VAL:
+		fi->kind = VIGIL_FD_DIR;
+		break;
+	case S_IFREG_VAL:
+		fi->kind = VIGIL_FD_FILE;
+		break;
+	case S_IFCHR_VAL: {
+		/* tty majors: 4 (vt, ttyS), 5 (tty, ptmx), 136-143 (pts). */
+		dev_t rdev = BPF_CORE_READ(f, f_inode, i_rdev);
+		__u32 major = rdev >> 20;
+		fi->kind = (major == 4 || major == 5 || (major >= 136 && major <= 143)) ? VIGIL_FD_TTY : VIGIL_FD_CHAR;
+		break;
+	}
+	default:
+		fi->kind = VIGIL_FD_OTHER;
+	}
+}
+
+/* remember stores the syscall arguments for the matching exit. */
+static __always_inline int remember(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+{
+	struct inflight in = {};
+	in.sys = sys;
+	/* One load per argument: the verifier rejects a derived ctx pointer. */
+	in.args[0] = ctx->args[0];
+	in.args[1] = ctx->args[1];
+	in.args[2] = ctx->args[2];
+	in.args[3] = ctx->args[3];
+	in.args[4] = ctx->args[4];
+	in.args[5] = ctx->args[5];
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&inflight_map, &tid, &in, BPF_ANY) != 0)
+		count(VIGIL_CNT_INFLIGHT_FULL);
+	return 0;
+}
+
+/* recall returns and forgets the arguments stored at enter. */
+static __always_inline bool recall(struct inflight *out, __u32 sys)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight_map, &tid);
+	if (!in)
+		return false;
+	__builtin_memcpy(out, in, sizeof(*out));
+	bpf_map_delete_elem(&inflight_map, &tid);
+	/* A stale entry from a syscall whose exit was missed is dropped. */
+	return out->sys == sys;
+}
+
+/* enter_filter is the shared prologue of every sys_enter program. */
+static __always_inline struct rec_config *enter_filter(void)
+{
+	struct rec_config *cfg = get_config();
+	if (!cfg)
+		return NULL;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!wanted(cfg, tgid, false))
+		return NULL;
+	return cfg;
+}
+
+#endif

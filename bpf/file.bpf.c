@@ -1,0 +1,133 @@
+//go:build ignore
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * File probes: open/openat/openat2/creat with the kernel-resolved path of the
+ * opened file, and unlink, rename, chmod, chown, link, symlink and truncate.
+ * Compiled as part of vigil.bpf.c.
+ */
+#include "common.h"
+#include "syscall.h"
+
+static __always_inline int open_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+{
+	if (!enter_filter())
+		return 0;
+	/* Arguments are normalised to (dfd, path, flags, mode). */
+	struct inflight in = {};
+	in.sys = sys;
+	switch (sys) {
+	case VIGIL_SYS_OPEN:
+		in.args[0] = (__u64)(long)AT_FDCWD_VAL;
+		in.args[1] = ctx->args[0];
+		in.args[2] = ctx->args[1];
+		in.args[3] = ctx->args[2];
+		break;
+	case VIGIL_SYS_CREAT:
+		in.args[0] = (__u64)(long)AT_FDCWD_VAL;
+		in.args[1] = ctx->args[0];
+		in.args[2] = 01 | 0100 | 01000; /* O_WRONLY|O_CREAT|O_TRUNC */
+		in.args[3] = ctx->args[1];
+		break;
+	case VIGIL_SYS_OPENAT2: {
+		/* struct open_how { u64 flags; u64 mode; u64 resolve; } */
+		__u64 how[2] = {};
+		bpf_probe_read_user(how, sizeof(how), (void *)ctx->args[2]);
+		in.args[0] = ctx->args[0];
+		in.args[1] = ctx->args[1];
+		in.args[2] = how[0];
+		in.args[3] = how[1];
+		break;
+	}
+	default:
+		in.args[0] = ctx->args[0];
+		in.args[1] = ctx->args[1];
+		in.args[2] = ctx->args[2];
+		in.args[3] = ctx->args[3];
+	}
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&inflight_map, &tid, &in, BPF_ANY) != 0)
+		count(VIGIL_CNT_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
+{
+	struct inflight in;
+	if (!recall(&in, sys))
+		return 0;
+	struct rec_config *cfg = get_config();
+	struct scratch *s = scratch();
+	if (!cfg || !s)
+		return 0;
+	struct rec_open *o = (void *)s->buf;
+	fill_hdr(&o->h, VIGIL_REC_OPEN, sys, sizeof(*o));
+	long ret = ctx->ret;
+	o->h.ret = ret;
+	o->dfd = in.args[0];
+	o->flags = in.args[2];
+	o->mode = in.args[3];
+	o->ino = 0;
+	o->dev = 0;
+	o->created = 0;
+	const char *upath = (const char *)in.args[1];
+	__u32 off = sizeof(*o);
+	struct file *f = NULL;
+	if (ret >= 0) {
+		f = fd_file(current_task(), ret);
+		off = put_file_path(s, off, 0, f);
+	} else {
+		off = set_len(s, off, 0, 0);
+	}
+	off = put_user_str(s, off, 1, upath, 4096);
+	if (f) {
+		off = set_len(s, off, 2, 0);
+		struct inode *ino = BPF_CORE_READ(f, f_inode);
+		struct super_block *sb = BPF_CORE_READ(ino, i_sb);
+		o->ino = BPF_CORE_READ(ino, i_ino);
+		o->dev = BPF_CORE_READ(sb, s_dev);
+		o->created = (BPF_CORE_READ(f, f_mode) & FMODE_CREATED_VAL) != 0;
+		off = put_kernel_str(s, off, 3, BPF_CORE_READ(sb, s_type, name), 32);
+	} else {
+		/* Failed: user space resolves the requested path against this. */
+		off = put_base(s, off, 2, in.args[0], upath);
+	}
+	submit(cfg, s, off);
+	return 0;
+}
+
+#define OPEN_PAIR(name, SYS)                                                 \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
+	{                                                                    \
+		return open_enter(ctx, SYS);                                 \
+	}                                                                    \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
+	{                                                                    \
+		return open_exit(ctx, SYS);                                  \
+	}
+
+OPEN_PAIR(open, VIGIL_SYS_OPEN)
+OPEN_PAIR(openat, VIGIL_SYS_OPENAT)
+OPEN_PAIR(openat2, VIGIL_SYS_OPENAT2)
+OPEN_PAIR(creat, VIGIL_SYS_CREAT)
+
+SYSCALL_PAIR(unlink, VIGIL_SYS_UNLINK)
+SYSCALL_PAIR(unlinkat, VIGIL_SYS_UNLINKAT)
+SYSCALL_PAIR(rmdir, VIGIL_SYS_RMDIR)
+SYSCALL_PAIR(rename, VIGIL_SYS_RENAME)
+SYSCALL_PAIR(renameat, VIGIL_SYS_RENAMEAT)
+SYSCALL_PAIR(renameat2, VIGIL_SYS_RENAMEAT2)
+SYSCALL_PAIR(chmod, VIGIL_SYS_CHMOD)
+SYSCALL_PAIR(fchmod, VIGIL_SYS_FCHMOD)
+SYSCALL_PAIR(fchmodat, VIGIL_SYS_FCHMODAT)
+SYSCALL_PAIR(chown, VIGIL_SYS_CHOWN)
+SYSCALL_PAIR(lchown, VIGIL_SYS_LCHOWN)
+SYSCALL_PAIR(fchown, VIGIL_SYS_FCHOWN)
+SYSCALL_PAIR(fchownat, VIGIL_SYS_FCHOWNAT)
+SYSCALL_PAIR(link, VIGIL_SYS_LINK)
+SYSCALL_PAIR(linkat, VIGIL_SYS_LINKAT)
+SYSCALL_PAIR(symlink, VIGIL_SYS_SYMLINK)
+SYSCALL_PAIR(symlinkat, VIGIL_SYS_SYMLINKAT)
+SYSCALL_PAIR(truncate, VIGIL_SYS_TRUNCATE)
+SYSCALL_PAIR(ftruncate, VIGIL_SYS_FTRUNCATE)

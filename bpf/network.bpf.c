@@ -1,0 +1,441 @@
+//go:build ignore
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Network probes: connect, accept, bind and listen for inet and unix
+ * sockets; socket() for packet and raw sockets; DNS queries and answers
+ * (UDP payloads to or from port 53, copied for user space to parse); and
+ * dup onto fds 0-2 with what the duplicated fd is. Compiled as part of
+ * vigil.bpf.c.
+ */
+#include "common.h"
+
+struct user_msghdr_min {
+	void *name;
+	int namelen;
+	int _pad;
+	struct iovec *iov;
+	__u64 iovlen;
+};
+
+/* Size of struct mmsghdr on 64-bit: a user_msghdr (56 bytes) and msg_len. */
+#define MMSGHDR_SIZE 64
+
+static __always_inline struct sock *current_fd_sock(long fd)
+{
+	return file_sock(fd_file(current_task(), fd));
+}
+
+static __always_inline __u16 user_sockaddr_port(const void *addr)
+{
+	__u16 fp[2] = {};
+	if (!addr || bpf_probe_read_user(fp, sizeof(fp), addr) != 0)
+		return 0;
+	if (fp[0] != AF_INET_VAL && fp[0] != AF_INET6_VAL)
+		return 0;
+	return bpf_ntohs(fp[1]);
+}
+
+static __always_inline bool is_udp(struct sock *sk)
+{
+	return sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_UDP_VAL;
+}
+
+static __always_inline __u16 sk_dport(struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+/* sock_emit builds the record of connect, accept, bind, listen and socket. */
+static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
+{
+	struct inflight in;
+	if (!recall(&in, sys))
+		return 0;
+	struct rec_config *cfg = get_config();
+	struct scratch *s = scratch();
+	if (!cfg || !s)
+		return 0;
+	struct rec_sock *r = (void *)s->buf;
+	fill_hdr(&r->h, VIGIL_REC_SOCK, sys, sizeof(*r));
+	long ret = ctx->ret;
+	r->h.ret = ret;
+	__builtin_memset(&r->remote, 0, sizeof(r->remote));
+	__builtin_memset(&r->local, 0, sizeof(r->local));
+	r->fd = in.args[0];
+	r->arg = 0;
+	r->family = 0;
+	r->stype = 0;
+	r->proto = 0;
+	r->_pad = 0;
+	__u32 off = sizeof(*r);
+	long sockfd = in.args[0];
+	if (sys == VIGIL_SYS_SOCKET) {
+		r->fd = ret;
+		r->family = in.args[0];
+		r->stype = in.args[1] & 0xf;
+		r->proto = in.args[2];
+		r->arg = in.args[1];
+		submit(cfg, s, off);
+		return 0;
+	}
+	if (sys == VIGIL_SYS_ACCEPT || sys == VIGIL_SYS_ACCEPT4) {
+		r->arg = ret;
+		if (ret >= 0)
+			sockfd = ret;
+	}
+	if (sys == VIGIL_SYS_LISTEN)
+		r->arg = in.args[1];
+	struct file *f = fd_file(current_task(), sockfd);
+	struct sock *sk = file_sock(f);
+	if (sk) {
+		struct socket *sock = BPF_CORE_READ(f, private_data);
+		r->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		r->stype = BPF_CORE_READ(sock, type);
+		r->proto = BPF_CORE_READ(sk, sk_protocol);
+		sock_remote(sk, &r->remote);
+		sock_local(sk, &r->local);
+	}
+	if (sys == VIGIL_SYS_CONNECT || sys == VIGIL_SYS_BIND) {
+		__u32 len = in.args[2];
+		if (len > SOCKADDR_MAX)
+			len = SOCKADDR_MAX;
+		off = put_user_bytes(s, off, 0, (void *)in.args[1], len);
+	}
+	submit(cfg, s, off);
+	return 0;
+}
+
+#define SOCK_PAIR(name, SYS)                                                 \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
+	{                                                                    \
+		if (!enter_filter())                                         \
+			return 0;                                            \
+		return remember(ctx, SYS);                                   \
+	}                                                                    \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
+	{                                                                    \
+		return sock_emit(ctx, SYS);                                  \
+	}
+
+SOCK_PAIR(connect, VIGIL_SYS_CONNECT)
+SOCK_PAIR(accept, VIGIL_SYS_ACCEPT)
+SOCK_PAIR(accept4, VIGIL_SYS_ACCEPT4)
+SOCK_PAIR(bind, VIGIL_SYS_BIND)
+SOCK_PAIR(listen, VIGIL_SYS_LISTEN)
+
+/* socket(): only packet sockets and raw sockets matter to detection. */
+SEC("tracepoint/syscalls/sys_enter_socket")
+int enter_socket(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[0] != AF_PACKET_VAL && (ctx->args[1] & 0xf) != SOCK_RAW_VAL)
+		return 0;
+	if (!enter_filter())
+		return 0;
+	return remember(ctx, VIGIL_SYS_SOCKET);
+}
+
+SEC("tracepoint/syscalls/sys_exit_socket")
+int exit_socket(struct trace_event_raw_sys_exit *ctx)
+{
+	return sock_emit(ctx, VIGIL_SYS_SOCKET);
+}
+
+/*
+ * dns_emit copies one UDP payload. server is a user sockaddr (may be NULL,
+ * then the socket's peer is used).
+ */
+static __always_inline void dns_emit(struct rec_config *cfg, struct scratch *s, __u32 sys, long ret, long fd,
+				     const void *payload, __u64 len, const void *server, __u8 answer)
+{
+	struct rec_dns *r = (void *)s->buf;
+	fill_hdr(&r->h, VIGIL_REC_DNS, sys, sizeof(*r));
+	r->h.ret = ret;
+	r->fd = fd;
+	r->answer = answer;
+	r->_pad[0] = r->_pad[1] = r->_pad[2] = 0;
+	__builtin_memset(&r->server, 0, sizeof(r->server));
+	struct vigil_sockaddr_in6_min {
+		__u16 family;
+		__u16 port;
+		__u32 a4_or_flow;
+		__u8 a6[16];
+	} sa = {};
+	if (server && bpf_probe_read_user(&sa, sizeof(sa), server) == 0 &&
+	    (sa.family == AF_INET_VAL || sa.family == AF_INET6_VAL)) {
+		r->server.family = sa.family;
+		r->server.port = bpf_ntohs(sa.port);
+		if (sa.family == AF_INET_VAL)
+			__builtin_memcpy(r->server.addr, &sa.a4_or_flow, 4);
+		else
+			__builtin_memcpy(r->server.addr, sa.a6, 16);
+	} else {
+		struct sock *sk = current_fd_sock(fd);
+		if (sk)
+			sock_remote(sk, &r->server);
+	}
+	if (len > cfg->dns_max)
+		len = cfg->dns_max;
+	__u32 off = put_user_bytes(s, sizeof(*r), 0, payload, len);
+	submit(cfg, s, off);
+}
+
+/* dns_enter keeps a send only when it goes to port 53 over UDP. */
+static __always_inline int dns_send_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+{
+	struct sock *sk = current_fd_sock(ctx->args[0]);
+	if (!is_udp(sk))
+		return 0;
+	__u16 port = 0;
+	if (sys == VIGIL_SYS_SENDTO && ctx->args[4]) {
+		port = user_sockaddr_port((void *)ctx->args[4]);
+	} else if (sys == VIGIL_SYS_SENDMSG || sys == VIGIL_SYS_SENDMMSG) {
+		void *name = NULL;
+		bpf_probe_read_user(&name, sizeof(name), (void *)ctx->args[1]);
+		if (name)
+			port = user_sockaddr_port(name);
+	}
+	if (!port)
+		port = sk_dport(sk);
+	if (port != DNS_PORT)
+		return 0;
+	if (!enter_filter())
+		return 0;
+	return remember(ctx, sys);
+}
+
+static __always_inline void dns_msghdr(struct rec_config *cfg, struct scratch *s, __u32 sys, long ret, long fd,
+				       const void *msgp, __u64 len, __u8 answer)
+{
+	struct user_msghdr_min m = {};
+	if (bpf_probe_read_user(&m, sizeof(m), msgp) != 0 || !m.iov || !m.iovlen)
+		return;
+	struct iovec iov = {};
+	if (bpf_probe_read_user(&iov, sizeof(iov), m.iov) != 0)
+		return;
+	if (!answer || len > iov.iov_len)
+		len = iov.iov_len;
+	if (answer && m.name && user_sockaddr_port(m.name) != DNS_PORT)
+		return;
+	dns_emit(cfg, s, sys, ret, fd, iov.iov_base, len, m.name, answer);
+}
+
+static __always_inline int dns_send_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
+{
+	struct inflight in;
+	if (!recall(&in, sys))
+		return 0;
+	struct rec_config *cfg = get_config();
+	struct scratch *s = scratch();
+	if (!cfg || !s)
+		return 0;
+	long ret = ctx->ret;
+	long fd = in.args[0];
+	switch (sys) {
+	case VIGIL_SYS_SENDTO:
+		dns_emit(cfg, s, sys, ret, fd, (void *)in.args[1], in.args[2], (void *)in.args[4], 0);
+		break;
+	case VIGIL_SYS_WRITE:
+		dns_emit(cfg, s, sys, ret, fd, (void *)in.args[1], in.args[2], NULL, 0);
+		break;
+	case VIGIL_SYS_SENDMSG:
+		dns_msghdr(cfg, s, sys, ret, fd, (void *)in.args[1], 0, 0);
+		break;
+	case VIGIL_SYS_SENDMMSG:
+		/* glibc sends the A and AAAA questions in one sendmmsg. */
+		dns_msghdr(cfg, s, sys, ret, fd, (void *)in.args[1], 0, 0);
+		if (in.args[2] > 1)
+			dns_msghdr(cfg, s, sys, ret, fd, (void *)(in.args[1] + MMSGHDR_SIZE), 0, 0);
+		break;
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_send_enter(ctx, VIGIL_SYS_SENDTO);
+}
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int exit_sendto(struct trace_event_raw_sys_exit *ctx)
+{
+	return dns_send_exit(ctx, VIGIL_SYS_SENDTO);
+}
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_send_enter(ctx, VIGIL_SYS_SENDMSG);
+}
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return dns_send_exit(ctx, VIGIL_SYS_SENDMSG);
+}
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_send_enter(ctx, VIGIL_SYS_SENDMMSG);
+}
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return dns_send_exit(ctx, VIGIL_SYS_SENDMMSG);
+}
+SEC("tracepoint/syscalls/sys_enter_write")
+int enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_send_enter(ctx, VIGIL_SYS_WRITE);
+}
+SEC("tracepoint/syscalls/sys_exit_write")
+int exit_write(struct trace_event_raw_sys_exit *ctx)
+{
+	return dns_send_exit(ctx, VIGIL_SYS_WRITE);
+}
+
+/* Receives: kept at enter for any UDP socket, filtered on port 53 at exit. */
+static __always_inline int dns_recv_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+{
+	struct sock *sk = current_fd_sock(ctx->args[0]);
+	if (!is_udp(sk))
+		return 0;
+	/* read() carries no address: only connected sockets can tell. */
+	if (sys == VIGIL_SYS_READ && sk_dport(sk) != DNS_PORT)
+		return 0;
+	if (!enter_filter())
+		return 0;
+	return remember(ctx, sys);
+}
+
+static __always_inline int dns_recv_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
+{
+	struct inflight in;
+	if (!recall(&in, sys))
+		return 0;
+	long ret = ctx->ret;
+	if (ret <= 0)
+		return 0;
+	struct rec_config *cfg = get_config();
+	struct scratch *s = scratch();
+	if (!cfg || !s)
+		return 0;
+	long fd = in.args[0];
+	switch (sys) {
+	case VIGIL_SYS_RECVFROM: {
+		const void *addr = (void *)in.args[4];
+		__u16 port = addr ? user_sockaddr_port(addr) : 0;
+		if (!port) {
+			struct sock *sk = current_fd_sock(fd);
+			if (sk)
+				port = sk_dport(sk);
+		}
+		if (port != DNS_PORT)
+			return 0;
+		dns_emit(cfg, s, sys, ret, fd, (void *)in.args[1], ret, addr, 1);
+		break;
+	}
+	case VIGIL_SYS_READ:
+		dns_emit(cfg, s, sys, ret, fd, (void *)in.args[1], ret, NULL, 1);
+		break;
+	case VIGIL_SYS_RECVMSG: {
+		struct user_msghdr_min m = {};
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)in.args[1]) != 0)
+			return 0;
+		if (!m.name) {
+			struct sock *sk = current_fd_sock(fd);
+			if (!sk || sk_dport(sk) != DNS_PORT)
+				return 0;
+		}
+		dns_msghdr(cfg, s, sys, ret, fd, (void *)in.args[1], ret, 1);
+		break;
+	}
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_recv_enter(ctx, VIGIL_SYS_RECVFROM);
+}
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
+{
+	return dns_recv_exit(ctx, VIGIL_SYS_RECVFROM);
+}
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_recv_enter(ctx, VIGIL_SYS_RECVMSG);
+}
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return dns_recv_exit(ctx, VIGIL_SYS_RECVMSG);
+}
+SEC("tracepoint/syscalls/sys_enter_read")
+int enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_recv_enter(ctx, VIGIL_SYS_READ);
+}
+SEC("tracepoint/syscalls/sys_exit_read")
+int exit_read(struct trace_event_raw_sys_exit *ctx)
+{
+	return dns_recv_exit(ctx, VIGIL_SYS_READ);
+}
+
+/* dup family: only duplications onto stdin, stdout or stderr. */
+static __always_inline int dup_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
+{
+	struct inflight in;
+	if (!recall(&in, sys))
+		return 0;
+	long ret = ctx->ret;
+	if (sys == VIGIL_SYS_DUP && (ret < 0 || ret > 2))
+		return 0;
+	struct rec_config *cfg = get_config();
+	struct scratch *s = scratch();
+	if (!cfg || !s)
+		return 0;
+	struct rec_dup *r = (void *)s->buf;
+	fill_hdr(&r->h, VIGIL_REC_DUP, sys, sizeof(*r));
+	r->h.ret = ret;
+	r->old_fd = in.args[0];
+	r->new_fd = sys == VIGIL_SYS_DUP ? ret : (long)in.args[1];
+	__builtin_memset(&r->old, 0, sizeof(r->old));
+	fd_info(fd_file(current_task(), in.args[0]), &r->old);
+	submit(cfg, s, sizeof(*r));
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup")
+int enter_dup(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!enter_filter())
+		return 0;
+	return remember(ctx, VIGIL_SYS_DUP);
+}
+SEC("tracepoint/syscalls/sys_exit_dup")
+int exit_dup(struct trace_event_raw_sys_exit *ctx)
+{
+	return dup_exit(ctx, VIGIL_SYS_DUP);
+}
+
+#define DUP_PAIR(name, SYS)                                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
+	{                                                                    \
+		if (ctx->args[1] > 2 || ctx->args[0] == ctx->args[1])        \
+			return 0;                                            \
+		if (!enter_filter())                                         \
+			return 0;                                            \
+		return remember(ctx, SYS);                                   \
+	}                                                                    \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
+	{                                                                    \
+		return dup_exit(ctx, SYS);                                   \
+	}
+
+DUP_PAIR(dup2, VIGIL_SYS_DUP2)
+DUP_PAIR(dup3, VIGIL_SYS_DUP3)

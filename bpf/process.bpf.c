@@ -1,0 +1,262 @@
+//go:build ignore
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Process probes: exec, fork and exit from BTF tracepoints, and the
+ * privilege and evasion syscalls (setuid family, capset, ptrace,
+ * memfd_create, modules, mount, namespaces, bpf, userfaultfd,
+ * process_vm_writev, mprotect with PROT_EXEC) from syscall tracepoints.
+ * Compiled as part of vigil.bpf.c so all probes share one set of maps.
+ */
+#include "common.h"
+#include "syscall.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} execveat_args SEC(".maps");
+
+static __always_inline __u32 tgid_nspid(struct task_struct *t)
+{
+	struct pid *p = BPF_CORE_READ(t, group_leader, thread_pid);
+	unsigned int level = BPF_CORE_READ(p, level);
+	return BPF_CORE_READ(p, numbers[level & 31].nr);
+}
+
+static __always_inline __u32 tty_dev(struct task_struct *t)
+{
+	struct tty_struct *tty = BPF_CORE_READ(t, signal, tty);
+	if (!tty)
+		return 0;
+	__u32 major = BPF_CORE_READ(tty, driver, major);
+	__u32 minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+	/* new_encode_dev, as in /proc/PID/stat's tty_nr. */
+	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
+}
+
+static __always_inline void mark_ignored_binary(struct rec_config *cfg, __u32 tgid, struct file *exe)
+{
+	if (!(cfg->flags & VIGIL_CFG_IGNORE_BINARIES))
+		return;
+	struct rec_file_key k = {};
+	k.ino = BPF_CORE_READ(exe, f_inode, i_ino);
+	k.dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	__u32 ign = bpf_map_lookup_elem(&ignored_binaries, &k) != NULL;
+	struct rec_proc_state *st = bpf_map_lookup_elem(&proc_state, &tgid);
+	if (st) {
+		st->ignored = ign;
+	} else if (ign) {
+		struct rec_proc_state init = {};
+		init.ignored = 1;
+		init.tokens = (__u64)cfg->rate_burst * 1000000000ULL;
+		init.last_ns = bpf_ktime_get_ns();
+		bpf_map_update_elem(&proc_state, &tgid, &init, BPF_ANY);
+	}
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int enter_execveat(struct trace_event_raw_sys_enter *ctx)
+{
+	struct inflight in = {};
+	in.sys = VIGIL_SYS_EXECVEAT;
+	in.args[0] = ctx->args[0];
+	in.args[1] = ctx->args[1];
+	in.args[4] = ctx->args[4];
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&execveat_args, &tid, &in, BPF_ANY);
+	return 0;
+}
+
+/* Failed execveat: forget its arguments (success was handled at exec). */
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int exit_execveat(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&execveat_args, &tid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct rec_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 old = old_pid;
+	struct inflight *at = bpf_map_lookup_elem(&execveat_args, &old);
+	struct file *exe = BPF_CORE_READ(bprm, file);
+	mark_ignored_binary(cfg, tgid, exe);
+	if (!wanted(cfg, tgid, true)) {
+		if (at)
+			bpf_map_delete_elem(&execveat_args, &old);
+		return 0;
+	}
+	struct scratch *s = scratch();
+	if (!s)
+		return 0;
+	struct rec_exec *e = (void *)s->buf;
+	fill_hdr(&e->h, VIGIL_REC_EXEC, VIGIL_SYS_EXECVE, sizeof(*e));
+	e->old_tid = old;
+	e->execveat = 0;
+	e->flags = 0;
+	e->dirfd = 0;
+	if (at) {
+		e->h.sys = VIGIL_SYS_EXECVEAT;
+		e->execveat = 1;
+		e->dirfd = at->args[0];
+		e->flags = at->args[4];
+		bpf_map_delete_elem(&execveat_args, &old);
+	}
+
+	struct task_struct *parent = BPF_CORE_READ(p, real_parent);
+	e->start_time = BPF_CORE_READ(p, start_boottime);
+	e->parent_start_time = BPF_CORE_READ(parent, start_boottime);
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->ns_pid = tgid_nspid(p);
+	const struct cred *cred = BPF_CORE_READ(p, cred);
+	e->uid = BPF_CORE_READ(cred, uid.val);
+	e->gid = BPF_CORE_READ(cred, gid.val);
+	e->euid = BPF_CORE_READ(cred, euid.val);
+	e->egid = BPF_CORE_READ(cred, egid.val);
+	e->cap_effective = 0;
+	BPF_CORE_READ_INTO(&e->cap_effective, cred, cap_effective);
+	e->loginuid = (__u32)-1;
+	if (bpf_core_field_exists(p->loginuid))
+		e->loginuid = BPF_CORE_READ(p, loginuid.val);
+	struct pid *sidp = BPF_CORE_READ(p, signal, pids[PIDTYPE_SID]);
+	e->sid = BPF_CORE_READ(sidp, numbers[0].nr);
+	e->tty = tty_dev(p);
+	struct inode *ino = BPF_CORE_READ(exe, f_inode);
+	e->exe_ino = BPF_CORE_READ(ino, i_ino);
+	e->exe_dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	e->fileless = BPF_CORE_READ(ino, __i_nlink) == 0;
+
+	for (int i = 0; i < 3; i++) {
+		struct rec_fdinfo *fi = &e->stdio[i];
+		__builtin_memset(fi, 0, sizeof(*fi));
+		fd_info(fd_file(p, i), fi);
+	}
+
+	__u32 off = sizeof(*e);
+	off = put_kernel_str(s, off, 0, BPF_CORE_READ(bprm, filename), 4096);
+	off = put_file_path(s, off, 1, exe);
+
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
+	unsigned long alen = ae > as ? ae - as : 0;
+	e->args_truncated = alen > cfg->argv_max;
+	if (alen > cfg->argv_max)
+		alen = cfg->argv_max;
+	off = put_user_bytes(s, off, 2, (void *)as, alen);
+	off = put_cwd(s, off, 3, p);
+	unsigned long es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
+	unsigned long elen = ee > es ? ee - es : 0;
+	e->env_truncated = elen > cfg->env_max;
+	if (elen > cfg->env_max)
+		elen = cfg->env_max;
+	off = put_user_bytes(s, off, 4, (void *)es, elen);
+	submit(cfg, s, off);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 cpid = BPF_CORE_READ(child, pid), ctgid = BPF_CORE_READ(child, tgid);
+	if (cpid != ctgid)
+		return 0; /* a new thread, not a new process */
+	struct rec_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	struct rec_proc_state *pst = bpf_map_lookup_elem(&proc_state, &ptgid);
+	if (pst && pst->ignored) {
+		/* Children of an ignored binary stay ignored until they exec. */
+		struct rec_proc_state init = {};
+		init.ignored = 1;
+		bpf_map_update_elem(&proc_state, &ctgid, &init, BPF_ANY);
+	}
+	if (!wanted(cfg, ptgid, true))
+		return 0;
+	struct scratch *s = scratch();
+	if (!s)
+		return 0;
+	struct rec_fork *f = (void *)s->buf;
+	fill_hdr(&f->h, VIGIL_REC_FORK, VIGIL_SYS_CLONE, sizeof(*f));
+	f->h.pid = ptgid;
+	f->h.ret = cpid;
+	f->child_pid = ctgid;
+	f->child_tid = cpid;
+	f->start_time = BPF_CORE_READ(child, start_boottime);
+	f->parent_start_time = BPF_CORE_READ(parent, group_leader, start_boottime);
+	f->ns_pid = tgid_nspid(child);
+	f->_pad = 0;
+	submit(cfg, s, sizeof(*f));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_exit, struct task_struct *p)
+{
+	__u32 tid = BPF_CORE_READ(p, pid);
+	bpf_map_delete_elem(&inflight_map, &tid);
+	/* Only the last thread of a process ends the process. */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	struct rec_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	bool keep = wanted(cfg, tgid, true);
+	bpf_map_delete_elem(&proc_state, &tgid);
+	if (!keep)
+		return 0;
+	struct scratch *s = scratch();
+	if (!s)
+		return 0;
+	struct rec_exit *x = (void *)s->buf;
+	fill_hdr(&x->h, VIGIL_REC_EXIT, VIGIL_SYS_EXIT, sizeof(*x));
+	x->start_time = BPF_CORE_READ(p, group_leader, start_boottime);
+	x->code = BPF_CORE_READ(p, exit_code);
+	x->h.ret = x->code;
+	x->_pad = 0;
+	submit(cfg, s, sizeof(*x));
+	return 0;
+}
+
+SYSCALL_PAIR(setuid, VIGIL_SYS_SETUID)
+SYSCALL_PAIR(setgid, VIGIL_SYS_SETGID)
+SYSCALL_PAIR(setreuid, VIGIL_SYS_SETREUID)
+SYSCALL_PAIR(setregid, VIGIL_SYS_SETREGID)
+SYSCALL_PAIR(setresuid, VIGIL_SYS_SETRESUID)
+SYSCALL_PAIR(setresgid, VIGIL_SYS_SETRESGID)
+SYSCALL_PAIR(capset, VIGIL_SYS_CAPSET)
+SYSCALL_PAIR(ptrace, VIGIL_SYS_PTRACE)
+SYSCALL_PAIR(memfd_create, VIGIL_SYS_MEMFD_CREATE)
+SYSCALL_PAIR(init_module, VIGIL_SYS_INIT_MODULE)
+SYSCALL_PAIR(finit_module, VIGIL_SYS_FINIT_MODULE)
+SYSCALL_PAIR(mount, VIGIL_SYS_MOUNT)
+SYSCALL_PAIR(unshare, VIGIL_SYS_UNSHARE)
+SYSCALL_PAIR(setns, VIGIL_SYS_SETNS)
+SYSCALL_PAIR(bpf, VIGIL_SYS_BPF)
+SYSCALL_PAIR(userfaultfd, VIGIL_SYS_USERFAULTFD)
+SYSCALL_PAIR(process_vm_writev, VIGIL_SYS_PROCESS_VM_WRITEV)
+
+/* mprotect is frequent; only calls that ask for PROT_EXEC are kept. */
+SEC("tracepoint/syscalls/sys_enter_mprotect")
+int enter_mprotect(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!(ctx->args[2] & PROT_EXEC_VAL))
+		return 0;
+	if (!enter_filter())
+		return 0;
+	return remember(ctx, VIGIL_SYS_MPROTECT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_mprotect")
+int exit_mprotect(struct trace_event_raw_sys_exit *ctx)
+{
+	return emit_syscall(ctx, VIGIL_SYS_MPROTECT);
+}
