@@ -60,6 +60,15 @@ type Event struct {
 	// The system call that produced the event, as Falco names it in evt.type
 	// ("execve", "openat", "connect", "sendmmsg", ...).
 	Syscall string `protobuf:"bytes,13,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	// Wire-only references into the batch's shared context (Batch.processes,
+	// containers, pods, ecs_tasks): 1-based index, 0 for none. A sensor sends
+	// a process or container once per batch instead of once per event; the
+	// backend resolves these on receipt, so past the stream server they are
+	// always 0 and the context fields above are filled in.
+	ProcessRef    uint32 `protobuf:"varint,14,opt,name=process_ref,json=processRef,proto3" json:"process_ref,omitempty"`
+	ContainerRef  uint32 `protobuf:"varint,15,opt,name=container_ref,json=containerRef,proto3" json:"container_ref,omitempty"`
+	KubernetesRef uint32 `protobuf:"varint,16,opt,name=kubernetes_ref,json=kubernetesRef,proto3" json:"kubernetes_ref,omitempty"`
+	EcsRef        uint32 `protobuf:"varint,17,opt,name=ecs_ref,json=ecsRef,proto3" json:"ecs_ref,omitempty"`
 	// The kind of event and its arguments.
 	//
 	// Types that are valid to be assigned to Kind:
@@ -217,6 +226,34 @@ func (x *Event) GetSyscall() string {
 		return x.Syscall
 	}
 	return ""
+}
+
+func (x *Event) GetProcessRef() uint32 {
+	if x != nil {
+		return x.ProcessRef
+	}
+	return 0
+}
+
+func (x *Event) GetContainerRef() uint32 {
+	if x != nil {
+		return x.ContainerRef
+	}
+	return 0
+}
+
+func (x *Event) GetKubernetesRef() uint32 {
+	if x != nil {
+		return x.KubernetesRef
+	}
+	return 0
+}
+
+func (x *Event) GetEcsRef() uint32 {
+	if x != nil {
+		return x.EcsRef
+	}
+	return 0
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -3590,7 +3627,7 @@ var File_vigil_v1_event_proto protoreflect.FileDescriptor
 
 const file_vigil_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14vigil/v1/event.proto\x12\bvigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x0e\n" +
+	"\x14vigil/v1/event.proto\x12\bvigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x0f\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12+\n" +
 	"\aprocess\x18\x02 \x01(\v2\x11.vigil.v1.ProcessR\aprocess\x12\x10\n" +
@@ -3608,7 +3645,12 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	" \x01(\v2\r.vigil.v1.EcsR\x03ecs\x12\"\n" +
 	"\x04host\x18\v \x01(\v2\x0e.vigil.v1.HostR\x04host\x12\x1b\n" +
 	"\tsensor_id\x18\f \x01(\tR\bsensorId\x12\x18\n" +
-	"\asyscall\x18\r \x01(\tR\asyscall\x12$\n" +
+	"\asyscall\x18\r \x01(\tR\asyscall\x12\x1f\n" +
+	"\vprocess_ref\x18\x0e \x01(\rR\n" +
+	"processRef\x12#\n" +
+	"\rcontainer_ref\x18\x0f \x01(\rR\fcontainerRef\x12%\n" +
+	"\x0ekubernetes_ref\x18\x10 \x01(\rR\rkubernetesRef\x12\x17\n" +
+	"\aecs_ref\x18\x11 \x01(\rR\x06ecsRef\x12$\n" +
 	"\x04exec\x18\x14 \x01(\v2\x0e.vigil.v1.ExecH\x00R\x04exec\x12$\n" +
 	"\x04fork\x18\x15 \x01(\v2\x0e.vigil.v1.ForkH\x00R\x04fork\x12$\n" +
 	"\x04exit\x18\x16 \x01(\v2\x0e.vigil.v1.ExitH\x00R\x04exit\x12(\n" +

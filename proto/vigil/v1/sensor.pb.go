@@ -294,19 +294,29 @@ type Batch struct {
 	SensorId string                 `protobuf:"bytes,1,opt,name=sensor_id,json=sensorId,proto3" json:"sensor_id,omitempty"`
 	// Boot id of the sensor's host; sequences restart per boot id.
 	BootId string `protobuf:"bytes,2,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
-	// Sequence number, starting at 1 and increasing by one per batch. A batch
-	// the backend has already accepted (same sensor, boot id and sequence) is
-	// acknowledged again and ignored.
+	// Sequence number, increasing by one per batch, never reused for a boot
+	// id: it starts at 1 and survives sensor restarts through the spool
+	// directory (a sensor without one starts at its start time in
+	// microseconds). A batch the backend has already accepted (same sensor,
+	// boot id and sequence) is acknowledged again and ignored.
 	Sequence uint64   `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	Events   []*Event `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
 	// When the batch was sealed.
 	SentAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
-	// Batches the sensor dropped before this one (spool full), so the backend
-	// can report the loss.
+	// Batches, and the events in them, that the sensor dropped since the
+	// batch before this one (spool full, or refused by the backend as
+	// invalid), so the backend can report the loss. Summed over all batches
+	// they are the sensor's total loss.
 	DroppedBatches uint64 `protobuf:"varint,6,opt,name=dropped_batches,json=droppedBatches,proto3" json:"dropped_batches,omitempty"`
 	DroppedEvents  uint64 `protobuf:"varint,7,opt,name=dropped_events,json=droppedEvents,proto3" json:"dropped_events,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Context shared by the batch's events, each sent once; events point at
+	// them with process_ref, container_ref, kubernetes_ref and ecs_ref.
+	Processes     []*Process    `protobuf:"bytes,8,rep,name=processes,proto3" json:"processes,omitempty"`
+	Containers    []*Container  `protobuf:"bytes,9,rep,name=containers,proto3" json:"containers,omitempty"`
+	Pods          []*Kubernetes `protobuf:"bytes,10,rep,name=pods,proto3" json:"pods,omitempty"`
+	EcsTasks      []*Ecs        `protobuf:"bytes,11,rep,name=ecs_tasks,json=ecsTasks,proto3" json:"ecs_tasks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
@@ -386,6 +396,34 @@ func (x *Batch) GetDroppedEvents() uint64 {
 		return x.DroppedEvents
 	}
 	return 0
+}
+
+func (x *Batch) GetProcesses() []*Process {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
+func (x *Batch) GetContainers() []*Container {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+func (x *Batch) GetPods() []*Kubernetes {
+	if x != nil {
+		return x.Pods
+	}
+	return nil
+}
+
+func (x *Batch) GetEcsTasks() []*Ecs {
+	if x != nil {
+		return x.EcsTasks
+	}
+	return nil
 }
 
 // Ack acknowledges one batch.
@@ -860,7 +898,7 @@ const file_vigil_v1_sensor_proto_rawDesc = "" +
 	"\aboot_id\x18\x02 \x01(\tR\x06bootId\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\"\n" +
 	"\x04host\x18\x04 \x01(\v2\x0e.vigil.v1.HostR\x04host\x12.\n" +
-	"\x13last_acked_sequence\x18\x05 \x01(\x04R\x11lastAckedSequence\"\x87\x02\n" +
+	"\x13last_acked_sequence\x18\x05 \x01(\x04R\x11lastAckedSequence\"\xc3\x03\n" +
 	"\x05Batch\x12\x1b\n" +
 	"\tsensor_id\x18\x01 \x01(\tR\bsensorId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\tR\x06bootId\x12\x1a\n" +
@@ -868,7 +906,14 @@ const file_vigil_v1_sensor_proto_rawDesc = "" +
 	"\x06events\x18\x04 \x03(\v2\x0f.vigil.v1.EventR\x06events\x123\n" +
 	"\asent_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12'\n" +
 	"\x0fdropped_batches\x18\x06 \x01(\x04R\x0edroppedBatches\x12%\n" +
-	"\x0edropped_events\x18\a \x01(\x04R\rdroppedEvents\"?\n" +
+	"\x0edropped_events\x18\a \x01(\x04R\rdroppedEvents\x12/\n" +
+	"\tprocesses\x18\b \x03(\v2\x11.vigil.v1.ProcessR\tprocesses\x123\n" +
+	"\n" +
+	"containers\x18\t \x03(\v2\x13.vigil.v1.ContainerR\n" +
+	"containers\x12(\n" +
+	"\x04pods\x18\n" +
+	" \x03(\v2\x14.vigil.v1.KubernetesR\x04pods\x12*\n" +
+	"\tecs_tasks\x18\v \x03(\v2\r.vigil.v1.EcsR\becsTasks\"?\n" +
 	"\x03Ack\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\xa2\x05\n" +
@@ -939,6 +984,10 @@ var file_vigil_v1_sensor_proto_goTypes = []any{
 	(*Host)(nil),                  // 9: vigil.v1.Host
 	(*Event)(nil),                 // 10: vigil.v1.Event
 	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*Process)(nil),               // 12: vigil.v1.Process
+	(*Container)(nil),             // 13: vigil.v1.Container
+	(*Kubernetes)(nil),            // 14: vigil.v1.Kubernetes
+	(*Ecs)(nil),                   // 15: vigil.v1.Ecs
 }
 var file_vigil_v1_sensor_proto_depIdxs = []int32{
 	2,  // 0: vigil.v1.SensorMessage.hello:type_name -> vigil.v1.Hello
@@ -949,17 +998,21 @@ var file_vigil_v1_sensor_proto_depIdxs = []int32{
 	9,  // 5: vigil.v1.Hello.host:type_name -> vigil.v1.Host
 	10, // 6: vigil.v1.Batch.events:type_name -> vigil.v1.Event
 	11, // 7: vigil.v1.Batch.sent_at:type_name -> google.protobuf.Timestamp
-	11, // 8: vigil.v1.SensorHealth.time:type_name -> google.protobuf.Timestamp
-	6,  // 9: vigil.v1.SensorHealth.skipped_probes:type_name -> vigil.v1.SkippedProbe
-	7,  // 10: vigil.v1.SensorHealth.enrichment:type_name -> vigil.v1.SourceStatus
-	9,  // 11: vigil.v1.SensorHealth.host:type_name -> vigil.v1.Host
-	0,  // 12: vigil.v1.SensorService.Stream:input_type -> vigil.v1.SensorMessage
-	1,  // 13: vigil.v1.SensorService.Stream:output_type -> vigil.v1.BackendMessage
-	13, // [13:14] is the sub-list for method output_type
-	12, // [12:13] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	12, // 8: vigil.v1.Batch.processes:type_name -> vigil.v1.Process
+	13, // 9: vigil.v1.Batch.containers:type_name -> vigil.v1.Container
+	14, // 10: vigil.v1.Batch.pods:type_name -> vigil.v1.Kubernetes
+	15, // 11: vigil.v1.Batch.ecs_tasks:type_name -> vigil.v1.Ecs
+	11, // 12: vigil.v1.SensorHealth.time:type_name -> google.protobuf.Timestamp
+	6,  // 13: vigil.v1.SensorHealth.skipped_probes:type_name -> vigil.v1.SkippedProbe
+	7,  // 14: vigil.v1.SensorHealth.enrichment:type_name -> vigil.v1.SourceStatus
+	9,  // 15: vigil.v1.SensorHealth.host:type_name -> vigil.v1.Host
+	0,  // 16: vigil.v1.SensorService.Stream:input_type -> vigil.v1.SensorMessage
+	1,  // 17: vigil.v1.SensorService.Stream:output_type -> vigil.v1.BackendMessage
+	17, // [17:18] is the sub-list for method output_type
+	16, // [16:17] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_vigil_v1_sensor_proto_init() }
