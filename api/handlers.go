@@ -195,6 +195,10 @@ func (s *Server) createSuppression(w http.ResponseWriter, r *http.Request) {
 	// The store assigns these; a client cannot pick an id or back-date.
 	sup.Id, sup.CreatedAt = "", nil
 	created, err := s.deps.Suppressions.CreateSuppression(r.Context(), sup)
+	if errors.Is(err, findings.ErrInvalidQuery) {
+		writeError(w, http.StatusBadRequest, err.Error(), "filter")
+		return
+	}
 	if err != nil {
 		s.internalError(w, fmt.Errorf("create suppression: %w", err))
 		return

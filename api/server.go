@@ -216,7 +216,14 @@ func (s *Server) routes() error {
 		return fmt.Errorf("web assets: %w", err)
 	}
 	files := http.FileServerFS(web)
-	m.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+	// "/" rather than "GET /": a method pattern on the root would conflict
+	// with the more specific "/api/" catch-all above.
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
 		// The page changes with the binary; a stale cached script against a
 		// newer API is worse than a reload.
 		w.Header().Set("Cache-Control", "no-cache")

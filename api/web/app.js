@@ -3,9 +3,10 @@
 //
 // Every string that comes from the API may be attacker-controlled (command
 // lines, paths, container names, DNS names). The page therefore builds the
-// DOM with createElement and textContent only; it never assigns innerHTML,
-// outerHTML or insertAdjacentHTML, never sets event-handler attributes from
-// data, and only links to its own #/ routes. The server's
+// DOM with createElement and textContent only; it never turns a string into
+// markup (no HTML-parsing DOM property or method appears in this file, and a
+// test checks that), never sets event-handler attributes from data, and only
+// links to its own #/ routes. The server's
 // Content-Security-Policy forbids inline script as a second wall.
 
 const TOKEN_KEY = "vigil.apiToken";
