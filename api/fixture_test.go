@@ -60,7 +60,7 @@ type staticRules struct {
 	errs  []api.RuleError
 }
 
-func (s staticRules) Rules() []api.Rule        { return s.rules }
+func (s staticRules) Rules() []api.Rule       { return s.rules }
 func (s staticRules) Errors() []api.RuleError { return s.errs }
 
 func newFixture(t *testing.T) *fixture {

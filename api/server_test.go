@@ -415,7 +415,7 @@ func TestSensorsRulesAndHealth(t *testing.T) {
 	hello := &vigilv1.Hello{SensorId: "sensor-a", BootId: "boot-1", Version: "v0.1.0",
 		Host: &vigilv1.Host{Hostname: "web-1", Kernel: "6.1.0-18-amd64", InstanceId: "i-0abc"}}
 	health := &vigilv1.SensorHealth{SensorId: "sensor-a", Version: "v0.1.0", Kernel: "6.1.0-18-amd64",
-		LoadedProbes: []string{"sched_process_exec", "sys_enter_openat"},
+		LoadedProbes:  []string{"sched_process_exec", "sys_enter_openat"},
 		SkippedProbes: []*vigilv1.SkippedProbe{{Name: "sys_enter_bpf", Reason: "disabled by policy"}},
 		EventsTotal:   12345, SpoolLimitBytes: 1 << 30, Mode: "ebpf"}
 	if err := fx.store.RecordHealth(t.Context(), hello, health); err != nil {
