@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
@@ -73,27 +74,28 @@ func (c *hashCache) put(k hashKey, sum string) bool {
 	return true
 }
 
-// hashJob asks the worker for an entry's digest and/or user name, for the
-// image generation gen.
+// hashJob asks the worker for an entry's executable digest and inode times
+// (hash) and/or user and group names (user), for image generation gen.
 type hashJob struct {
-	e     *entry
-	gen   uint64
-	pid   uint32
-	ino   uint64
-	uid   uint32
-	mntNs uint64
-	hash  bool
-	user  bool
+	e        *entry
+	gen      uint64
+	pid      uint32
+	ino      uint64
+	uid, gid uint32
+	mntNs    uint64
+	hash     bool
+	user     bool
 }
 
 // queueLocked hands work for e to the worker without blocking; a full queue
 // drops it (counted). Callers hold t.mu.
 func (t *Table) queueLocked(e *entry, hash, user bool) {
-	hash = hash && !t.cfg.DisableHashing && e.proc.ExePath != ""
+	hash = hash && e.proc.ExePath != ""
 	if !hash && !user {
 		return
 	}
-	j := hashJob{e: e, gen: e.gen, pid: e.proc.Pid, ino: e.proc.ExeInode, uid: e.proc.Uid, mntNs: e.mntNs, hash: hash, user: user}
+	j := hashJob{e: e, gen: e.gen, pid: e.proc.Pid, ino: e.proc.ExeInode, uid: e.proc.Uid, gid: e.proc.Gid,
+		mntNs: e.mntNs, hash: hash, user: user}
 	select {
 	case t.jobs <- j:
 	default:
@@ -113,12 +115,13 @@ func (t *Table) hashWorker(ctx context.Context) {
 }
 
 func (t *Table) runJob(j hashJob) {
-	var sum, name string
-	var userOK bool
+	var sum, user, group string
+	var st unix.Stat_t
+	var statOK, userOK bool
 	if j.hash {
-		s, err := t.hashPid(j.pid, j.ino)
+		s, stt, err := t.hashPid(j.pid, j.ino, !t.cfg.DisableHashing)
 		if err == nil {
-			sum = s
+			sum, st, statOK = s, stt, true
 		}
 	}
 	ns := j.mntNs
@@ -126,7 +129,7 @@ func (t *Table) runJob(j hashJob) {
 		if ns == 0 {
 			ns = readNsInode(filepath.Join(t.cfg.ProcRoot, itoa(j.pid), "ns/mnt"))
 		}
-		name, userOK = t.users.resolve(t, j.pid, ns, j.uid)
+		user, group, userOK = t.users.resolve(t, j.pid, ns, j.uid, j.gid)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -140,16 +143,21 @@ func (t *Table) runJob(j hashJob) {
 	}
 	p := e.proc
 	setSum := sum != "" && p.ExeSha256 != sum
-	setUser := userOK && p.Uid == j.uid && !e.userDone
-	if !setSum && !setUser {
+	setTimes := statOK && p.ExeMtime == nil
+	setUser := userOK && p.Uid == j.uid && p.Gid == j.gid && !e.userDone
+	if !setSum && !setTimes && !setUser {
 		return
 	}
 	np := shallowCopy(p)
 	if setSum {
 		np.ExeSha256 = sum
 	}
+	if setTimes {
+		np.ExeCtime = timestamppb.New(time.Unix(st.Ctim.Unix()))
+		np.ExeMtime = timestamppb.New(time.Unix(st.Mtim.Unix()))
+	}
 	if setUser {
-		np.UserName = name
+		np.UserName, np.GroupName = user, group
 		e.userDone = true
 	}
 	t.publishLocked(e, np)
@@ -160,34 +168,38 @@ var (
 	errChanged  = errors.New("executable changed since exec")
 )
 
-// hashPid returns the hex SHA-256 of the file pid executes, read through
-// /proc/PID/exe so that container files, memfds and deleted files hash right.
-// wantIno, when not 0, is the inode the table recorded; another inode means
-// the process has exec'd something else since.
-func (t *Table) hashPid(pid uint32, wantIno uint64) (string, error) {
+// hashPid stats the file pid executes and, when hash is set, returns its
+// hex SHA-256. It reads through /proc/PID/exe so that container files,
+// memfds and deleted files hash right. wantIno, when not 0, is the inode the
+// table recorded; another inode means the process has exec'd something else
+// since.
+func (t *Table) hashPid(pid uint32, wantIno uint64, hash bool) (string, unix.Stat_t, error) {
+	var st unix.Stat_t
 	f, err := os.Open(filepath.Join(t.cfg.ProcRoot, itoa(pid), "exe"))
 	if err != nil {
 		t.m.hashErrors.WithLabelValues("open").Inc()
-		return "", fmt.Errorf("open exe of %d: %w", pid, err)
+		return "", st, fmt.Errorf("open exe of %d: %w", pid, err)
 	}
 	defer f.Close()
-	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		t.m.hashErrors.WithLabelValues("read").Inc()
-		return "", fmt.Errorf("stat exe of %d: %w", pid, err)
+		return "", st, fmt.Errorf("stat exe of %d: %w", pid, err)
 	}
 	if wantIno != 0 && st.Ino != wantIno {
 		t.m.hashErrors.WithLabelValues("changed").Inc()
-		return "", fmt.Errorf("exe of %d: %w", pid, errChanged)
+		return "", st, fmt.Errorf("exe of %d: %w", pid, errChanged)
+	}
+	if !hash {
+		return "", st, nil
 	}
 	if st.Size > t.cfg.HashMaxBytes {
 		t.m.hashErrors.WithLabelValues("too_large").Inc()
-		return "", fmt.Errorf("exe of %d (%d bytes): %w", pid, st.Size, errTooLarge)
+		return "", st, fmt.Errorf("exe of %d (%d bytes): %w", pid, st.Size, errTooLarge)
 	}
 	key := hashKey{dev: st.Dev, ino: st.Ino, mtimeNs: st.Mtim.Nano(), size: st.Size}
 	if sum, ok := t.hashes.get(key); ok {
 		t.m.hashHit.Inc()
-		return sum, nil
+		return sum, st, nil
 	}
 	t.m.hashMiss.Inc()
 	start := time.Now()
@@ -196,14 +208,14 @@ func (t *Table) hashPid(pid uint32, wantIno uint64) (string, error) {
 	t.m.hashBytes.Add(float64(n))
 	if err != nil {
 		t.m.hashErrors.WithLabelValues("read").Inc()
-		return "", fmt.Errorf("read exe of %d: %w", pid, err)
+		return "", st, fmt.Errorf("read exe of %d: %w", pid, err)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	t.m.hashSeconds.Observe(time.Since(start).Seconds())
 	if t.hashes.put(key, sum) {
 		t.m.hashEvict.Inc()
 	}
-	return sum, nil
+	return sum, st, nil
 }
 
 // HashNow hashes pid's executable synchronously (from the cache when it
@@ -220,7 +232,7 @@ func (t *Table) HashNow(pid uint32) (string, error) {
 	if have != "" {
 		return have, nil
 	}
-	sum, err := t.hashPid(pid, ino)
+	sum, _, err := t.hashPid(pid, ino, true)
 	if err != nil {
 		return "", err
 	}
@@ -265,6 +277,10 @@ func shallowCopy(p *vigilv1.Process) *vigilv1.Process {
 		ExeFileless:   p.ExeFileless,
 		UserName:      p.UserName,
 		Lineage:       p.Lineage,
+		CapEffective:  p.CapEffective,
+		GroupName:     p.GroupName,
+		ExeCtime:      p.ExeCtime,
+		ExeMtime:      p.ExeMtime,
 	}
 }
 

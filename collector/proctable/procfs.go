@@ -25,6 +25,8 @@ type procInfo struct {
 	uid, gid, euid, egid   uint32
 	loginuid, sid, tty     uint32
 	inode, dev             uint64
+	ctime, mtime           int64 // ns since the epoch
+	capEff                 uint64
 	fileless               bool
 	upper                  bool
 	mntNs                  uint64
@@ -65,6 +67,7 @@ func readProc(procRoot string, pid uint32, maxArgBytes int) (procInfo, error) {
 		if unix.Stat(filepath.Join(dir, "exe"), &st) == nil {
 			info.inode = st.Ino
 			info.dev = kernelDev(st.Dev)
+			info.ctime, info.mtime = st.Ctim.Nano(), st.Mtim.Nano()
 		}
 	}
 	if cwd, err := os.Readlink(filepath.Join(dir, "cwd")); err == nil {
@@ -120,6 +123,10 @@ func parseStatus(b []byte, info *procInfo) {
 		case "Gid":
 			if len(f) >= 2 {
 				info.gid, info.egid = parseU32(f[0]), parseU32(f[1])
+			}
+		case "CapEff":
+			if len(f) > 0 {
+				info.capEff, _ = strconv.ParseUint(f[0], 16, 64)
 			}
 		case "NSpid":
 			// Outermost first; the last is the pid the process sees.

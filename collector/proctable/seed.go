@@ -7,6 +7,9 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
@@ -92,11 +95,16 @@ func (t *Table) newSeedEntry(info procInfo, parent *entry) *entry {
 		ExeDev:        info.dev,
 		ExeUpperLayer: info.upper,
 		ExeFileless:   info.fileless,
+		CapEffective:  info.capEff,
 	}
 	e := &entry{startTicks: info.startTicks, mntNs: info.mntNs}
-	if name, ok := t.users.resolve(t, info.pid, info.mntNs, info.uid); ok {
-		p.UserName = name
+	if user, group, ok := t.users.resolve(t, info.pid, info.mntNs, info.uid, info.gid); ok {
+		p.UserName, p.GroupName = user, group
 		e.userDone = true
+	}
+	if info.mtime != 0 {
+		p.ExeCtime = timestamppb.New(time.Unix(0, info.ctime))
+		p.ExeMtime = timestamppb.New(time.Unix(0, info.mtime))
 	}
 	if parent != nil {
 		t.mu.RLock()

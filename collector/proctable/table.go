@@ -58,14 +58,16 @@ type Config struct {
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// HashQueueSize bounds the queue of pending hash jobs (default 4096).
 	HashQueueSize int `yaml:"hash_queue_size"`
-	// HashWorkers is the number of hashing goroutines Run starts (default 1).
+	// HashWorkers is the number of worker goroutines Run starts for hashes
+	// and user names (default 1).
 	HashWorkers int `yaml:"hash_workers"`
 	// HashCacheSize bounds the executable digest cache (default 8192).
 	HashCacheSize int `yaml:"hash_cache_size"`
 	// HashMaxBytes is the largest executable hashed (default 512 MiB); larger
 	// files are skipped and counted.
 	HashMaxBytes int64 `yaml:"hash_max_bytes"`
-	// DisableHashing turns executable hashing off.
+	// DisableHashing turns executable hashing off; the worker still stats
+	// executables for their times and resolves user names.
 	DisableHashing bool `yaml:"disable_hashing"`
 	// MaxSeedArgBytes bounds the argument bytes read from /proc/PID/cmdline
 	// (default 4096), like the probes' argv bound.
@@ -163,6 +165,11 @@ type ExecInfo struct {
 	ExeInode, ExeDev uint64
 	ExeUpperLayer    bool
 	ExeFileless      bool
+	// ExeCtime and ExeMtime are the executable inode's times, zero when
+	// the probe did not read them (the hash worker then stats the file).
+	ExeCtime, ExeMtime time.Time
+	// CapEffective is the effective capability set after exec.
+	CapEffective uint64
 	// MntNs is the inode number of the process's mount namespace, 0 when
 	// unknown; it lets the user name be resolved from cache at once.
 	MntNs uint64
@@ -180,9 +187,11 @@ type ForkInfo struct {
 	ChildStart uint64
 }
 
-// Creds are a process's ids after a setuid-family call.
+// Creds are a process's ids and effective capabilities after a
+// setuid-family or capset call, as the kernel reports them on return.
 type Creds struct {
 	Uid, Gid, Euid, Egid uint32
+	CapEffective         uint64
 }
 
 // entry is the table's record of one process. Fields are guarded by
@@ -458,12 +467,6 @@ func (t *Table) lineageFrom(parent *entry) []*vigilv1.Ancestor {
 // Ppid.
 func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 	ticks := info.StartTime / TickNanos
-	t.mu.RLock()
-	e := t.byPid[info.Pid]
-	t.mu.RUnlock()
-	if e != nil && (e.startTicks != ticks || e.exited) {
-		e = nil
-	}
 	p := &vigilv1.Process{
 		Pid:           info.Pid,
 		NsPid:         info.NsPid,
@@ -483,8 +486,16 @@ func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 		ExeDev:        info.ExeDev,
 		ExeUpperLayer: info.ExeUpperLayer,
 		ExeFileless:   info.ExeFileless,
+		CapEffective:  info.CapEffective,
 	}
-	if e != nil {
+	if !info.ExeCtime.IsZero() {
+		p.ExeCtime = timestamppb.New(info.ExeCtime)
+	}
+	if !info.ExeMtime.IsZero() {
+		p.ExeMtime = timestamppb.New(info.ExeMtime)
+	}
+	t.mu.Lock()
+	if e := t.byPid[info.Pid]; e != nil && e.startTicks == ticks && !e.exited {
 		// The same process with a new image: keep its identity and family.
 		old := e.proc
 		p.ExecId = old.ExecId
@@ -492,35 +503,36 @@ func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 		p.Ppid = old.Ppid
 		p.StartTime = old.StartTime
 		p.Lineage = old.Lineage
+		if p.NsPid == 0 {
+			p.NsPid = old.NsPid
+		}
 		ns := info.MntNs
 		if ns == 0 {
 			ns = e.mntNs
 		}
-		userDone := false
-		if old.Uid == p.Uid && ns == e.mntNs && e.userDone {
-			p.UserName, userDone = old.UserName, true
+		if old.Uid == p.Uid && old.Gid == p.Gid && ns == e.mntNs && e.userDone {
+			p.UserName, p.GroupName = old.UserName, old.GroupName
 		} else {
-			p.UserName, userDone = t.users.cached(ns, p.Uid, t.cfg.Now())
+			p.UserName, p.GroupName, e.userDone = t.users.cached(ns, p.Uid, p.Gid, t.cfg.Now())
 		}
 		if old.ExeInode == p.ExeInode && old.ExeDev == p.ExeDev && old.ExeInode != 0 {
-			// Re-exec of the same file (a shell exec'ing itself): the
-			// digest, if known, still holds unless the file changed, which
-			// the worker checks by mtime when it rehashes below.
+			// Re-exec of the same file (a shell exec'ing itself): a file
+			// being executed cannot be written (ETXTBSY), so the digest
+			// and times of the old image still hold.
 			p.ExeSha256 = old.ExeSha256
+			if p.ExeMtime == nil {
+				p.ExeCtime, p.ExeMtime = old.ExeCtime, old.ExeMtime
+			}
 		}
-		if p.NsPid == 0 {
-			p.NsPid = old.NsPid
-		}
-		t.mu.Lock()
 		e.mntNs = ns
-		e.userDone = userDone
 		e.gen++
 		t.publishLocked(e, p)
-		t.queueLocked(e, p.ExeSha256 == "", !userDone)
+		t.queueLocked(e, p.ExeSha256 == "" || p.ExeMtime == nil, !e.userDone)
 		t.mu.Unlock()
 		t.m.execs.Inc()
 		return p
 	}
+	t.mu.Unlock()
 	parent := t.entryFor(info.Ppid)
 	p.ExecId = t.execIDTicks(info.Pid, ticks)
 	p.Ppid = info.Ppid
@@ -531,8 +543,8 @@ func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 		p.Lineage = t.lineageFrom(parent)
 		t.mu.RUnlock()
 	}
-	e = &entry{startTicks: ticks, mntNs: info.MntNs}
-	p.UserName, e.userDone = t.users.cached(info.MntNs, p.Uid, t.cfg.Now())
+	e := &entry{startTicks: ticks, mntNs: info.MntNs}
+	p.UserName, p.GroupName, e.userDone = t.users.cached(info.MntNs, p.Uid, p.Gid, t.cfg.Now())
 	t.mu.Lock()
 	t.publishLocked(e, p)
 	t.insertLocked(e)
@@ -554,12 +566,13 @@ func (t *Table) OnFork(parentPid, childPid uint32, childStart uint64) *vigilv1.P
 func (t *Table) OnForkInfo(f ForkInfo) *vigilv1.Process {
 	ticks := f.ChildStart / TickNanos
 	t.mu.RLock()
-	cur := t.byPid[f.ChildPid]
-	t.mu.RUnlock()
-	if cur != nil && cur.startTicks == ticks {
+	if cur := t.byPid[f.ChildPid]; cur != nil && cur.startTicks == ticks {
 		// Already known: /proc seeding or a lookup got there first.
-		return cur.proc
+		p := cur.proc
+		t.mu.RUnlock()
+		return p
 	}
+	t.mu.RUnlock()
 	parent := t.entryFor(f.ParentPid)
 	if parent == nil {
 		// The parent is gone and unknown; the child may still be readable.
@@ -614,13 +627,17 @@ func (t *Table) OnForkInfo(f ForkInfo) *vigilv1.Process {
 		ExeFileless:   pp.ExeFileless,
 		UserName:      pp.UserName,
 		Lineage:       t.lineageFrom(parent),
+		CapEffective:  pp.CapEffective,
+		GroupName:     pp.GroupName,
+		ExeCtime:      pp.ExeCtime,
+		ExeMtime:      pp.ExeMtime,
 	}
 	e := &entry{startTicks: ticks, mntNs: parent.mntNs, userDone: parent.userDone}
 	t.publishLocked(e, p)
 	t.insertLocked(e)
 	// The parent's digest or user name may still be pending; a job for
 	// the child makes sure the child gets them too.
-	t.queueLocked(e, p.ExeSha256 == "", !e.userDone)
+	t.queueLocked(e, p.ExeSha256 == "" || p.ExeMtime == nil, !e.userDone)
 	t.m.forks.Inc()
 	return p
 }
@@ -713,8 +730,8 @@ func (t *Table) update(pid uint32, fn func(p *vigilv1.Process)) *vigilv1.Process
 }
 
 // OnSetID records a process's credentials after a successful setuid-family
-// call and returns the process as it is now. When the uid changes, the user
-// name follows (from cache, else resolved by the worker).
+// or capset call and returns the process as it is now. When the uid or gid
+// changes, the names follow (from cache, else resolved by the worker).
 func (t *Table) OnSetID(pid uint32, c Creds) *vigilv1.Process {
 	e := t.entryFor(pid)
 	if e == nil {
@@ -723,10 +740,11 @@ func (t *Table) OnSetID(pid uint32, c Creds) *vigilv1.Process {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := shallowCopy(e.proc)
-	uidChanged := p.Uid != c.Uid
+	changed := p.Uid != c.Uid || p.Gid != c.Gid
 	p.Uid, p.Gid, p.Euid, p.Egid = c.Uid, c.Gid, c.Euid, c.Egid
-	if uidChanged {
-		p.UserName, e.userDone = t.users.cached(e.mntNs, c.Uid, t.cfg.Now())
+	p.CapEffective = c.CapEffective
+	if changed {
+		p.UserName, p.GroupName, e.userDone = t.users.cached(e.mntNs, c.Uid, c.Gid, t.cfg.Now())
 	}
 	t.publishLocked(e, p)
 	if !e.userDone {
@@ -792,10 +810,8 @@ func (t *Table) exitedInPidMapLocked() int {
 // until ctx is done.
 func (t *Table) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	if !t.cfg.DisableHashing {
-		for range t.cfg.HashWorkers {
-			wg.Go(func() { t.hashWorker(ctx) })
-		}
+	for range t.cfg.HashWorkers {
+		wg.Go(func() { t.hashWorker(ctx) })
 	}
 	expire := time.NewTicker(time.Second)
 	defer expire.Stop()

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// passwdRefresh is how old a cached passwd file may be before a uid it lacks
-// makes it be read again (a user added since).
+// passwdRefresh is how old cached passwd and group files may be before an
+// id they lack makes them be read again (a user added since).
 const passwdRefresh = 30 * time.Second
 
 // maxPasswdNs bounds the mount namespaces whose passwd files are cached.
@@ -21,70 +21,76 @@ const maxPasswdNs = 4096
 // maxPasswdBytes bounds how much of a passwd file is read.
 const maxPasswdBytes = 4 << 20
 
-type passwdFile struct {
-	names  map[uint32]string
+// accountFiles are one mount namespace's user and group names.
+type accountFiles struct {
+	users  map[uint32]string
+	groups map[uint32]string
 	loaded time.Time
 }
 
-// userCache maps uids to names per mount namespace, because a container's
-// /etc/passwd is not the host's.
+// userCache maps uids and gids to names per mount namespace, because a
+// container's /etc/passwd is not the host's.
 type userCache struct {
 	mu   sync.Mutex
-	byNs map[uint64]*passwdFile
+	byNs map[uint64]*accountFiles
 }
 
 func newUserCache() *userCache {
-	return &userCache{byNs: make(map[uint64]*passwdFile)}
+	return &userCache{byNs: make(map[uint64]*accountFiles)}
 }
 
-// cached returns the name of uid in mount namespace ns when that
-// namespace's passwd file is cached; ok is false when the caller must
-// resolve it with resolve. An empty name with ok true means the uid has no
-// passwd entry.
-func (u *userCache) cached(ns uint64, uid uint32, now time.Time) (name string, ok bool) {
+// cached returns the names of uid and gid in mount namespace ns when that
+// namespace's files are cached; ok is false when the caller must resolve
+// them with resolve. An empty name with ok true means the id has no entry.
+func (u *userCache) cached(ns uint64, uid, gid uint32, now time.Time) (user, group string, ok bool) {
 	if ns == 0 {
-		return "", false
+		return "", "", false
 	}
 	u.mu.Lock()
 	f := u.byNs[ns]
 	u.mu.Unlock()
 	if f == nil {
-		return "", false
+		return "", "", false
 	}
-	name, ok = f.names[uid]
-	if !ok && now.Sub(f.loaded) > passwdRefresh {
-		return "", false
+	user, uok := f.users[uid]
+	group, gok := f.groups[gid]
+	if (!uok || !gok) && now.Sub(f.loaded) > passwdRefresh {
+		return "", "", false
 	}
-	return name, true
+	return user, group, true
 }
 
-// resolve returns the name of uid as pid sees it, reading
-// /proc/PID/root/etc/passwd when the cache cannot answer. ok is false when
-// the passwd file could not be read.
-func (u *userCache) resolve(t *Table, pid uint32, ns uint64, uid uint32) (string, bool) {
+// resolve returns the names of uid and gid as pid sees them, reading
+// /proc/PID/root/etc/passwd and group when the cache cannot answer. ok is
+// false when the passwd file could not be read.
+func (u *userCache) resolve(t *Table, pid uint32, ns uint64, uid, gid uint32) (user, group string, ok bool) {
 	now := t.cfg.Now()
-	if name, ok := u.cached(ns, uid, now); ok {
-		return name, true
+	if user, group, ok := u.cached(ns, uid, gid, now); ok {
+		return user, group, true
 	}
-	names, err := readPasswd(filepath.Join(t.cfg.ProcRoot, itoa(pid), "root/etc/passwd"))
+	root := filepath.Join(t.cfg.ProcRoot, itoa(pid), "root/etc")
+	users, err := readAccounts(filepath.Join(root, "passwd"))
 	if err != nil {
 		t.m.passwdErr.Inc()
-		return "", false
+		return "", "", false
 	}
 	t.m.passwdRead.Inc()
+	// An image without /etc/group still has user names.
+	groups, _ := readAccounts(filepath.Join(root, "group"))
 	if ns != 0 {
 		u.mu.Lock()
 		if len(u.byNs) >= maxPasswdNs {
 			clear(u.byNs)
 		}
-		u.byNs[ns] = &passwdFile{names: names, loaded: now}
+		u.byNs[ns] = &accountFiles{users: users, groups: groups, loaded: now}
 		u.mu.Unlock()
 	}
-	return names[uid], true
+	return users[uid], groups[gid], true
 }
 
-// readPasswd parses name:password:uid:... lines.
-func readPasswd(path string) (map[uint32]string, error) {
+// readAccounts parses name:password:id:... lines (passwd and group share
+// the layout up to the id).
+func readAccounts(path string) (map[uint32]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -101,13 +107,13 @@ func readPasswd(path string) (map[uint32]string, error) {
 		if len(fields) < 4 {
 			continue
 		}
-		uid, err := strconv.ParseUint(fields[2], 10, 32)
+		id, err := strconv.ParseUint(fields[2], 10, 32)
 		if err != nil {
 			continue
 		}
-		if _, dup := names[uint32(uid)]; !dup {
-			// The first entry for a uid wins, as getpwuid does.
-			names[uint32(uid)] = fields[0]
+		if _, dup := names[uint32(id)]; !dup {
+			// The first entry for an id wins, as getpwuid does.
+			names[uint32(id)] = fields[0]
 		}
 	}
 	return names, sc.Err()
