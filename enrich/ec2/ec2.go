@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,7 +30,8 @@ type Identity struct {
 
 // Client reads the instance identity document.
 type Client struct {
-	imds *imds.Client
+	endpoint string
+	timeout  time.Duration
 }
 
 // New returns a client for the IMDS at endpoint ("" for the SDK's default,
@@ -37,25 +39,55 @@ type Client struct {
 // refuses tokens is reported as failing rather than read without one.
 // Retries are left to the caller, which backs off between attempts.
 func New(endpoint string, timeout time.Duration) *Client {
-	return &Client{imds: imds.New(imds.Options{
-		Endpoint:          endpoint,
-		ClientEnableState: imds.ClientEnabled,
-		EnableFallback:    aws.FalseTernary,
-		Retryer:           aws.NopRetryer{},
-		HTTPClient:        &http.Client{Timeout: timeout},
-	})}
+	return &Client{endpoint: endpoint, timeout: timeout}
+}
+
+// Error is a failed identity request, with the last HTTP status the IMDS
+// answered (0 when nothing answered).
+type Error struct {
+	Err    error
+	Status int
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// statusRecorder remembers the last HTTP status, because the SDK hides it
+// inside errors that do not unwrap when the token request fails.
+type statusRecorder struct {
+	inner  *http.Client
+	status atomic.Int32
+}
+
+func (r *statusRecorder) Do(req *http.Request) (*http.Response, error) {
+	resp, err := r.inner.Do(req)
+	if resp != nil {
+		r.status.Store(int32(resp.StatusCode))
+	}
+	return resp, err
 }
 
 // Identity fetches a session token (PUT /latest/api/token), then the
 // instance identity document with it.
 func (c *Client) Identity(ctx context.Context) (*Identity, error) {
-	out, err := c.imds.GetInstanceIdentityDocument(ctx, &imds.GetInstanceIdentityDocumentInput{})
+	// A fresh SDK client per attempt: the SDK's token provider turns
+	// itself off for good after one failed connection, which would send
+	// every later attempt without a token.
+	rec := &statusRecorder{inner: &http.Client{Timeout: c.timeout}}
+	cl := imds.New(imds.Options{
+		Endpoint:          c.endpoint,
+		ClientEnableState: imds.ClientEnabled,
+		EnableFallback:    aws.FalseTernary,
+		Retryer:           aws.NopRetryer{},
+		HTTPClient:        rec,
+	})
+	out, err := cl.GetInstanceIdentityDocument(ctx, &imds.GetInstanceIdentityDocumentInput{})
 	if err != nil {
-		return nil, fmt.Errorf("imds identity document: %w", err)
+		return nil, &Error{Err: fmt.Errorf("imds identity document: %w", err), Status: int(rec.status.Load())}
 	}
 	d := out.InstanceIdentityDocument
 	if d.InstanceID == "" {
-		return nil, errors.New("imds identity document: no instance id")
+		return nil, &Error{Err: errors.New("imds identity document: no instance id"), Status: int(rec.status.Load())}
 	}
 	return &Identity{
 		InstanceID:       d.InstanceID,
@@ -70,9 +102,9 @@ func (c *Client) Identity(ctx context.Context) (*Identity, error) {
 }
 
 // Answered reports whether err came from an IMDS that answered with an
-// HTTP error (so something is there, refusing us) rather than from no
-// IMDS at all (connection refused, timeout).
+// HTTP error (something is there, refusing us) rather than from no IMDS at
+// all (connection refused, timeout).
 func Answered(err error) bool {
-	var re interface{ HTTPStatusCode() int }
-	return errors.As(err, &re) && re.HTTPStatusCode() != 0
+	var e *Error
+	return errors.As(err, &e) && e.Status != 0
 }
