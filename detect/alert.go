@@ -28,8 +28,17 @@ type RuleInfo struct {
 	// Tags are the rule's tags.
 	Tags []string
 	// File is the rule file the rule came from ("builtin:..." for embedded
-	// rules).
+	// rules), and Line the line of its definition there.
 	File string
+	Line int
+	// Enabled is false for rules switched off in the rule files or disabled
+	// because they use fields Vigil does not support.
+	Enabled bool
+	// Condition is the rule's full condition text (for sequences, the
+	// steps' conditions), exceptions included.
+	Condition string
+	// Unsupported lists the fields that disabled the rule, if any.
+	Unsupported []string
 }
 
 // Alert is one match of a rule: what the findings stage turns into a finding.
