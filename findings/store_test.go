@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vigilsec/vigil/detect"
@@ -184,9 +185,9 @@ func filterCorpus(t *testing.T, s Store, clk *clock) []*vigilv1.Finding {
 					ev.Container.Image = "docker.io/library/nginx:1.27"
 				}
 				if k == 1 {
-					h := *testHost
+					h := proto.Clone(testHost).(*vigilv1.Host)
 					h.Hostname, h.InstanceId = "ip-10-0-2-2", "i-0fff"
-					ev.Host = &h
+					ev.Host = h
 				}
 				if ev.Ecs != nil && j%2 == 0 && k == 1 {
 					ev.Ecs.Cluster = "arn:aws:ecs:us-east-1:111122223333:cluster/staging"
