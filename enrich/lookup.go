@@ -57,7 +57,8 @@ func (e *Enricher) resolveID(ctx context.Context, s *slot) {
 	st := e.cache.stateForLocked(ref)
 	e.cache.mu.Unlock()
 	e.cache.replaceID(s.id, s, &slot{kind: slotContainer, state: st})
-	if st.queued.CompareAndSwap(false, true) {
+	// Look it up now unless another key of the same container already did.
+	if m := st.meta.Load(); m.container.Partial && time.Now().UnixNano() >= m.refreshAt && st.queued.CompareAndSwap(false, true) {
 		e.lookup(ctx, st)
 		st.queued.Store(false)
 	}
