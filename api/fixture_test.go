@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -55,13 +57,24 @@ type fixture struct {
 	operations map[string]bool
 }
 
-type staticRules struct {
-	rules []api.Rule
-	errs  []api.RuleError
-}
+// builtinRules is a small rule file in the detection engine's own
+// language; the fixture loads it with a real detect.Watcher.
+const builtinRules = `
+- rule: Reverse shell
+  desc: A shell whose standard streams are a socket.
+  condition: evt.type = execve and proc.name = sh
+  output: "Reverse shell (command=%proc.cmdline)"
+  priority: CRITICAL
+  tags: [mitre_execution]
+  finding:
+    type: Execution:Runtime/ReverseShell
+    severity: 8
+    tactics: [TA0002]
+    techniques: [T1059.004]
+`
 
-func (s staticRules) Rules() []api.Rule       { return s.rules }
-func (s staticRules) Errors() []api.RuleError { return s.errs }
+// brokenRules is a config-map file the watcher must reject.
+const brokenRules = "- rule: Broken\n  desc: x\n  condition: evt.type = execve and (\n  output: x\n  priority: WARNING\n"
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -77,13 +90,14 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { store.Close() })
 	fx.store = store
-	rules := staticRules{
-		rules: []api.Rule{api.RuleFromInfo(&detect.RuleInfo{
-			Name: "Reverse shell", Kind: "falco", Priority: "CRITICAL", FindingType: "Execution:Runtime/ReverseShell",
-			Severity: 8, MitreTactics: []string{"TA0002"}, MitreTechniques: []string{"T1059.004"}, File: "builtin:vigil_rules.yaml",
-		}, true)},
-		errs: []api.RuleError{{File: "/etc/vigil/rules.d/broken.yaml", Line: 12, Reason: "condition: unknown field proc.nme"}},
+	rulesDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rulesDir, "broken.yaml"), []byte(brokenRules), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	rules := detect.NewWatcher(detect.WatcherConfig{
+		Builtin: fstest.MapFS{"vigil_rules.yaml": {Data: []byte(builtinRules)}},
+		Dir:     rulesDir,
+	}, nil, log, fx.reg)
 	srv, err := api.NewServer(api.Config{APITokens: []string{apiToken}, SensorTokens: []string{sensorToken}},
 		api.Deps{Findings: store, Suppressions: store, Sensors: store, Rules: rules}, log, fx.reg)
 	if err != nil {

@@ -265,16 +265,18 @@ func (s *Server) listSensors(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sensorList{Sensors: body})
 }
 
-// RuleSource is the detection engine's active rule set as the API shows it.
+// RuleSource is the detection rule set in force and the problems of the
+// last load. *detect.Watcher implements it.
 type RuleSource interface {
-	// Rules returns every rule of the active set, enabled or not.
-	Rules() []Rule
-	// Errors returns why rule files were rejected at the last load.
-	Errors() []RuleError
+	// RuleSet returns the rule set in force (nil before the first load).
+	RuleSet() *detect.RuleSet
+	// Errors returns the problems found in the rule files at the last load:
+	// errors rejected the load, warnings only skipped an item.
+	Errors() []detect.LoadError
 }
 
-// Rule is one rule of the active set, as GET /rules shows it.
-type Rule struct {
+// ruleView is one rule as GET /rules shows it.
+type ruleView struct {
 	Name            string   `json:"name"`
 	Kind            string   `json:"kind"`
 	Description     string   `json:"description,omitempty"`
@@ -285,12 +287,14 @@ type Rule struct {
 	MitreTechniques []string `json:"mitreTechniques,omitempty"`
 	Tags            []string `json:"tags,omitempty"`
 	File            string   `json:"file,omitempty"`
+	Line            int      `json:"line,omitempty"`
 	Enabled         bool     `json:"enabled"`
+	Condition       string   `json:"condition,omitempty"`
+	Unsupported     []string `json:"unsupported,omitempty"`
 }
 
-// RuleFromInfo makes the API view of a detection rule.
-func RuleFromInfo(info *detect.RuleInfo, enabled bool) Rule {
-	return Rule{
+func viewRule(info *detect.RuleInfo) ruleView {
+	return ruleView{
 		Name:            info.Name,
 		Kind:            info.Kind,
 		Description:     info.Description,
@@ -301,38 +305,46 @@ func RuleFromInfo(info *detect.RuleInfo, enabled bool) Rule {
 		MitreTechniques: info.MitreTechniques,
 		Tags:            info.Tags,
 		File:            info.File,
-		Enabled:         enabled,
+		Line:            info.Line,
+		Enabled:         info.Enabled,
+		Condition:       info.Condition,
+		Unsupported:     info.Unsupported,
 	}
 }
 
-// RuleError is why a rule file was rejected.
-type RuleError struct {
-	File   string `json:"file"`
-	Line   int    `json:"line,omitempty"`
-	Column int    `json:"column,omitempty"`
-	Reason string `json:"reason"`
+// loadErrorView is one rule file problem as GET /rules/errors shows it.
+type loadErrorView struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Item    string `json:"item,omitempty"`
+	Reason  string `json:"reason"`
+	Warning bool   `json:"warning"`
 }
 
 type ruleList struct {
-	Rules []Rule `json:"rules"`
+	Rules []ruleView `json:"rules"`
 }
 
 type ruleErrorList struct {
-	Errors []RuleError `json:"errors"`
+	Errors []loadErrorView `json:"errors"`
 }
 
 func (s *Server) listRules(w http.ResponseWriter, r *http.Request) {
-	out := ruleList{Rules: []Rule{}}
+	out := ruleList{Rules: []ruleView{}}
 	if s.deps.Rules != nil {
-		out.Rules = append(out.Rules, s.deps.Rules.Rules()...)
+		for _, info := range s.deps.Rules.RuleSet().Rules() {
+			out.Rules = append(out.Rules, viewRule(info))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) listRuleErrors(w http.ResponseWriter, r *http.Request) {
-	out := ruleErrorList{Errors: []RuleError{}}
+	out := ruleErrorList{Errors: []loadErrorView{}}
 	if s.deps.Rules != nil {
-		out.Errors = append(out.Errors, s.deps.Rules.Errors()...)
+		for _, e := range s.deps.Rules.Errors() {
+			out.Errors = append(out.Errors, loadErrorView{File: e.File, Line: e.Line, Item: e.Item, Reason: e.Reason, Warning: e.Warning})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
