@@ -484,18 +484,28 @@ static __always_inline void fd_info(struct file *f, struct rec_fdinfo *fi)
 	}
 }
 
-/* remember stores the syscall arguments for the matching exit. */
-static __always_inline int remember(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+/*
+ * remember stores the first nargs syscall arguments for the matching exit.
+ * Only the arguments the syscall has may be read: the kernel refuses to
+ * attach a program that reads past the end of its tracepoint's record
+ * (EACCES). nargs is a constant at every call site, so the reads fold away.
+ */
+static __always_inline int remember(struct trace_event_raw_sys_enter *ctx, __u32 sys, int nargs)
 {
 	struct inflight in = {};
 	in.sys = sys;
 	/* One load per argument: the verifier rejects a derived ctx pointer. */
 	in.args[0] = ctx->args[0];
-	in.args[1] = ctx->args[1];
-	in.args[2] = ctx->args[2];
-	in.args[3] = ctx->args[3];
-	in.args[4] = ctx->args[4];
-	in.args[5] = ctx->args[5];
+	if (nargs > 1)
+		in.args[1] = ctx->args[1];
+	if (nargs > 2)
+		in.args[2] = ctx->args[2];
+	if (nargs > 3)
+		in.args[3] = ctx->args[3];
+	if (nargs > 4)
+		in.args[4] = ctx->args[4];
+	if (nargs > 5)
+		in.args[5] = ctx->args[5];
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&inflight_map, &tid, &in, BPF_ANY) != 0)
 		count(VIGIL_CNT_INFLIGHT_FULL);

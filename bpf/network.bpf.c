@@ -105,13 +105,13 @@ static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32
 	return 0;
 }
 
-#define SOCK_PAIR(name, SYS)                                                 \
+#define SOCK_PAIR(name, SYS, N)                                              \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                    \
 		if (!enter_filter())                                         \
 			return 0;                                            \
-		return remember(ctx, SYS);                                   \
+		return remember(ctx, SYS, N);                                 \
 	}                                                                    \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
@@ -119,11 +119,11 @@ static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32
 		return sock_emit(ctx, SYS);                                  \
 	}
 
-SOCK_PAIR(connect, VIGIL_SYS_CONNECT)
-SOCK_PAIR(accept, VIGIL_SYS_ACCEPT)
-SOCK_PAIR(accept4, VIGIL_SYS_ACCEPT4)
-SOCK_PAIR(bind, VIGIL_SYS_BIND)
-SOCK_PAIR(listen, VIGIL_SYS_LISTEN)
+SOCK_PAIR(connect, VIGIL_SYS_CONNECT, 3)
+SOCK_PAIR(accept, VIGIL_SYS_ACCEPT, 3)
+SOCK_PAIR(accept4, VIGIL_SYS_ACCEPT4, 4)
+SOCK_PAIR(bind, VIGIL_SYS_BIND, 3)
+SOCK_PAIR(listen, VIGIL_SYS_LISTEN, 2)
 
 /* socket(): only packet sockets and raw sockets matter to detection. */
 SEC("tracepoint/syscalls/sys_enter_socket")
@@ -133,7 +133,7 @@ int enter_socket(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	if (!enter_filter())
 		return 0;
-	return remember(ctx, VIGIL_SYS_SOCKET);
+	return remember(ctx, VIGIL_SYS_SOCKET, 3);
 }
 
 SEC("tracepoint/syscalls/sys_exit_socket")
@@ -202,7 +202,7 @@ static __always_inline int dns_send_enter(struct trace_event_raw_sys_enter *ctx,
 		return 0;
 	if (!enter_filter())
 		return 0;
-	return remember(ctx, sys);
+	return remember(ctx, sys, sys == VIGIL_SYS_SENDTO ? 6 : sys == VIGIL_SYS_SENDMMSG ? 4 : 3);
 }
 
 static __always_inline void dns_msghdr(struct rec_config *cfg, struct scratch *s, __u32 sys, long ret, long fd,
@@ -304,7 +304,7 @@ static __always_inline int dns_recv_enter(struct trace_event_raw_sys_enter *ctx,
 		return 0;
 	if (!enter_filter())
 		return 0;
-	return remember(ctx, sys);
+	return remember(ctx, sys, sys == VIGIL_SYS_RECVFROM ? 6 : 3);
 }
 
 static __always_inline int dns_recv_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
@@ -413,7 +413,7 @@ int enter_dup(struct trace_event_raw_sys_enter *ctx)
 {
 	if (!enter_filter())
 		return 0;
-	return remember(ctx, VIGIL_SYS_DUP);
+	return remember(ctx, VIGIL_SYS_DUP, 1);
 }
 SEC("tracepoint/syscalls/sys_exit_dup")
 int exit_dup(struct trace_event_raw_sys_exit *ctx)
@@ -421,7 +421,7 @@ int exit_dup(struct trace_event_raw_sys_exit *ctx)
 	return dup_exit(ctx, VIGIL_SYS_DUP);
 }
 
-#define DUP_PAIR(name, SYS)                                                  \
+#define DUP_PAIR(name, SYS, N)                                               \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                    \
@@ -429,7 +429,7 @@ int exit_dup(struct trace_event_raw_sys_exit *ctx)
 			return 0;                                            \
 		if (!enter_filter())                                         \
 			return 0;                                            \
-		return remember(ctx, SYS);                                   \
+		return remember(ctx, SYS, N);                                 \
 	}                                                                    \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
@@ -437,5 +437,5 @@ int exit_dup(struct trace_event_raw_sys_exit *ctx)
 		return dup_exit(ctx, SYS);                                   \
 	}
 
-DUP_PAIR(dup2, VIGIL_SYS_DUP2)
-DUP_PAIR(dup3, VIGIL_SYS_DUP3)
+DUP_PAIR(dup2, VIGIL_SYS_DUP2, 2)
+DUP_PAIR(dup3, VIGIL_SYS_DUP3, 3)

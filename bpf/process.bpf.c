@@ -226,23 +226,23 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	return 0;
 }
 
-SYSCALL_PAIR(setuid, VIGIL_SYS_SETUID)
-SYSCALL_PAIR(setgid, VIGIL_SYS_SETGID)
-SYSCALL_PAIR(setreuid, VIGIL_SYS_SETREUID)
-SYSCALL_PAIR(setregid, VIGIL_SYS_SETREGID)
-SYSCALL_PAIR(setresuid, VIGIL_SYS_SETRESUID)
-SYSCALL_PAIR(setresgid, VIGIL_SYS_SETRESGID)
-SYSCALL_PAIR(capset, VIGIL_SYS_CAPSET)
-SYSCALL_PAIR(ptrace, VIGIL_SYS_PTRACE)
-SYSCALL_PAIR(memfd_create, VIGIL_SYS_MEMFD_CREATE)
-SYSCALL_PAIR(init_module, VIGIL_SYS_INIT_MODULE)
-SYSCALL_PAIR(finit_module, VIGIL_SYS_FINIT_MODULE)
-SYSCALL_PAIR(mount, VIGIL_SYS_MOUNT)
-SYSCALL_PAIR(unshare, VIGIL_SYS_UNSHARE)
-SYSCALL_PAIR(setns, VIGIL_SYS_SETNS)
-SYSCALL_PAIR(bpf, VIGIL_SYS_BPF)
-SYSCALL_PAIR(userfaultfd, VIGIL_SYS_USERFAULTFD)
-SYSCALL_PAIR(process_vm_writev, VIGIL_SYS_PROCESS_VM_WRITEV)
+SYSCALL_PAIR(setuid, VIGIL_SYS_SETUID, 1)
+SYSCALL_PAIR(setgid, VIGIL_SYS_SETGID, 1)
+SYSCALL_PAIR(setreuid, VIGIL_SYS_SETREUID, 2)
+SYSCALL_PAIR(setregid, VIGIL_SYS_SETREGID, 2)
+SYSCALL_PAIR(setresuid, VIGIL_SYS_SETRESUID, 3)
+SYSCALL_PAIR(setresgid, VIGIL_SYS_SETRESGID, 3)
+SYSCALL_PAIR(capset, VIGIL_SYS_CAPSET, 2)
+SYSCALL_PAIR(ptrace, VIGIL_SYS_PTRACE, 4)
+SYSCALL_PAIR(memfd_create, VIGIL_SYS_MEMFD_CREATE, 2)
+SYSCALL_PAIR(init_module, VIGIL_SYS_INIT_MODULE, 3)
+SYSCALL_PAIR(finit_module, VIGIL_SYS_FINIT_MODULE, 3)
+SYSCALL_PAIR(mount, VIGIL_SYS_MOUNT, 5)
+SYSCALL_PAIR(unshare, VIGIL_SYS_UNSHARE, 1)
+SYSCALL_PAIR(setns, VIGIL_SYS_SETNS, 2)
+SYSCALL_PAIR(bpf, VIGIL_SYS_BPF, 3)
+SYSCALL_PAIR(userfaultfd, VIGIL_SYS_USERFAULTFD, 1)
+SYSCALL_PAIR(process_vm_writev, VIGIL_SYS_PROCESS_VM_WRITEV, 6)
 
 /* mprotect is frequent; only calls that ask for PROT_EXEC are kept. */
 SEC("tracepoint/syscalls/sys_enter_mprotect")
@@ -252,7 +252,7 @@ int enter_mprotect(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	if (!enter_filter())
 		return 0;
-	return remember(ctx, VIGIL_SYS_MPROTECT);
+	return remember(ctx, VIGIL_SYS_MPROTECT, 3);
 }
 
 SEC("tracepoint/syscalls/sys_exit_mprotect")

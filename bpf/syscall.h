@@ -40,6 +40,18 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 	const char *p3 = (const char *)in.args[3];
 
 	switch (sys) {
+	case VIGIL_SYS_SETUID:
+	case VIGIL_SYS_SETGID:
+	case VIGIL_SYS_SETREUID:
+	case VIGIL_SYS_SETREGID:
+	case VIGIL_SYS_SETRESUID:
+	case VIGIL_SYS_SETRESGID: {
+		/* The credentials in force after the call, for the process table. */
+		const struct cred *c = BPF_CORE_READ(t, cred);
+		r->extra = BPF_CORE_READ(c, uid.val) | ((__u64)BPF_CORE_READ(c, gid.val) << 32);
+		r->extra2 = BPF_CORE_READ(c, euid.val) | ((__u64)BPF_CORE_READ(c, egid.val) << 32);
+		break;
+	}
 	case VIGIL_SYS_CAPSET: {
 		__u32 hdr[2] = {};
 		__u32 data[6] = {};
@@ -141,13 +153,13 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 }
 
 /* SYSCALL_PAIR defines the enter and exit programs of one syscall. */
-#define SYSCALL_PAIR(name, SYS)                                              \
+#define SYSCALL_PAIR(name, SYS, N)                                           \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                    \
 		if (!enter_filter())                                         \
 			return 0;                                            \
-		return remember(ctx, SYS);                                   \
+		return remember(ctx, SYS, N);                                 \
 	}                                                                    \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \

@@ -1,0 +1,138 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
+)
+
+// probeGroup is the set of syscall tracepoints behind one event kind. Each
+// syscall X has the programs enter_X and exit_X attached to
+// syscalls/sys_enter_X and syscalls/sys_exit_X.
+type probeGroup struct {
+	kind     string
+	syscalls []string
+}
+
+// probeGroups lists every event kind and the syscalls it needs (read-only).
+// exec, fork and exit are produced by the core probes, attached always.
+var probeGroups = []probeGroup{
+	{"exec", nil},
+	{"fork", nil},
+	{"exit", nil},
+	{"set_id", []string{"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid"}},
+	{"capset", []string{"capset"}},
+	{"ptrace", []string{"ptrace"}},
+	{"memfd_create", []string{"memfd_create"}},
+	{"module_load", []string{"init_module", "finit_module"}},
+	{"mount", []string{"mount"}},
+	{"namespace", []string{"unshare", "setns"}},
+	{"bpf", []string{"bpf"}},
+	{"userfaultfd", []string{"userfaultfd"}},
+	{"process_vm_write", []string{"process_vm_writev"}},
+	{"mprotect", []string{"mprotect"}},
+	{"open", []string{"open", "openat", "openat2", "creat"}},
+	{"unlink", []string{"unlink", "unlinkat", "rmdir"}},
+	{"rename", []string{"rename", "renameat", "renameat2"}},
+	{"chmod", []string{"chmod", "fchmod", "fchmodat"}},
+	{"chown", []string{"chown", "lchown", "fchown", "fchownat"}},
+	{"link", []string{"link", "linkat", "symlink", "symlinkat"}},
+	{"truncate", []string{"truncate", "ftruncate"}},
+	{"connect", []string{"connect"}},
+	{"accept", []string{"accept", "accept4"}},
+	{"bind", []string{"bind"}},
+	{"listen", []string{"listen"}},
+	{"socket", []string{"socket"}},
+	{"dup", []string{"dup", "dup2", "dup3"}},
+	{"dns_query", []string{"sendto", "sendmsg", "sendmmsg", "write"}},
+	{"dns_answer", []string{"recvfrom", "recvmsg", "read"}},
+}
+
+// attachment is what one attached probe holds.
+type attachment struct {
+	name  string
+	links []link.Link
+}
+
+func (a *attachment) close() {
+	for _, l := range a.links {
+		l.Close()
+	}
+	a.links = nil
+}
+
+// attachCore attaches the process lifecycle probes every configuration
+// needs. Unlike syscall probes, a failure here is fatal.
+func attachCore(progs map[string]*ebpf.Program) ([]*attachment, error) {
+	var out []*attachment
+	fail := func(err error) ([]*attachment, error) {
+		for _, a := range out {
+			a.close()
+		}
+		return nil, err
+	}
+	for _, p := range []struct{ name, prog string }{
+		{"sched_process_exec", "handle_exec"},
+		{"sched_process_fork", "handle_fork"},
+		{"sched_process_exit", "handle_exit"},
+	} {
+		prog := progs[p.prog]
+		if prog == nil {
+			return fail(fmt.Errorf("program %s missing from the object", p.prog))
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+		if err != nil {
+			return fail(fmt.Errorf("attach %s: %w", p.name, err))
+		}
+		out = append(out, &attachment{name: p.name, links: []link.Link{l}})
+	}
+	// execveat's arguments tell an exec from a memfd; without them execs
+	// are still reported, so a missing tracepoint is not fatal.
+	if a, err := attachSyscall(progs, "execveat"); err == nil {
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// attachSyscall attaches enter_X and exit_X; both or neither.
+func attachSyscall(progs map[string]*ebpf.Program, sc string) (*attachment, error) {
+	a := &attachment{name: sc}
+	for _, dir := range []string{"enter", "exit"} {
+		prog := progs[dir+"_"+sc]
+		if prog == nil {
+			a.close()
+			return nil, fmt.Errorf("program %s_%s missing from the object", dir, sc)
+		}
+		l, err := link.Tracepoint("syscalls", "sys_"+dir+"_"+sc, prog, nil)
+		if err != nil {
+			a.close()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("tracepoint syscalls/sys_%s_%s does not exist on this kernel", dir, sc)
+			}
+			return nil, fmt.Errorf("attach syscalls/sys_%s_%s: %w", dir, sc, err)
+		}
+		a.links = append(a.links, l)
+	}
+	return a, nil
+}
+
+// attachGroup attaches the probes of one event kind; a probe that fails is
+// skipped and reported, the others stay.
+func attachGroup(progs map[string]*ebpf.Program, g probeGroup) ([]*attachment, []*vigilv1.SkippedProbe) {
+	var ok []*attachment
+	var skipped []*vigilv1.SkippedProbe
+	for _, sc := range g.syscalls {
+		a, err := attachSyscall(progs, sc)
+		if err != nil {
+			skipped = append(skipped, &vigilv1.SkippedProbe{Name: sc, Reason: err.Error()})
+			continue
+		}
+		ok = append(ok, a)
+	}
+	return ok, skipped
+}
