@@ -1,0 +1,292 @@
+package detect
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
+)
+
+const dropExecRule = `
+- sequence: New binary executed in a container
+  desc: a file written in a container is then executed
+  by: container
+  within: 10m
+  steps:
+    - name: write
+      condition: evt.type in (open, openat, openat2) and evt.is_open_write = true
+      capture: {file: fd.name}
+    - name: exec
+      condition: evt.type in (execve, execveat) and proc.exepath = $file
+  output: "%proc.exepath was written and executed (file=$file)"
+  priority: CRITICAL
+  finding:
+    type: Execution:Runtime/NewBinaryExecuted
+    severity: 8
+    tactics: [TA0002]
+    techniques: [T1105]
+    context: {filePath: $file}
+`
+
+func inCtr(id string) evOpt {
+	return func(e *vigilv1.Event) { e.Container = &vigilv1.Container{Id: id, Image: "alpine"} }
+}
+
+func TestSequence(t *testing.T) {
+	writer := mkProc("curl", "/usr/bin/curl")
+	write := func(path, ctr string, d time.Duration) *vigilv1.Event {
+		return openEv(writer, path, oWronly|0o100, inCtr(ctr), at(d))
+	}
+	run := func(path, ctr string, d time.Duration) *vigilv1.Event {
+		return execEv(mkProc("payload", path), inCtr(ctr), at(d))
+	}
+	cases := []struct {
+		name   string
+		events []*vigilv1.Event
+		fires  int
+	}{
+		{"the steps in order within the window fire once", []*vigilv1.Event{
+			write("/tmp/x", "c1", 0), run("/tmp/x", "c1", time.Minute), run("/tmp/x", "c1", 2*time.Minute)}, 1},
+		{"the steps outside the window do not fire", []*vigilv1.Event{
+			write("/tmp/x", "c1", 0), run("/tmp/x", "c1", 11*time.Minute)}, 0},
+		{"the steps in the wrong order do not fire", []*vigilv1.Event{
+			run("/tmp/x", "c1", 0), write("/tmp/x", "c1", time.Minute)}, 0},
+		{"the steps under different keys do not fire", []*vigilv1.Event{
+			write("/tmp/x", "c1", 0), run("/tmp/x", "c2", time.Minute)}, 0},
+		{"a different file than the captured one does not fire", []*vigilv1.Event{
+			write("/tmp/x", "c1", 0), run("/tmp/y", "c1", time.Minute)}, 0},
+		{"two files written then both executed fire twice", []*vigilv1.Event{
+			write("/tmp/x", "c1", 0), write("/tmp/y", "c1", time.Second),
+			run("/tmp/y", "c1", time.Minute), run("/tmp/x", "c1", time.Minute)}, 2},
+		{"a rewrite of the same file restarts the window and still fires once", []*vigilv1.Event{
+			write("/tmp/x", "c1", 0), write("/tmp/x", "c1", 9*time.Minute), run("/tmp/x", "c1", 15*time.Minute),
+			run("/tmp/x", "c1", 16*time.Minute)}, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := engineFor(t, dropExecRule)
+			as := fired(e, tc.events...)
+			if len(as) != tc.fires {
+				t.Fatalf("got %d alerts, want %d", len(as), tc.fires)
+			}
+		})
+	}
+}
+
+func TestSequenceEvidence(t *testing.T) {
+	e := engineFor(t, dropExecRule)
+	w := openEv(mkProc("curl", "/usr/bin/curl"), "/tmp/x", oWronly, inCtr("c1"), at(0))
+	x := execEv(mkProc("payload", "/tmp/x"), inCtr("c1"), at(time.Minute))
+	as := fired(e, w, x)
+	if len(as) != 1 {
+		t.Fatalf("got %d alerts", len(as))
+	}
+	a := as[0]
+	if len(a.Events) != 2 || a.Events[0] != w || a.Events[1] != x {
+		t.Fatalf("evidence must be every step's event, oldest first: %v", a.Events)
+	}
+	if a.Captures["file"] != "/tmp/x" || a.Context["filePath"] != "/tmp/x" {
+		t.Fatalf("captures %v context %v", a.Captures, a.Context)
+	}
+	if a.Output != "/tmp/x was written and executed (file=/tmp/x)" {
+		t.Fatalf("output %q", a.Output)
+	}
+	if a.Rule.Kind != "sequence" || a.Rule.FindingType != "Execution:Runtime/NewBinaryExecuted" || !a.Time.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("rule info %+v time %v", a.Rule, a.Time)
+	}
+}
+
+func TestSequenceReverseShellByProcess(t *testing.T) {
+	e := engineFor(t, `
+- sequence: Reverse shell
+  desc: connect, dup the socket onto stdio, exec a shell
+  by: process
+  within: 1m
+  steps:
+    - name: connect
+      condition: evt.type = connect and fd.typechar in (4, 6)
+      capture: {remote: fd.sip}
+    - name: dup
+      condition: evt.type in (dup, dup2, dup3) and evt.rawres in (0, 1) and fd.sip = $remote
+    - name: shell
+      condition: evt.type = execve and proc.name in (sh, bash)
+  output: "reverse shell to $remote by %proc.name"
+  priority: CRITICAL
+`)
+	p := mkProc("python3", "/usr/bin/python3")
+	other := mkProc("python3", "/usr/bin/python3")
+	other.ExecId = "other"
+	conn := connectEv(p, "203.0.113.7", 4444, at(0))
+	dup := mk(p, "dup2", result(0, ""), at(time.Second))
+	dup.Kind = &vigilv1.Event_Dup{Dup: &vigilv1.Dup{OldFd: 3, NewFd: 0, OldFdKind: "socket",
+		Remote: &vigilv1.SocketAddress{Family: "inet", Ip: "203.0.113.7", Port: 4444}}}
+	sh := mkProc("sh", "/bin/sh")
+	sh.ExecId = p.ExecId // exec keeps the process (same exec_id chain in our table)
+	shell := execEv(sh, at(2*time.Second))
+	otherShell := execEv(other, at(2*time.Second))
+	otherShell.Process.Comm = "sh"
+
+	if as := fired(e, conn, dup, otherShell); len(as) != 0 {
+		t.Fatalf("a shell in another process fired: %v", ruleNames(as))
+	}
+	as := fired(e, shell)
+	if len(as) != 1 || len(as[0].Events) != 3 || as[0].Output != "reverse shell to 203.0.113.7 by sh" {
+		t.Fatalf("got %d alerts %+v", len(as), as)
+	}
+}
+
+func TestSequenceProcessTree(t *testing.T) {
+	e := engineFor(t, `
+- sequence: Download then run below one process
+  desc: d
+  by: process_tree
+  within: 5m
+  steps:
+    - condition: evt.type = connect
+    - condition: evt.type = execve and proc.name = chmod
+  output: o
+  priority: WARNING
+`)
+	parent := mkProc("bash", "/bin/bash")
+	child := withParents(mkProc("chmod", "/bin/chmod"), "bash")
+	child.Lineage[0].ExecId = parent.ExecId
+	stranger := mkProc("chmod", "/bin/chmod")
+	stranger.ExecId = "stranger"
+	if n := len(fired(e, connectEv(parent, "203.0.113.1", 80), execEv(stranger, at(time.Second)))); n != 0 {
+		t.Fatalf("a process outside the tree fired %d", n)
+	}
+	if n := len(fired(e, execEv(child, at(2*time.Second)))); n != 1 {
+		t.Fatalf("a descendant did not fire (%d)", n)
+	}
+}
+
+func TestSequenceStateBounds(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rs, _ := loadYAML(t, dropExecRule)
+	e := NewEngine(EngineConfig{MaxSequenceKeys: 2, MaxPartialsPerKey: 2}, nil, reg)
+	e.SetRules(rs)
+	w := mkProc("curl", "/usr/bin/curl")
+	// Three containers: the first is evicted.
+	fired(e, openEv(w, "/a", oWronly, inCtr("c1")), openEv(w, "/a", oWronly, inCtr("c2")), openEv(w, "/a", oWronly, inCtr("c3")))
+	// Three files in one container: the oldest partial is evicted.
+	fired(e, openEv(w, "/b1", oWronly, inCtr("c3")), openEv(w, "/b2", oWronly, inCtr("c3")))
+	if got := metricValue(t, e.m.seqEvictions); got != 2 {
+		t.Fatalf("evictions = %v, want 2", got)
+	}
+	if n := len(fired(e, execEv(mkProc("a", "/a"), inCtr("c1")))); n != 0 {
+		t.Fatal("an evicted key still fired")
+	}
+	if n := len(fired(e, execEv(mkProc("a", "/b2"), inCtr("c3")))); n != 1 {
+		t.Fatal("a kept partial did not fire")
+	}
+}
+
+func TestSequenceStateSurvivesReload(t *testing.T) {
+	e := engineFor(t, dropExecRule)
+	fired(e, openEv(mkProc("curl", "/usr/bin/curl"), "/tmp/x", oWronly, inCtr("c1")))
+	// Reload the same rule plus another: the partial match is kept.
+	rs, _ := loadYAML(t, dropExecRule+"\n- rule: other\n  desc: d\n  condition: evt.type = bind\n  output: o\n  priority: INFO\n")
+	e.SetRules(rs)
+	if n := len(fired(e, execEv(mkProc("x", "/tmp/x"), inCtr("c1"), at(time.Minute)))); n != 1 {
+		t.Fatalf("partial match lost across an unchanged reload (%d alerts)", n)
+	}
+	// A changed sequence starts from scratch.
+	fired(e, openEv(mkProc("curl", "/usr/bin/curl"), "/tmp/y", oWronly, inCtr("c1")))
+	rs2, _ := loadYAML(t, replaceOnce(dropExecRule, "within: 10m", "within: 20m"))
+	e.SetRules(rs2)
+	if n := len(fired(e, execEv(mkProc("y", "/tmp/y"), inCtr("c1"), at(time.Minute)))); n != 0 {
+		t.Fatal("state of a changed rule was kept")
+	}
+}
+
+func replaceOnce(s, old, repl string) string {
+	for i := 0; i+len(old) <= len(s); i++ {
+		if s[i:i+len(old)] == old {
+			return s[:i] + repl + s[i+len(old):]
+		}
+	}
+	return s
+}
+
+func TestSequenceErrors(t *testing.T) {
+	cases := []struct{ name, rule, want string }{
+		{"a capture used before it is made", `
+- sequence: s
+  by: process
+  within: 1m
+  steps:
+    - condition: proc.name = $x
+    - condition: proc.name = a
+      capture: {x: proc.name}
+  output: o
+  priority: INFO`, "not captured by an earlier step"},
+		{"one step is not a sequence", `
+- sequence: s
+  by: process
+  within: 1m
+  steps:
+    - condition: proc.name = a
+  output: o
+  priority: INFO`, "at least two steps"},
+		{"a bad window", `
+- sequence: s
+  by: process
+  within: soon
+  steps:
+    - condition: proc.name = a
+    - condition: proc.name = b
+  output: o
+  priority: INFO`, "within must be a positive duration"},
+		{"an unknown key", `
+- sequence: s
+  by: nosuch
+  within: 1m
+  steps:
+    - condition: proc.name = a
+    - condition: proc.name = b
+  output: o
+  priority: INFO`, "use a field or one of process"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs := LoadRules(mapFS("s.yaml", tc.rule), "")
+			if !HasErrors(errs) || !containsReason(errs, tc.want) {
+				t.Fatalf("errors %v, want %q", errs, tc.want)
+			}
+		})
+	}
+}
+
+func containsReason(errs []LoadError, want string) bool {
+	for _, e := range errs {
+		if !e.Warning && contains(e.Error(), want) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(t testing.TB, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
