@@ -690,6 +690,7 @@ func TestChartRendersWhatTheBinariesNeed(t *testing.T) {
 				"backend": map[string]any{"rulesDir": "/config/rules"},
 				"rules": map[string]any{
 					"50-payments.yaml": "- rule: Shell in payments\n  desc: shell\n  condition: spawned_process and proc.name = bash\n  output: shell (%proc.cmdline)\n  priority: WARNING\n",
+					"blocked-domains.txt": "evil.example\nbad.example\n",
 				},
 				"collection": map[string]any{
 					"enabled_events":        []any{"exec", "connect"},
@@ -706,6 +707,9 @@ func TestChartRendersWhatTheBinariesNeed(t *testing.T) {
 				cm := r.configMap("vigil-rules")
 				if !strings.Contains(cm.Data["50-payments.yaml"], "- rule: Shell in payments") {
 					t.Errorf("rule file not in ConfigMap: %v", cm.Data)
+				}
+				if cm.Data["blocked-domains.txt"] != "evil.example\nbad.example\n" {
+					t.Errorf("list file changed on its way into the ConfigMap: %q", cm.Data["blocked-domains.txt"])
 				}
 				var policy struct {
 					EnabledEvents   []string `json:"enabled_events"`
