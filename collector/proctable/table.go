@@ -191,7 +191,11 @@ type ForkInfo struct {
 // setuid-family or capset call, as the kernel reports them on return.
 type Creds struct {
 	Uid, Gid, Euid, Egid uint32
-	CapEffective         uint64
+	// CapEffective is the effective capability set; it is applied only
+	// when CapsKnown is set, so a record without capabilities does not
+	// wipe the ones the table knows.
+	CapEffective uint64
+	CapsKnown    bool
 }
 
 // entry is the table's record of one process. Fields are guarded by
@@ -739,10 +743,19 @@ func (t *Table) OnSetID(pid uint32, c Creds) *vigilv1.Process {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	p := shallowCopy(e.proc)
+	old := e.proc
+	if old.Uid == c.Uid && old.Gid == c.Gid && old.Euid == c.Euid && old.Egid == c.Egid &&
+		(!c.CapsKnown || old.CapEffective == c.CapEffective) {
+		// Nothing changed (a setuid to the current id, a failed call):
+		// keep the published message, allocate nothing.
+		return old
+	}
+	p := shallowCopy(old)
 	changed := p.Uid != c.Uid || p.Gid != c.Gid
 	p.Uid, p.Gid, p.Euid, p.Egid = c.Uid, c.Gid, c.Euid, c.Egid
-	p.CapEffective = c.CapEffective
+	if c.CapsKnown {
+		p.CapEffective = c.CapEffective
+	}
 	if changed {
 		p.UserName, p.GroupName, e.userDone = t.users.cached(e.mntNs, c.Uid, c.Gid, t.cfg.Now())
 	}

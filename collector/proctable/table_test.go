@@ -635,8 +635,11 @@ func TestFilelessExecutableIsSeenAndHashed(t *testing.T) {
 
 func TestSetIDCopiesOnWrite(t *testing.T) {
 	tb := syntheticTable(t, Config{})
-	before := tb.OnExec(ExecInfo{Pid: 7100, StartTime: TickNanos, Uid: 1000, Euid: 1000, Gid: 1000, Egid: 1000})
+	before := tb.OnExec(ExecInfo{Pid: 7100, StartTime: TickNanos, Uid: 1000, Euid: 1000, Gid: 1000, Egid: 1000, CapEffective: 0x20})
 	after := tb.OnSetID(7100, Creds{Uid: 1000, Euid: 0, Gid: 1000, Egid: 0})
+	same := tb.OnSetID(7100, Creds{Uid: 1000, Euid: 0, Gid: 1000, Egid: 0})
+	tb.OnExec(ExecInfo{Pid: 7200, StartTime: TickNanos, Uid: 5, Euid: 5, CapEffective: 0x20})
+	capped := tb.OnSetID(7200, Creds{Uid: 5, Euid: 5, CapEffective: 0x1ff, CapsKnown: true})
 	cases := []struct {
 		name      string
 		got, want any
@@ -646,6 +649,9 @@ func TestSetIDCopiesOnWrite(t *testing.T) {
 		{"the exec id is unchanged", after.ExecId, before.ExecId},
 		{"lookup returns the new message", tb.Lookup(7100), after},
 		{"an unknown pid returns nil", tb.OnSetID(7199, Creds{}) == nil, true},
+		{"creds without capabilities keep the known set", after.CapEffective, uint64(0x20)},
+		{"unchanged creds return the same message", same, after},
+		{"known capabilities are applied", capped.CapEffective, uint64(0x1ff)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
