@@ -54,6 +54,10 @@ type Collector struct {
 	emitCore     atomic.Uint32
 	eventsTotal  atomic.Uint64
 	decodeErrors atomic.Uint64
+
+	// rawTap, when set (by tests), sees every raw record before decoding;
+	// it is how the samples in testdata/ were captured.
+	rawTap func([]byte)
 }
 
 // New validates cfg, mounts tracefs and bpffs when missing, and loads the
@@ -308,6 +312,9 @@ func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vi
 			default:
 				return fmt.Errorf("read ring buffer: %w", err)
 			}
+		}
+		if c.rawTap != nil {
+			c.rawTap(raw.RawSample)
 		}
 		if err := c.dec.Decode(raw.RawSample, &rec); err != nil {
 			c.decodeErrors.Add(1)

@@ -647,12 +647,18 @@ func decodeDNS(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	}
 	server := sockAddr(&d.Server)
 	if d.Answer != 0 {
-		a := parseDNSAnswer(s[0])
+		a, err := parseDNSAnswer(s[0])
+		if err != nil {
+			return err
+		}
 		a.Server = server
 		r.Event.Kind = &vigilv1.Event_DnsAnswer{DnsAnswer: a}
 		return nil
 	}
-	q := parseDNSQuery(s[0])
+	q, err := parseDNSQuery(s[0])
+	if err != nil {
+		return err
+	}
 	q.Server = server
 	q.Syscall = r.Event.Syscall
 	r.Event.Kind = &vigilv1.Event_DnsQuery{DnsQuery: q}
