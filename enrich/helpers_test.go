@@ -127,6 +127,7 @@ const (
 
 type fakeIMDS struct {
 	url       string
+	mode      atomic.Int32 // an imdsMode; tests may switch it
 	tokenPuts atomic.Int32
 	docGets   atomic.Int32
 }
@@ -136,8 +137,10 @@ const imdsToken = "AQAEAFakeTokenForVigilTests=="
 func newFakeIMDS(t *testing.T, mode imdsMode) *fakeIMDS {
 	t.Helper()
 	f := &fakeIMDS{}
+	f.mode.Store(int32(mode))
 	doc := fixture(t, "imds_identity.json")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mode := imdsMode(f.mode.Load())
 		switch {
 		case mode == imdsRefuse:
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)

@@ -96,10 +96,11 @@ func (e *Enricher) lookup(ctx context.Context, st *containerState) {
 		st.attempts = 0
 		next.container, next.kubernetes, next.ecs = f.container, f.kubernetes, f.ecs
 		next.refreshAt = now.Add(e.cfg.CacheTTL).UnixNano()
-	case ref.Weak && !f.failed && (f.notHere || e.ctrdClient.Load() == nil):
-		// A /<namespace>/<id> path that containerd does not know (or on
-		// a host without containerd) is an ordinary cgroup, not a
-		// container: stop calling it one.
+	case ref.Weak && f.notHere && !f.failed:
+		// A /<namespace>/<id> path that containerd does not know is an
+		// ordinary cgroup, not a container: stop calling it one. Without
+		// containerd we cannot tell, so the partial id stays and is
+		// retried (containerd may start after the sensor).
 		e.demoteToHost(st)
 		return
 	case !old.container.Partial:
