@@ -66,7 +66,10 @@
 // opens /proc/PID/exe, which is the very file the process runs even inside a
 // container's mount namespace, a memfd or a deleted file; checks that it is
 // still the image the entry describes; and looks the digest up in an LRU
-// cache keyed by (device, inode, mtime, size) before reading the file. Events
+// cache keyed by (device, inode, mtime, size) before reading the file. A
+// process that is gone before the worker gets to it (a one-shot command) is
+// hashed by path inside its parent's root (openat2 with RESOLVE_IN_ROOT), if
+// the file there still has the inode the exec recorded. Events
 // decoded before the hash is published have an empty ExeSha256; HashNow hashes
 // synchronously for a caller that cannot wait.
 //

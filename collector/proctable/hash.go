@@ -85,6 +85,10 @@ type hashJob struct {
 	mntNs    uint64
 	hash     bool
 	user     bool
+	// ppid and exePath let the worker reach the file through the parent's
+	// root when the process has already exited.
+	ppid    uint32
+	exePath string
 }
 
 // queueLocked hands work for e to the worker without blocking; a full queue
@@ -96,6 +100,9 @@ func (t *Table) queueLocked(e *entry, hash, user bool) {
 	}
 	j := hashJob{e: e, gen: e.gen, pid: e.proc.Pid, ino: e.proc.ExeInode, uid: e.proc.Uid, gid: e.proc.Gid,
 		mntNs: e.mntNs, hash: hash, user: user}
+	if !e.proc.ExeFileless && e.proc.ExeInode != 0 {
+		j.ppid, j.exePath = e.proc.Ppid, e.proc.ExePath
+	}
 	select {
 	case t.jobs <- j:
 	default:
@@ -119,7 +126,7 @@ func (t *Table) runJob(j hashJob) {
 	var st unix.Stat_t
 	var statOK, userOK bool
 	if j.hash {
-		s, stt, err := t.hashPid(j.pid, j.ino, !t.cfg.DisableHashing)
+		s, stt, err := t.hashExe(j.pid, j.ino, !t.cfg.DisableHashing, j.ppid, j.exePath)
 		if err == nil {
 			sum, st, statOK = s, stt, true
 		}
@@ -168,14 +175,23 @@ var (
 	errChanged  = errors.New("executable changed since exec")
 )
 
-// hashPid stats the file pid executes and, when hash is set, returns its
+// hashExe stats the file pid executes and, when hash is set, returns its
 // hex SHA-256. It reads through /proc/PID/exe so that container files,
 // memfds and deleted files hash right. wantIno, when not 0, is the inode the
 // table recorded; another inode means the process has exec'd something else
-// since.
-func (t *Table) hashPid(pid uint32, wantIno uint64, hash bool) (string, unix.Stat_t, error) {
+// since. When the process is already gone (a short-lived command, often the
+// very one worth hashing) and exePath is set, the file is opened by path
+// inside the parent's root instead; the inode check makes sure it is the
+// same file.
+func (t *Table) hashExe(pid uint32, wantIno uint64, hash bool, ppid uint32, exePath string) (string, unix.Stat_t, error) {
 	var st unix.Stat_t
 	f, err := os.Open(filepath.Join(t.cfg.ProcRoot, itoa(pid), "exe"))
+	if err != nil && exePath != "" && wantIno != 0 {
+		var ferr error
+		if f, ferr = t.openInRoot(ppid, exePath); ferr == nil {
+			err = nil
+		}
+	}
 	if err != nil {
 		t.m.hashErrors.WithLabelValues("open").Inc()
 		return "", st, fmt.Errorf("open exe of %d: %w", pid, err)
@@ -184,6 +200,10 @@ func (t *Table) hashPid(pid uint32, wantIno uint64, hash bool) (string, unix.Sta
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		t.m.hashErrors.WithLabelValues("read").Inc()
 		return "", st, fmt.Errorf("stat exe of %d: %w", pid, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.m.hashErrors.WithLabelValues("changed").Inc()
+		return "", st, fmt.Errorf("exe of %d is not a regular file: %w", pid, errChanged)
 	}
 	if wantIno != 0 && st.Ino != wantIno {
 		t.m.hashErrors.WithLabelValues("changed").Inc()
@@ -218,6 +238,26 @@ func (t *Table) hashPid(pid uint32, wantIno uint64, hash bool) (string, unix.Sta
 	return sum, st, nil
 }
 
+// openInRoot opens path as process pid sees it. RESOLVE_IN_ROOT keeps
+// absolute symlinks inside that root (a plain open through /proc/PID/root
+// would follow them into the sensor's own), O_NONBLOCK keeps a FIFO planted
+// at the path from stalling the worker.
+func (t *Table) openInRoot(pid uint32, path string) (*os.File, error) {
+	root, err := os.Open(filepath.Join(t.cfg.ProcRoot, itoa(pid), "root"))
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	fd, err := unix.Openat2(int(root.Fd()), path, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s in the root of %d: %w", path, pid, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 // HashNow hashes pid's executable synchronously (from the cache when it
 // can), publishes the digest on the process and returns it, for callers that
 // need the digest of this very event.
@@ -228,11 +268,15 @@ func (t *Table) HashNow(pid uint32) (string, error) {
 	}
 	t.mu.RLock()
 	gen, ino, have := e.gen, e.proc.ExeInode, e.proc.ExeSha256
+	ppid, exePath := e.proc.Ppid, e.proc.ExePath
+	if e.proc.ExeFileless {
+		exePath = ""
+	}
 	t.mu.RUnlock()
 	if have != "" {
 		return have, nil
 	}
-	sum, _, err := t.hashPid(pid, ino, true)
+	sum, _, err := t.hashExe(pid, ino, true, ppid, exePath)
 	if err != nil {
 		return "", err
 	}

@@ -814,3 +814,49 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestShortLivedProcessIsHashedThroughItsParentsRoot(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "quick")
+	copyFile(t, "/bin/true", bin, 0o755)
+	want := fileSHA256(t, bin)
+	var st unix.Stat_t
+	if err := unix.Stat(bin, &st); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		async bool
+	}{
+		{"HashNow finds the file of a process that has exited", false},
+		{"the worker finds the file of a process that has exited", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTable(t, Config{})
+			cmd := exec.Command(bin)
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			pid := uint32(cmd.Process.Pid)
+			// The exec record arrives after the process is gone.
+			tb.OnExec(ExecInfo{Pid: pid, Ppid: uint32(os.Getpid()), StartTime: 1, ExePath: bin,
+				Args: []string{bin}, ExeInode: st.Ino, ExeDev: kernelDev(st.Dev)})
+			tb.OnExit(pid)
+			var got string
+			if c.async {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go func() { _ = tb.Run(ctx) }()
+				got = waitFor(t, func() string { return tb.LookupExecID(tb.ExecID(pid, 1)).ExeSha256 })
+			} else {
+				var err error
+				if got, err = tb.HashNow(pid); err != nil {
+					t.Fatalf("HashNow: %v", err)
+				}
+			}
+			if got != want {
+				t.Errorf("digest %s, want %s", got, want)
+			}
+		})
+	}
+}
