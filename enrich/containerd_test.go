@@ -71,6 +71,7 @@ func TestContainerdEnrichment(t *testing.T) {
 	podUID := "0a1b2c3d-4e5f-6789-abcd-" + randomHex(t, 12)
 	k8sID := randomHex(t, 64)
 	dockerID := randomHex(t, 64)
+	ecsID, ecsTask := randomHex(t, 64), randomHex(t, 32)
 	sh := []string{"/bin/sh", "-c", "/bin/sleep 3600 & wait"}
 
 	tests := []struct {
@@ -122,6 +123,30 @@ func TestContainerdEnrichment(t *testing.T) {
 			opts: testutil.ContainerOptions{Namespace: "moby", ID: dockerID, CgroupPath: "/docker/" + dockerID, Privileged: true},
 			check: func(t *testing.T, c *testutil.Container, ev *vigilv1.Event) {
 				if got := ev.Container; got.Id != dockerID || !got.Privileged || got.Runtime != cgroup.RuntimeDocker || got.Namespace != "moby" {
+					t.Fatalf("Container = %v", got)
+				}
+			},
+		},
+		{
+			name: "a Docker container of an ECS task in the moby namespace carries the task from its com.amazonaws.ecs labels",
+			opts: testutil.ContainerOptions{
+				Namespace: "moby", ID: ecsID, CgroupPath: "/ecs/" + ecsTask + "/" + ecsID,
+				Labels: map[string]string{
+					"com.amazonaws.ecs.cluster":                 "default",
+					"com.amazonaws.ecs.container-name":          "curl",
+					"com.amazonaws.ecs.task-arn":                "arn:aws:ecs:us-west-2:111122223333:task/default/" + ecsTask,
+					"com.amazonaws.ecs.task-definition-family":  "curltest",
+					"com.amazonaws.ecs.task-definition-version": "24",
+				},
+			},
+			check: func(t *testing.T, c *testutil.Container, ev *vigilv1.Event) {
+				x := ev.Ecs
+				if x == nil || x.Cluster != "default" || x.TaskArn != "arn:aws:ecs:us-west-2:111122223333:task/default/"+ecsTask ||
+					x.TaskFamily != "curltest" || x.TaskRevision != "24" || x.ContainerName != "curl" || x.LaunchType != "EC2" ||
+					x.ClusterArn != "arn:aws:ecs:us-west-2:111122223333:cluster/default" {
+					t.Fatalf("Ecs = %v", x)
+				}
+				if got := ev.Container; got.Id != ecsID || got.Runtime != cgroup.RuntimeDocker {
 					t.Fatalf("Container = %v", got)
 				}
 			},
