@@ -17,6 +17,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -689,7 +691,7 @@ func TestChartRendersWhatTheBinariesNeed(t *testing.T) {
 			values: map[string]any{
 				"backend": map[string]any{"rulesDir": "/config/rules"},
 				"rules": map[string]any{
-					"50-payments.yaml": "- rule: Shell in payments\n  desc: shell\n  condition: spawned_process and proc.name = bash\n  output: shell (%proc.cmdline)\n  priority: WARNING\n",
+					"50-payments.yaml":    "- rule: Shell in payments\n  desc: shell\n  condition: spawned_process and proc.name = bash\n  output: shell (%proc.cmdline)\n  priority: WARNING\n",
 					"blocked-domains.txt": "evil.example\nbad.example\n",
 				},
 				"collection": map[string]any{
@@ -1007,4 +1009,45 @@ func firstDiff(want, got string) string {
 		}
 	}
 	return ""
+}
+
+// TestHelmLintFindsNothing runs the checks of `helm lint --strict` (Chart.yaml,
+// values, schema, template rendering, YAML validity, Kubernetes object
+// names and API versions) for the default values and for a non-default set.
+func TestHelmLintFindsNothing(t *testing.T) {
+	kube, err := chartutil.ParseKubeVersion("v1.31.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		values map[string]any
+	}{
+		{name: "the chart lints clean with its defaults"},
+		{
+			name: "the chart lints clean with PostgreSQL, an ingress and ServiceMonitors",
+			values: map[string]any{
+				"backend": map[string]any{
+					"replicas": 2,
+					"store":    map[string]any{"type": "postgres", "postgres": map[string]any{"url": "postgres://v:p@db/vigil"}},
+					"ingress":  map[string]any{"enabled": true},
+				},
+				"serviceMonitor": map[string]any{"enabled": true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			result := lint.AllWithKubeVersion("vigil", tt.values, namespace, kube)
+			for _, m := range result.Messages {
+				// --strict fails on warnings too; information (such as a
+				// missing icon) is only advice.
+				if m.Severity >= support.WarningSev {
+					t.Errorf("helm lint: %s", m.Error())
+				} else {
+					t.Logf("helm lint: %s", m.Error())
+				}
+			}
+		})
+	}
 }
