@@ -44,8 +44,29 @@ type Config struct {
 	RedetectInterval time.Duration `yaml:"redetect_interval"`
 
 	Containerd ContainerdConfig `yaml:"containerd"`
+	Kubelet    KubeletConfig    `yaml:"kubelet"`
 	ECS        ECSConfig        `yaml:"ecs"`
 	EC2        EC2Config        `yaml:"ec2"`
+}
+
+// KubeletConfig configures the optional kubelet source, which adds pod
+// labels and the service account (the CRI labels carry neither) and
+// identifies pods of runtimes without a containerd socket (CRI-O). It is
+// off by default: it needs a token allowed to read nodes/proxy.
+type KubeletConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// URL is the kubelet API: https://127.0.0.1:10250 with hostNetwork,
+	// else https://$NODE_IP:10250.
+	URL string `yaml:"url"`
+	// TokenFile is the bearer token, re-read on every request.
+	TokenFile string `yaml:"token_file"`
+	// CAFile verifies the kubelet's certificate when set.
+	CAFile string `yaml:"ca_file"`
+	// InsecureSkipVerify skips certificate verification; kubelet serving
+	// certificates are self-signed unless serverTLSBootstrap is on.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// Refresh is how often the node's pod list is re-read.
+	Refresh time.Duration `yaml:"refresh"`
 }
 
 // ContainerdConfig configures the containerd source.
@@ -100,6 +121,12 @@ func DefaultConfig() Config {
 		RetryMax:         2 * time.Minute,
 		RedetectInterval: time.Minute,
 		Containerd:       ContainerdConfig{Enabled: true, Socket: DefaultContainerdSocket},
+		Kubelet: KubeletConfig{
+			URL:                "https://127.0.0.1:10250",
+			TokenFile:          "/var/run/secrets/kubernetes.io/serviceaccount/token",
+			InsecureSkipVerify: true,
+			Refresh:            30 * time.Second,
+		},
 		ECS: ECSConfig{
 			Enabled:     true,
 			MetadataURI: os.Getenv("ECS_CONTAINER_METADATA_URI_V4"),
@@ -137,6 +164,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Containerd.Enabled && c.Containerd.Socket == "" {
 		errs = append(errs, errors.New("enrich.containerd.socket: required when containerd is enabled"))
+	}
+	if c.Kubelet.Enabled {
+		if c.Kubelet.URL == "" {
+			errs = append(errs, errors.New("enrich.kubelet.url: required when the kubelet source is enabled"))
+		}
+		positive("kubelet.refresh", c.Kubelet.Refresh)
 	}
 	if c.ECS.Enabled && c.ECS.AgentURI == "" && c.ECS.MetadataURI == "" {
 		errs = append(errs, errors.New("enrich.ecs: agent_uri or metadata_uri required when ecs is enabled"))

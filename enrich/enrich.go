@@ -7,7 +7,8 @@
 // mapped back to a path): package cgroup reads the container id and what
 // the path format says (pod uid, ECS task id). Metadata comes from sources
 // detected at Start: containerd (every namespace; Kubernetes pod data from
-// the CRI labels), the ECS task metadata endpoint v4 and the ECS agent's
+// the CRI labels), optionally the kubelet (pod labels, service account,
+// CRI-O pods), the ECS task metadata endpoint v4 and the ECS agent's
 // introspection API, and EC2's instance metadata service (IMDSv2). An
 // absent source is skipped quietly; a failing one is retried with backoff
 // and reported in Status and the vigil_enrich_source_errors_total metric.
@@ -46,6 +47,7 @@ import (
 	"github.com/vigilsec/vigil/enrich/ec2"
 	"github.com/vigilsec/vigil/enrich/ecs"
 	"github.com/vigilsec/vigil/enrich/host"
+	"github.com/vigilsec/vigil/enrich/kubernetes"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -71,13 +73,18 @@ type Enricher struct {
 	host  atomic.Pointer[vigilv1.Host]
 	http  *http.Client
 
-	ctrd, task, agent, imds *sourceState
+	ctrd, kubelet, task, agent, imds *sourceState
 
 	started    atomic.Bool
 	ctrdClient atomic.Pointer[containerd.Client]
 	tmde       *ecs.TaskMetadataClient
 	agentCl    *ecs.AgentClient
 	imdsCl     *ec2.Client
+	kubeletCl  *kubernetes.KubeletClient
+
+	podsMu      sync.Mutex
+	pods        atomic.Pointer[kubernetes.Index]
+	podsFetched time.Time
 
 	taskMu      sync.Mutex
 	taskDoc     atomic.Pointer[ecs.Task]
@@ -128,6 +135,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Enricher, er
 		return s
 	}
 	e.ctrd = mk(SourceContainerd, cfg.Containerd.Enabled)
+	e.kubelet = mk(SourceKubelet, cfg.Kubelet.Enabled)
 	e.task = mk(SourceECSTask, cfg.ECS.Enabled && cfg.ECS.MetadataURI != "")
 	e.agent = mk(SourceECSAgent, cfg.ECS.Enabled && cfg.ECS.AgentURI != "")
 	e.imds = mk(SourceEC2, cfg.EC2.Enabled)
@@ -136,6 +144,16 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Enricher, er
 	}
 	if cfg.ECS.Enabled && cfg.ECS.AgentURI != "" {
 		e.agentCl = ecs.NewAgentClient(cfg.ECS.AgentURI, e.http)
+	}
+	if cfg.Kubelet.Enabled {
+		k, err := kubernetes.NewKubeletClient(kubernetes.KubeletConfig{
+			URL: cfg.Kubelet.URL, TokenFile: cfg.Kubelet.TokenFile, CAFile: cfg.Kubelet.CAFile,
+			InsecureSkipVerify: cfg.Kubelet.InsecureSkipVerify, Timeout: cfg.LookupTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("enrich.kubelet: %w", err)
+		}
+		e.kubeletCl = k
 	}
 	if cfg.EC2.Enabled {
 		e.imdsCl = ec2.New(cfg.EC2.Endpoint, cfg.LookupTimeout)
@@ -155,7 +173,7 @@ func (e *Enricher) Start(ctx context.Context) error {
 
 	dctx, cancel := context.WithTimeout(ctx, e.cfg.DetectTimeout)
 	var wg sync.WaitGroup
-	for _, detect := range []func(context.Context){e.detectContainerd, e.detectTask, e.detectAgent, e.detectEC2} {
+	for _, detect := range []func(context.Context){e.detectContainerd, e.detectKubelet, e.detectTask, e.detectAgent, e.detectEC2} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -165,7 +183,7 @@ func (e *Enricher) Start(ctx context.Context) error {
 	wg.Wait()
 	cancel()
 	e.log.Info("enrichment sources detected",
-		SourceContainerd, e.ctrd.current(), SourceECSTask, e.task.current(),
+		SourceContainerd, e.ctrd.current(), SourceKubelet, e.kubelet.current(), SourceECSTask, e.task.current(),
 		SourceECSAgent, e.agent.current(), SourceEC2, e.imds.current())
 
 	for range e.cfg.Workers {
@@ -267,7 +285,7 @@ func (e *Enricher) Host() *vigilv1.Host { return e.host.Load() }
 
 // Status reports each source's state for the sensor's health report.
 func (e *Enricher) Status() []*vigilv1.SourceStatus {
-	return []*vigilv1.SourceStatus{e.ctrd.status(), e.task.status(), e.agent.status(), e.imds.status()}
+	return []*vigilv1.SourceStatus{e.ctrd.status(), e.kubelet.status(), e.task.status(), e.agent.status(), e.imds.status()}
 }
 
 func (e *Enricher) tickClock(ctx context.Context) {
@@ -311,6 +329,15 @@ func (e *Enricher) maintain(ctx context.Context) {
 				probe(e.ctrd, e.detectContainerd)
 			}
 			probe(e.task, e.detectTask)
+			probe(e.kubelet, e.detectKubelet)
+			if e.kubeletCl != nil && e.kubelet.current() == StateOK {
+				e.podsMu.Lock()
+				stale := now.Sub(e.podsFetched) >= e.cfg.Kubelet.Refresh
+				e.podsMu.Unlock()
+				if stale {
+					e.refreshPods(ctx)
+				}
+			}
 			if e.cluster.Load() == nil {
 				probe(e.agent, e.detectAgent)
 			}
@@ -350,6 +377,36 @@ func (e *Enricher) detectContainerd(ctx context.Context) {
 	default:
 		e.ctrd.fail(err, time.Now())
 	}
+}
+
+func (e *Enricher) detectKubelet(ctx context.Context) {
+	if e.kubeletCl == nil {
+		return
+	}
+	e.refreshPods(ctx)
+}
+
+// refreshPods re-reads the node's pod list. A kubelet that does not answer
+// at all is absent (not a Kubernetes node, or not reachable from here);
+// one that answers with an error is failing.
+func (e *Enricher) refreshPods(ctx context.Context) {
+	start := time.Now()
+	pods, err := e.kubeletCl.Pods(ctx)
+	e.m.lookupSeconds.WithLabelValues(SourceKubelet).Observe(time.Since(start).Seconds())
+	e.podsMu.Lock()
+	e.podsFetched = time.Now()
+	e.podsMu.Unlock()
+	if err != nil {
+		var se *kubernetes.StatusError
+		if errors.As(err, &se) || e.kubelet.current() == StateOK {
+			e.kubelet.fail(err, time.Now())
+		} else {
+			e.kubelet.absent(err, time.Now(), e.cfg.RedetectInterval)
+		}
+		return
+	}
+	e.pods.Store(kubernetes.NewIndex(pods))
+	e.kubelet.succeed()
 }
 
 func (e *Enricher) detectTask(ctx context.Context) {

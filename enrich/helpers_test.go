@@ -64,6 +64,8 @@ func waitComplete(t *testing.T, e *Enricher, path string) *vigilv1.Event {
 	}
 }
 
+func newEvent(path string) *vigilv1.Event { return &vigilv1.Event{CgroupPath: path} }
+
 func sourceStatus(e *Enricher, name string) *vigilv1.SourceStatus {
 	for _, s := range e.Status() {
 		if s.Name == name {

@@ -11,6 +11,7 @@ import (
 	"github.com/vigilsec/vigil/enrich/cgroup"
 	"github.com/vigilsec/vigil/enrich/containerd"
 	"github.com/vigilsec/vigil/enrich/ecs"
+	"github.com/vigilsec/vigil/enrich/kubernetes"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -83,6 +84,7 @@ func (e *Enricher) lookup(ctx context.Context, st *containerState) {
 		f.kubernetes = &vigilv1.Kubernetes{PodUid: ref.PodUID}
 	}
 	e.fromContainerd(ctx, ref, &f, now)
+	e.fromKubelet(ctx, ref, &f, now)
 	e.fromTask(ctx, ref, &f, now)
 	e.fromAgent(ctx, ref, &f, now)
 	if f.ecs != nil {
@@ -205,6 +207,81 @@ func kubernetesFromLabels(l map[string]string) *vigilv1.Kubernetes {
 		return nil
 	}
 	return k
+}
+
+// fromKubelet completes the pod from the kubelet's pod list: labels and
+// service account always, and the pod's identity, container name and
+// image when containerd could not say (CRI-O, Docker).
+func (e *Enricher) fromKubelet(ctx context.Context, ref cgroup.Ref, f *found, now time.Time) {
+	if e.kubeletCl == nil || !e.kubelet.usable(now) {
+		return
+	}
+	uid := ref.PodUID
+	if f.kubernetes != nil && f.kubernetes.PodUid != "" {
+		uid = f.kubernetes.PodUid
+	}
+	find := func(ix *kubernetes.Index) (*kubernetes.Pod, *kubernetes.Container) {
+		if ix == nil {
+			return nil, nil
+		}
+		if p, c, ok := ix.ByContainer(ref.ID); ok {
+			return p, c
+		}
+		if uid != "" {
+			if p, ok := ix.Pod(uid); ok {
+				return p, nil
+			}
+		}
+		return nil, nil
+	}
+	p, c := find(e.pods.Load())
+	if p == nil && uid != "" {
+		// A pod scheduled since the last refresh.
+		e.podsMu.Lock()
+		due := now.Sub(e.podsFetched) >= taskRefetchMin
+		e.podsMu.Unlock()
+		if due {
+			e.refreshPods(ctx)
+			p, c = find(e.pods.Load())
+		}
+	}
+	if p == nil {
+		e.m.lookups.WithLabelValues(SourceKubelet, resultNotFound).Inc()
+		return
+	}
+	e.m.lookups.WithLabelValues(SourceKubelet, resultFound).Inc()
+	f.known = true
+	k := f.kubernetes
+	if k == nil {
+		k = &vigilv1.Kubernetes{}
+		f.kubernetes = k
+	}
+	if k.PodName == "" {
+		k.PodName, k.Namespace, k.PodUid = p.Name, p.Namespace, p.UID
+	}
+	if len(k.PodLabels) == 0 {
+		k.PodLabels = p.Labels
+	}
+	k.ServiceAccount = p.ServiceAccount
+	if c == nil {
+		return
+	}
+	if k.ContainerName == "" {
+		k.ContainerName = c.Name
+	}
+	ct := f.container
+	if ct.Name == "" || ct.Name == ct.Id {
+		ct.Name = c.Name
+	}
+	if ct.Image == "" {
+		ct.Image = c.Image
+	}
+	if ct.ImageDigest == "" {
+		ct.ImageDigest = c.ImageID
+	}
+	if ct.Runtime == "" || ct.Runtime == cgroup.RuntimeCRI {
+		ct.Runtime = c.Runtime
+	}
 }
 
 // fromTask looks the container up in the sensor's own task document (the

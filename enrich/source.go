@@ -22,6 +22,7 @@ const (
 // the metrics.
 const (
 	SourceContainerd = "containerd"
+	SourceKubelet    = "kubelet"
 	SourceECSTask    = "ecs_task_metadata"
 	SourceECSAgent   = "ecs_agent"
 	SourceEC2        = "ec2_imds"
