@@ -148,11 +148,12 @@ func NewServer(cfg Config, deps Deps, log *slog.Logger, reg prometheus.Registere
 		reg = prometheus.NewRegistry()
 	}
 	if deps.Gatherer == nil {
-		if g, ok := reg.(prometheus.Gatherer); ok {
-			deps.Gatherer = g
-		} else {
-			deps.Gatherer = prometheus.NewRegistry()
+		g, ok := reg.(prometheus.Gatherer)
+		if !ok {
+			// Serving an empty registry would hide every metric without a word.
+			return nil, errors.New("api deps: Gatherer is required when the registerer is not a prometheus.Gatherer")
 		}
+		deps.Gatherer = g
 	}
 	s := &Server{
 		cfg:  cfg,
