@@ -367,7 +367,15 @@ func (e *Enricher) detectContainerd(ctx context.Context) {
 	if e.ctrd.current() == StateDisabled {
 		return
 	}
-	c, err := containerd.Dial(ctx, e.cfg.Containerd.Socket, e.cfg.LookupTimeout)
+	var (
+		c   *containerd.Client
+		err error
+	)
+	for _, socket := range containerdSockets(e.cfg.Containerd.Socket) {
+		if c, err = containerd.Dial(ctx, socket, e.cfg.LookupTimeout); !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
 	switch {
 	case err == nil:
 		e.ctrdClient.Store(c)
@@ -377,6 +385,16 @@ func (e *Enricher) detectContainerd(ctx context.Context) {
 	default:
 		e.ctrd.fail(err, time.Now())
 	}
+}
+
+// containerdSockets is the configured socket, and when that is the default,
+// the other places distributions put containerd: Docker's own (older
+// Docker releases) and k3s/RKE2's.
+func containerdSockets(configured string) []string {
+	if configured != DefaultContainerdSocket {
+		return []string{configured}
+	}
+	return []string{configured, "/run/docker/containerd/containerd.sock", "/run/k3s/containerd/containerd.sock"}
 }
 
 func (e *Enricher) detectKubelet(ctx context.Context) {
@@ -456,6 +474,12 @@ func (e *Enricher) detectAgent(ctx context.Context) {
 
 func (e *Enricher) detectEC2(ctx context.Context) {
 	if e.imdsCl == nil {
+		return
+	}
+	if os.Getenv("AWS_EXECUTION_ENV") == "AWS_ECS_FARGATE" {
+		// Fargate tasks have no instance metadata service: do not wait
+		// for a timeout to learn it.
+		e.imds.absent(errors.New("on Fargate"), time.Now(), 24*time.Hour)
 		return
 	}
 	id, err := e.imdsCl.Identity(ctx)

@@ -73,6 +73,7 @@ type found struct {
 	known      bool // some source knows the container
 	failed     bool // some source that might know it failed
 	notHere    bool // containerd answered and does not have it
+	rootfs     string
 }
 
 // lookup asks the sources about a container and publishes a new snapshot.
@@ -89,6 +90,11 @@ func (e *Enricher) lookup(ctx context.Context, st *containerState) {
 	e.fromAgent(ctx, ref, &f, now)
 	if f.ecs != nil {
 		e.completeECS(ref, f.ecs)
+	}
+	if f.container.Image == "" {
+		// No image reference from any source: the rootfs path still
+		// tells the container apart.
+		f.container.Image = f.rootfs
 	}
 
 	old := st.meta.Load()
@@ -169,6 +175,7 @@ func (e *Enricher) fromContainerd(ctx context.Context, ref cgroup.Ref, f *found,
 	c2 := f.container
 	c2.Name = info.Name
 	c2.Image = info.Image
+	f.rootfs = info.Rootfs
 	c2.ImageDigest = info.ImageDigest
 	c2.Namespace = info.Namespace
 	c2.Labels = info.Labels

@@ -43,10 +43,13 @@ type Info struct {
 	Namespace string
 	// Name is the CRI or nerdctl container name, else the id.
 	Name string
-	// Image is the image reference, or the rootfs path for containers run
-	// from a plain directory (ctr run --rootfs).
+	// Image is the image reference; empty for containers run from a plain
+	// directory (ctr run --rootfs) and for Docker's containers, whose
+	// images Docker keeps to itself.
 	Image       string
 	ImageDigest string
+	// Rootfs is the OCI spec's root path.
+	Rootfs string
 	// RuntimeHandler is containerd's runtime name (io.containerd.runc.v2).
 	RuntimeHandler string
 	Labels         map[string]string
@@ -176,8 +179,8 @@ func (c *Client) lookupIn(ctx context.Context, ns, id string) (*Info, error) {
 	}
 	if spec, err := parseSpec(ctr); err == nil {
 		info.Privileged = Privileged(spec)
-		if info.Image == "" && spec.Root != nil {
-			info.Image = spec.Root.Path
+		if spec.Root != nil {
+			info.Rootfs = spec.Root.Path
 		}
 	}
 	if ctr.Image != "" {

@@ -82,7 +82,7 @@ func TestLookupRealContainerd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if info.ID != tt.id || info.Name != tt.id || info.Namespace != tt.wantNS || info.Image != tt.wantIm ||
+			if info.ID != tt.id || info.Name != tt.id || info.Namespace != tt.wantNS || info.Rootfs != tt.wantIm || info.Image != "" ||
 				info.Privileged != tt.wantPriv || info.Labels["app"] != tt.wantLabel || info.RuntimeHandler == "" || info.CreatedAt.IsZero() {
 				t.Fatalf("Lookup = %+v", info)
 			}
