@@ -53,7 +53,8 @@ type Ref struct {
 	Namespace string
 	// PodUID is the Kubernetes pod uid (with dashes), for kubepods paths.
 	PodUID string
-	// TaskID is the ECS task id (32 hex digits), for ECS and Fargate paths.
+	// TaskID is the ECS task id (32 hex digits, or a UUID for old
+	// tasks), for ECS and Fargate paths.
 	TaskID string
 	// Weak is set when the format alone cannot prove the path is a
 	// container (plain containerd /<namespace>/<id>): the caller should
@@ -86,7 +87,7 @@ func ParsePath(path string) (Ref, bool) {
 
 	// /ecs/<task>/<id> (ECS on EC2, cgroup v1) and /ecs/<task>/<task>-<n>
 	// (Fargate).
-	if grand == "ecs" && isHex(parent, 32) {
+	if grand == "ecs" && isTaskID(parent) {
 		if isHex(last, 64) {
 			return Ref{ID: last, Runtime: RuntimeDocker, Format: FormatECS, TaskID: parent}, true
 		}
@@ -207,6 +208,10 @@ func isHex(s string, n int) bool {
 	}
 	return true
 }
+
+// isTaskID accepts an ECS task id: 32 hex digits, or the UUID form of
+// tasks launched before ECS moved to the new ARN format.
+func isTaskID(s string) bool { return isHex(s, 32) || isPodUID(s) }
 
 func isDigits(s string) bool {
 	if s == "" {

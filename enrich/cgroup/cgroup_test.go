@@ -103,6 +103,11 @@ func TestParsePath(t *testing.T) {
 			want: Ref{ID: cid, Runtime: RuntimeDocker, Format: FormatECS, TaskID: task}, ok: true,
 		},
 		{
+			name: "an ECS task container of an old UUID-named task is read from /ecs/<uuid>/<id>",
+			path: "/ecs/e01d58a8-151b-40e8-bc01-22647b9ecfec/" + cid,
+			want: Ref{ID: cid, Runtime: RuntimeDocker, Format: FormatECS, TaskID: "e01d58a8-151b-40e8-bc01-22647b9ecfec"}, ok: true,
+		},
+		{
 			name: "an ECS task container on EC2 with cgroup v2 is read from the ecstasks slice",
 			path: "/ecstasks.slice/ecstasks-" + task + ".slice/docker-" + cid + ".scope",
 			want: Ref{ID: cid, Runtime: RuntimeDocker, Format: FormatECS, TaskID: task}, ok: true,
