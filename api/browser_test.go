@@ -300,6 +300,32 @@ func TestBrowser(t *testing.T) {
 		b.screenshot(t, "vigil-coverage.png")
 	})
 
+	t.Run("the rules page shows the rule set and the rejected file", func(t *testing.T) {
+		b.do(t, "open rules", chromedp.Navigate(fx.url+"/#/rules"))
+		b.waitFor(t, "the rules table", `document.body.innerText.includes('Reverse shell') && document.body.innerText.includes('broken.yaml')`)
+	})
+
+	t.Run("the suppressions page lists and deletes a suppression", func(t *testing.T) {
+		b.do(t, "open suppressions", chromedp.Navigate(fx.url+"/#/suppressions"))
+		b.waitFor(t, "the suppression", `document.querySelectorAll('#suppressions-table tbody tr').length === 1`)
+		// Delete asks for a second click instead of a dialog.
+		b.do(t, "delete", chromedp.Click(chromedp.CSS(`#suppressions-table button.danger`)))
+		b.do(t, "confirm", chromedp.Click(chromedp.CSS(`#suppressions-table button.danger`)))
+		b.waitFor(t, "the empty list", `document.querySelector('#suppressions-table') === null && document.body.innerText.includes('No suppressions')`)
+		if sups, err := fx.store.ListSuppressions(t.Context()); err != nil || len(sups) != 0 {
+			t.Fatalf("suppressions left %v, err %v", sups, err)
+		}
+	})
+
+	t.Run("without a token the page asks for one, refuses a sensor token and takes the API token", func(t *testing.T) {
+		b.do(t, "forget the token", chromedp.Navigate(fx.url+"/#/findings"), chromedp.Click(chromedp.ID("forget-token")))
+		b.waitFor(t, "the token form", `document.querySelector('#token-input') !== null`)
+		b.do(t, "enter the sensor token", chromedp.SendKeys(chromedp.ID("token-input"), sensorToken), chromedp.Click(chromedp.CSS(`.token-box button[type=submit]`)))
+		b.waitFor(t, "the refusal", `document.querySelector('#token-input') !== null && document.body.innerText.includes('sensor token')`)
+		b.do(t, "enter the API token", chromedp.SendKeys(chromedp.ID("token-input"), apiToken), chromedp.Click(chromedp.CSS(`.token-box button[type=submit]`)))
+		b.waitFor(t, "the findings", `document.querySelectorAll('#findings-table tbody tr').length > 0`)
+	})
+
 	t.Run("no script error and no dialog happened", func(t *testing.T) {
 		dialogs, exceptions := b.problems()
 		if len(dialogs) != 0 || len(exceptions) != 0 {

@@ -155,13 +155,14 @@ function askToken(reason) {
 // ---- findings list --------------------------------------------------------
 
 const SEVERITY_CHOICES = [["", "Any"], ["1", "Low and up"], ["4", "Medium and up"], ["7", "High and up"], ["9", "Critical"]];
+// Values match exactly; a trailing * matches a prefix (the placeholders say so).
 const TEXT_FILTERS = [
   ["type", "Type", "Execution:*"],
-  ["cluster", "Cluster", ""],
-  ["namespace", "Namespace", ""],
-  ["pod", "Pod", ""],
-  ["image", "Image", ""],
-  ["hostname", "Host", ""],
+  ["cluster", "ECS cluster", "name or ARN"],
+  ["namespace", "Namespace", "kube-*"],
+  ["pod", "Pod", "web-*"],
+  ["image", "Image", "nginx*"],
+  ["hostname", "Host", "ip-10-0-*"],
 ];
 
 function resourceSummary(f) {
