@@ -68,14 +68,20 @@ func walk(v reflect.Value, path, flagPrefix string, out *[]Field) {
 		if !sf.IsExported() {
 			continue
 		}
-		key, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		key, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
 		if key == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		if opts == "inline" && isSection(sf.Type) {
+			// An inline section's keys sit at its parent's level, in YAML
+			// and on the command line alike.
+			walk(fv, path, flagPrefix, out)
 			continue
 		}
 		if key == "" {
 			key = strings.ToLower(sf.Name)
 		}
-		fv := v.Field(i)
 		p := joinPath(path, key)
 		flagTag := sf.Tag.Get("flag")
 		if isSection(sf.Type) {

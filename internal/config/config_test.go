@@ -16,7 +16,13 @@ type spoolSettings struct {
 	MaxBytes int64 `yaml:"max_bytes"`
 }
 
+type tlsSettings struct {
+	// CAFile verifies the backend.
+	CAFile string `yaml:"ca_file" flag:"ca"`
+}
+
 type testConfig struct {
+	TLS tlsSettings `yaml:",inline"`
 	// Backend is the address of the backend.
 	Backend string `yaml:"backend" flag:"backend"`
 	// Insecure allows plaintext.
@@ -76,9 +82,9 @@ func TestLoad(t *testing.T) {
 		{
 			name: "flags override the environment",
 			env:  map[string]string{"VIGIL_BACKEND": "env:2", "VIGIL_CONFIG": file},
-			args: []string{"--backend", "flag:3", "--insecure", "--delay", "2s", "rest"},
+			args: []string{"--backend", "flag:3", "--insecure", "--delay", "2s", "--ca", "/ca.pem", "rest"},
 			want: func(t *testing.T, c *testConfig) {
-				if c.Backend != "flag:3" || !c.Insecure || c.Delay != 2*time.Second || c.Spool.Dir != "/var/spool" {
+				if c.Backend != "flag:3" || !c.Insecure || c.Delay != 2*time.Second || c.Spool.Dir != "/var/spool" || c.TLS.CAFile != "/ca.pem" {
 					t.Errorf("got %+v", c)
 				}
 			},
