@@ -65,6 +65,24 @@ func (e *Enricher) resolveID(ctx context.Context, s *slot) {
 	}
 }
 
+// outcome records one request's result in the metrics and in the source's
+// health, and returns it: a miss (notFound) is a healthy answer.
+func (e *Enricher) outcome(s *sourceState, err, notFound error, now time.Time) string {
+	result := resultFound
+	switch {
+	case errors.Is(err, notFound):
+		result = resultNotFound
+		s.succeed()
+	case err != nil:
+		result = resultError
+		s.fail(err, now)
+	default:
+		s.succeed()
+	}
+	e.m.lookups.WithLabelValues(s.name, result).Inc()
+	return result
+}
+
 // found is what the sources said of one container.
 type found struct {
 	container  *vigilv1.Container
@@ -157,20 +175,14 @@ func (e *Enricher) fromContainerd(ctx context.Context, ref cgroup.Ref, f *found,
 	start := time.Now()
 	info, err := c.Lookup(ctx, ref.Namespace, ref.ID)
 	e.m.lookupSeconds.WithLabelValues(SourceContainerd).Observe(time.Since(start).Seconds())
-	switch {
-	case errors.Is(err, containerd.ErrNotFound):
-		e.m.lookups.WithLabelValues(SourceContainerd, resultNotFound).Inc()
-		e.ctrd.succeed()
+	switch e.outcome(e.ctrd, err, containerd.ErrNotFound, now) {
+	case resultNotFound:
 		f.notHere = true
 		return
-	case err != nil:
-		e.m.lookups.WithLabelValues(SourceContainerd, resultError).Inc()
-		e.ctrd.fail(err, now)
+	case resultError:
 		f.failed = true
 		return
 	}
-	e.m.lookups.WithLabelValues(SourceContainerd, resultFound).Inc()
-	e.ctrd.succeed()
 	f.known = true
 	c2 := f.container
 	c2.Name = info.Name
@@ -359,19 +371,13 @@ func (e *Enricher) fromAgent(ctx context.Context, ref cgroup.Ref, f *found, now 
 	start := time.Now()
 	t, err := e.agentCl.TaskByDockerID(ctx, ref.ID)
 	e.m.lookupSeconds.WithLabelValues(SourceECSAgent).Observe(time.Since(start).Seconds())
-	switch {
-	case errors.Is(err, ecs.ErrNotFound):
-		e.m.lookups.WithLabelValues(SourceECSAgent, resultNotFound).Inc()
-		e.agent.succeed()
+	switch e.outcome(e.agent, err, ecs.ErrNotFound, now) {
+	case resultNotFound:
 		return
-	case err != nil:
-		e.m.lookups.WithLabelValues(SourceECSAgent, resultError).Inc()
-		e.agent.fail(err, now)
+	case resultError:
 		f.failed = true
 		return
 	}
-	e.m.lookups.WithLabelValues(SourceECSAgent, resultFound).Inc()
-	e.agent.succeed()
 	f.known = true
 	f.ecs = t.Identity(*cluster, ref.ID)
 	if c := f.container; c.Name == "" || c.Name == c.Id {
