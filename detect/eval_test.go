@@ -101,7 +101,8 @@ func TestOperators(t *testing.T) {
 		{"evt.num is never zero", "evt.num = 0", exec, false},
 		{"container.id is host outside containers", "container.id = host", exec, true},
 		{"flags contains tests one flag", "evt.arg.flags contains O_TRUNC", openEv(bash, "/var/log/x", 0o1001), true},
-		{"flags contains does not match a longer flag", "evt.arg.flags contains O_SYNC", openEv(bash, "/x", 0o10001), false},
+		{"flags contains does not match part of a flag name", "evt.arg.flags contains O_WR", openEv(bash, "/x", 0o1), false},
+		{"flags contains matches a whole flag name", "evt.arg.flags contains O_WRONLY", openEv(bash, "/x", 0o1), true},
 		{"is_open_write on a write open", "evt.is_open_write = true", openEv(bash, "/x", 1), true},
 		{"is_open_read is false for write-only", "evt.is_open_read = true", openEv(bash, "/x", 1), false},
 		{"bool field against true", "proc.is_exe_upper_layer = true", exec, false},
@@ -220,7 +221,7 @@ func TestFindingMetadata(t *testing.T) {
   finding:
     type: PrivilegeEscalation:Runtime/DockerSocketAccessed
     severity: 7
-    context: {socketPath: fd.name, toolName: "curl", note: plain}
+    context: {socketPath: fd.name, toolName: "curl", note: plain, dotted: "'fd.name'", text: "not.a.field"}
 - rule: No finding block
   desc: d
   condition: fd.name = /var/run/docker.sock
@@ -237,7 +238,7 @@ func TestFindingMetadata(t *testing.T) {
 		strings.Join(a.MitreTactics, ",") != "TA0004" || strings.Join(a.MitreTechniques, ",") != "T1611" {
 		t.Fatalf("finding metadata: %+v", a)
 	}
-	if c := as[0].Context; c["socketPath"] != "/var/run/docker.sock" || c["toolName"] != "curl" || c["note"] != "plain" {
+	if c := as[0].Context; c["socketPath"] != "/var/run/docker.sock" || c["toolName"] != "curl" || c["note"] != "plain" || c["dotted"] != "fd.name" || c["text"] != "not.a.field" {
 		t.Fatalf("context: %v", c)
 	}
 	b := as[1].Rule
@@ -269,6 +270,10 @@ func TestDerivedFields(t *testing.T) {
 	p.CapEffective = 1<<21 | 1<<16
 	p.ExeCtime = timestamppb.New(t0.Add(-2 * 3600e9))
 	ev := execEv(p, inContainer("alpine"))
+	x := ev.GetExec()
+	x.Stdio = []string{"socket", "pipe", "socket"}
+	x.StdioRemote = []string{"203.0.113.7:4444", "", "@abstract"}
+	x.LdPreload = "/tmp/evil.so"
 	cases := []struct{ cond string }{
 		{"thread.cap_effective icontains sys_module"},
 		{"thread.cap_effective contains CAP_SYS_ADMIN"},
@@ -278,6 +283,10 @@ func TestDerivedFields(t *testing.T) {
 		{"container.id = 0123456789ab"},
 		{"container.full_id = 0123456789abcdef0123"},
 		{"user.loginuid = -1"},
+		{"proc.stdin.type = ipv4 and proc.stdout.type = pipe and proc.stderr.type = unix"},
+		{"proc.stdin.name = 203.0.113.7:4444"},
+		{"proc.env[LD_PRELOAD] = /tmp/evil.so and not proc.env[LD_LIBRARY_PATH] exists"},
+		{"proc.env contains 'LD_PRELOAD=/tmp/evil.so'"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.cond, func(t *testing.T) {

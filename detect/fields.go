@@ -66,6 +66,7 @@ const (
 	argIndex
 	argIndexOptional
 	argKey
+	argKeyOptional
 )
 
 type fieldDef struct {
@@ -89,6 +90,8 @@ func Fields() []FieldInfo {
 			fi.Arg, fi.ArgOptional = "index", true
 		case argKey:
 			fi.Arg = "key"
+		case argKeyOptional:
+			fi.Arg, fi.ArgOptional = "key", true
 		}
 		out = append(out, fi)
 	}
@@ -145,7 +148,11 @@ func lookupField(table map[string]*fieldDef, f fieldRef) (fieldImpl, error) {
 		return fieldImpl{}, err
 	}
 	impl.name = f.String()
-	impl.typ = d.typ
+	if impl.typ == ftString {
+		// Builders only set typ when it differs from the definition's
+		// (evt.arg.flags is a flags field).
+		impl.typ = d.typ
+	}
 	if impl.str == nil {
 		impl.str = strFromOthers(impl)
 	}
@@ -705,6 +712,80 @@ func containerOf(c *evalCtx) *vigilv1.Container { return c.ev.GetContainer() }
 
 func hostOf(c *evalCtx) *vigilv1.Host { return c.ev.GetHost() }
 
+func stdioType(i int) func(c *evalCtx) (string, bool) {
+	return func(c *evalCtx) (string, bool) {
+		x := c.ev.GetExec()
+		if x == nil || i >= len(x.Stdio) || x.Stdio[i] == "" {
+			return "", false
+		}
+		if x.Stdio[i] != "socket" {
+			return x.Stdio[i], true
+		}
+		remote := ""
+		if i < len(x.StdioRemote) {
+			remote = x.StdioRemote[i]
+		}
+		if remote == "" {
+			return "socket", true
+		}
+		if remote[0] == '/' || remote[0] == '@' {
+			return "unix", true
+		}
+		if ap, err := netip.ParseAddrPort(remote); err == nil {
+			if ap.Addr().Unmap().Is4() {
+				return "ipv4", true
+			}
+			return "ipv6", true
+		}
+		return "socket", true
+	}
+}
+
+func stdioName(i int) func(c *evalCtx) (string, bool) {
+	return func(c *evalCtx) (string, bool) {
+		x := c.ev.GetExec()
+		if x == nil || i >= len(x.StdioRemote) {
+			return "", false
+		}
+		return nonEmpty(x.StdioRemote[i])
+	}
+}
+
+func procEnvField(arg string, hasArg bool) (fieldImpl, error) {
+	if !hasArg {
+		return fieldImpl{str: func(c *evalCtx) (string, bool) {
+			x := c.ev.GetExec()
+			if x == nil {
+				return "", false
+			}
+			var parts []string
+			if x.LdPreload != "" {
+				parts = append(parts, "LD_PRELOAD="+x.LdPreload)
+			}
+			if x.LdLibraryPath != "" {
+				parts = append(parts, "LD_LIBRARY_PATH="+x.LdLibraryPath)
+			}
+			return strings.Join(parts, " "), true
+		}}, nil
+	}
+	var get func(x *vigilv1.Exec) string
+	switch arg {
+	case "LD_PRELOAD":
+		get = (*vigilv1.Exec).GetLdPreload
+	case "LD_LIBRARY_PATH":
+		get = (*vigilv1.Exec).GetLdLibraryPath
+	default:
+		return fieldImpl{}, &unsupportedField{name: "proc.env[" + arg + "]"}
+	}
+	return fieldImpl{str: func(c *evalCtx) (string, bool) {
+		x := c.ev.GetExec()
+		if x == nil {
+			return "", false
+		}
+		return nonEmpty(get(x))
+	}}, nil
+}
+
 // sessionLeaderName finds the session leader in the lineage.
 func sessionLeaderName(c *evalCtx) (string, bool) {
 	p := proc(c)
@@ -978,6 +1059,17 @@ func fieldDefs() []fieldDef {
 			sfield(func(c *evalCtx) (string, bool) { return nonEmpty(proc(c).GetParentExecId()) })},
 		{"proc.sha256", ftString, argNone, "SHA-256 of the executable, hex (when the sensor computed it).",
 			sfield(func(c *evalCtx) (string, bool) { return nonEmpty(proc(c).GetExeSha256()) })},
+		{"proc.stdin.type", ftString, argNone, "On exec events: what fd 0 is (ipv4, ipv6, unix, socket, pipe, tty, file, none).",
+			sfield(stdioType(0))},
+		{"proc.stdout.type", ftString, argNone, "On exec events: what fd 1 is.", sfield(stdioType(1))},
+		{"proc.stderr.type", ftString, argNone, "On exec events: what fd 2 is.", sfield(stdioType(2))},
+		{"proc.stdin.name", ftString, argNone, "On exec events: the remote address (ip:port) of fd 0 when it is a connected socket.",
+			sfield(stdioName(0))},
+		{"proc.stdout.name", ftString, argNone, "On exec events: the remote address of fd 1 when it is a connected socket.", sfield(stdioName(1))},
+		{"proc.stderr.name", ftString, argNone, "On exec events: the remote address of fd 2 when it is a connected socket.", sfield(stdioName(2))},
+		{"proc.env", ftString, argKeyOptional, "On exec events: an environment variable the sensor keeps (LD_PRELOAD, LD_LIBRARY_PATH); " +
+			"present when set and not empty. Without [NAME], all kept variables as NAME=value pairs.",
+			procEnvField},
 		{"thread.cap_effective", ftString, argNone, "Effective capabilities of the process as CAP_* names separated by spaces.",
 			sfield(func(c *evalCtx) (string, bool) {
 				p := proc(c)

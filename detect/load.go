@@ -1121,9 +1121,14 @@ func contextEntry(key string, v *yaml.Node) (contextDef, error) {
 	if v.Kind != yaml.ScalarNode {
 		return contextDef{}, fmt.Errorf("line %d: context %s must be a field name or a quoted string", v.Line, key)
 	}
-	quoted := v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0
-	lit := quoted || (!strings.Contains(v.Value, ".") && !strings.HasPrefix(v.Value, "$"))
-	return contextDef{key: key, value: v.Value, literal: lit}, nil
+	s := v.Value
+	// '"text"' (quotes inside the YAML string) forces a literal; otherwise
+	// the compiler decides: a known field or $capture is rendered, anything
+	// else is literal text.
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		return contextDef{key: key, value: s[1 : len(s)-1], literal: true}, nil
+	}
+	return contextDef{key: key, value: s}, nil
 }
 
 func parseSteps(n *yaml.Node) ([]stepDef, error) {

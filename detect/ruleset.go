@@ -566,11 +566,11 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 				}
 				cc.capture = name
 			default:
-				f, err := cp.fieldByName(c.value)
-				if err != nil {
-					return nil, "", fmt.Errorf("finding.context.%s: %w", c.key, err)
+				if f, ok := cp.knownField(c.value); ok {
+					cc.field = &f
+				} else {
+					cc.lit = c.value
 				}
-				cc.field = &f
 			}
 			r.context = append(r.context, cc)
 		}
@@ -611,6 +611,24 @@ func (cp *compiler) fieldByName(s string) (fieldImpl, error) {
 		return fieldImpl{}, fmt.Errorf("%q is not a field", s)
 	}
 	return cp.field(f)
+}
+
+// knownField compiles s when it names a supported field, without reporting
+// anything when it does not (finding context values may be plain text).
+func (cp *compiler) knownField(s string) (fieldImpl, bool) {
+	p := &parser{s: strings.TrimSpace(s)}
+	if p.s == "" || !isIdentStart(p.s[0]) {
+		return fieldImpl{}, false
+	}
+	f, isField, err := p.parseFieldOrIdent()
+	if err != nil || !isField || p.i != len(p.s) {
+		return fieldImpl{}, false
+	}
+	if _, err := lookupField(cp.fields, f); err != nil {
+		return fieldImpl{}, false
+	}
+	impl, err := cp.field(f)
+	return impl, err == nil
 }
 
 // keyFunc compiles a `by` key: a keyword or a field.
