@@ -177,3 +177,35 @@ func scalarSchema(fd protoreflect.FieldDescriptor) (map[string]any, []protorefle
 	}
 	return nil, nil, fmt.Errorf("no JSON schema for kind %v", fd.Kind())
 }
+
+// TestOpenAPIListsEveryFindingsParameter keeps the document's parameters of
+// GET /findings and the parser's in step: both directions would otherwise
+// drift silently (a documented filter the server refuses, or one it takes
+// that nobody can find).
+func TestOpenAPIListsEveryFindingsParameter(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(openAPIDocument)
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, p := range doc.Paths.Find("/api/v1/findings").Get.Parameters {
+		documented[p.Value.Name] = true
+	}
+	known := map[string]bool{}
+	for name := range stringFilters {
+		known[name] = true
+	}
+	for name := range otherParams {
+		known[name] = true
+	}
+	for name := range known {
+		if !documented[name] {
+			t.Errorf("the server takes %q but the document does not list it", name)
+		}
+	}
+	for name := range documented {
+		if !known[name] {
+			t.Errorf("the document lists %q but the server refuses it", name)
+		}
+	}
+}
