@@ -73,10 +73,14 @@
 // decoded before the hash is published have an empty ExeSha256; HashNow hashes
 // synchronously for a caller that cannot wait.
 //
-// User names come from /etc/passwd as the process sees it
-// (/proc/PID/root/etc/passwd), cached per mount namespace. When ExecInfo
-// carries the mount namespace and its passwd file is already cached the name
-// is set at once; otherwise the worker resolves it with the hash.
+// The same worker stats the executable for ExeCtime and ExeMtime when the
+// exec record did not carry them.
+//
+// User and group names come from /etc/passwd and /etc/group as the process
+// sees them (/proc/PID/root/etc/...), cached per mount namespace and re-read
+// when an id is missing and the copy is older than 30s. When ExecInfo
+// carries the mount namespace (MntNs) and its files are already cached the
+// names are set at once; otherwise the worker resolves them and publishes.
 //
 // # Concurrency
 //
