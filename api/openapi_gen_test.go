@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -60,6 +64,10 @@ var apiMessages = []protoreflect.MessageDescriptor{
 }
 
 func buildOpenAPI(in []byte) ([]byte, error) {
+	comments, err := protoComments("../proto/vigil/v1")
+	if err != nil {
+		return nil, err
+	}
 	var doc map[string]any
 	if err := json.Unmarshal(in, &doc); err != nil {
 		return nil, fmt.Errorf("parse openapi.in.json: %w", err)
@@ -77,10 +85,14 @@ func buildOpenAPI(in []byte) ([]byte, error) {
 			return fmt.Errorf("schema %s defined twice", name)
 		}
 		props := map[string]any{}
+		desc := fmt.Sprintf("The protobuf JSON mapping of %s.", md.FullName())
+		if c := comments[name]; c != "" {
+			desc = c + "\n\n" + desc
+		}
 		schemas[name] = map[string]any{
 			"type":                 "object",
 			"additionalProperties": false,
-			"description":          fmt.Sprintf("The protobuf JSON mapping of %s.", md.FullName()),
+			"description":          desc,
 			"properties":           props,
 		}
 		fields := md.Fields()
@@ -89,6 +101,13 @@ func buildOpenAPI(in []byte) ([]byte, error) {
 			s, nested, err := fieldSchema(fd)
 			if err != nil {
 				return fmt.Errorf("%s: %w", fd.FullName(), err)
+			}
+			// OpenAPI 3.0 ignores siblings of $ref, so only inline schemas
+			// carry the field's comment.
+			if _, ref := s["$ref"]; !ref {
+				if c := comments[name+"."+string(fd.Name())]; c != "" {
+					s["description"] = c
+				}
 			}
 			props[fd.JSONName()] = s
 			for _, n := range nested {
@@ -208,4 +227,54 @@ func TestOpenAPIListsEveryFindingsParameter(t *testing.T) {
 			t.Errorf("the document lists %q but the server refuses it", name)
 		}
 	}
+}
+
+var (
+	protoMessageRe = regexp.MustCompile(`^\s*message\s+(\w+)\s*\{`)
+	protoFieldRe   = regexp.MustCompile(`^\s*(?:repeated\s+|optional\s+)?(?:map<[^>]+>|[\w.]+)\s+(\w+)\s*=\s*\d+[^;]*;\s*(?://\s*(.*))?$`)
+)
+
+// protoComments returns the leading comments of the messages
+// ("Finding") and fields ("Finding.severity_label") in the .proto files of
+// dir. The generated Go descriptors carry no comments, and the proto files
+// are plain enough (no nested messages) for a line scanner.
+func protoComments(dir string) (map[string]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.proto"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no proto files in %s: %v", dir, err)
+	}
+	out := map[string]string{}
+	for _, file := range files {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		var pending []string
+		msg := ""
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			switch {
+			case strings.HasPrefix(line, "//"):
+				pending = append(pending, strings.TrimSpace(strings.TrimPrefix(line, "//")))
+				continue
+			case protoMessageRe.MatchString(line):
+				msg = protoMessageRe.FindStringSubmatch(line)[1]
+				out[msg] = strings.Join(pending, " ")
+			case msg != "" && protoFieldRe.MatchString(line):
+				m := protoFieldRe.FindStringSubmatch(line)
+				c := strings.Join(pending, " ")
+				if m[2] != "" {
+					c = strings.TrimSpace(c + " " + m[2])
+				}
+				out[msg+"."+m[1]] = c
+			}
+			pending = nil
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
