@@ -206,10 +206,10 @@ func (fx *fixture) validate(method, path string, body []byte, token string, resp
 	}
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: reqIn,
-		Status:  resp.StatusCode,
-		Header:  resp.Header,
-		Body:    io.NopCloser(bytes.NewReader(b)),
-		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Body:                   io.NopCloser(bytes.NewReader(b)),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		fx.t.Fatalf("%s %s: response %d does not match the OpenAPI document: %v\nbody: %.2000s", method, path, resp.StatusCode, err, b)
