@@ -326,6 +326,14 @@ func TestBrowser(t *testing.T) {
 		b.waitFor(t, "the findings", `document.querySelectorAll('#findings-table tbody tr').length > 0`)
 	})
 
+	t.Run("the first page of findings shows new findings as they arrive", func(t *testing.T) {
+		b.do(t, "open the list with a one-second refresh", chromedp.Navigate(fx.url+"/?refresh=1#/findings?archived=any"))
+		b.waitFor(t, "the list", rows+` > 0`)
+		before := eval[int](t, b, rows)
+		fresh := fx.raise(spec{typ: "Execution:Runtime/NewBinaryExecuted", rule: "New binary", severity: 7, host: "web-9", inst: "i-0999"})[0].GetId()
+		b.waitFor(t, "the new finding", fmt.Sprintf(`%s === %d && document.querySelector('tr[data-id="%s"]') !== null`, rows, before+1, fresh))
+	})
+
 	t.Run("no script error and no dialog happened", func(t *testing.T) {
 		dialogs, exceptions := b.problems()
 		if len(dialogs) != 0 || len(exceptions) != 0 {

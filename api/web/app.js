@@ -210,6 +210,36 @@ async function viewFindings(params) {
     status.replaceWith(errorBox(err));
     return;
   }
+  let shown = findingsResult(body, params, status);
+  main.append(...shown);
+  // The first page follows new findings while it is on screen; later pages
+  // stay put so a reader paging through does not lose their place.
+  if (!params.has("nextToken")) {
+    let key = listKey(body);
+    refreshTimer = setInterval(async () => {
+      if (document.hidden) return;
+      let fresh;
+      try { fresh = await api(`/findings?${params}`); } catch { return; }
+      if (listKey(fresh) === key || !shown[0].isConnected) return;
+      key = listKey(fresh);
+      const next = findingsResult(fresh, params, status);
+      shown.forEach((n, i) => n.replaceWith(next[i]));
+      shown = next;
+    }, REFRESH_MS);
+  }
+}
+
+// ?refresh=SECONDS in the page address changes the period (minimum 1 s).
+const REFRESH_MS = Math.max(1, Number(new URLSearchParams(location.search).get("refresh")) || 10) * 1000;
+let refreshTimer = null;
+
+function listKey(body) {
+  return body.findings.map((f) => `${f.id}/${f.updatedAt}/${f.service && f.service.archived}`).join(",");
+}
+
+// findingsResult builds the table and pager of one page of findings and
+// updates the status line.
+function findingsResult(body, params, status) {
   const rows = body.findings.map((f) => {
     const svc = f.service || {};
     return el("tr", { className: svc.archived ? "archived" : "", dataset: { id: f.id } },
@@ -232,7 +262,7 @@ async function viewFindings(params) {
     next.set("nextToken", body.nextToken);
     pager.append(el("a", { href: `#/findings?${next}`, id: "next-page", text: "Next page →" }));
   }
-  main.append(table, pager);
+  return [table, pager];
 }
 
 // ---- finding detail -------------------------------------------------------
@@ -570,6 +600,8 @@ async function viewRules() {
 // ---- routing ----------------------------------------------------------------
 
 function route() {
+  clearInterval(refreshTimer);
+  refreshTimer = null;
   takeTokenFromURL();
   if (!token()) {
     askToken();
