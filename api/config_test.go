@@ -17,10 +17,10 @@ func TestConfigValidate(t *testing.T) {
 		want string // "" for valid
 	}{
 		{"one long API token is valid", api.Config{APITokens: []string{apiToken}}, ""},
-		{"no API token is refused", api.Config{}, "apiTokens"},
-		{"a short API token is refused", api.Config{APITokens: []string{"short"}}, "apiTokens[0]"},
-		{"an API token that is also a sensor token is refused", api.Config{APITokens: []string{apiToken}, SensorTokens: []string{apiToken}}, "also a sensor token"},
-		{"a default page above the maximum is refused", api.Config{APITokens: []string{apiToken}, DefaultPageSize: 5000}, "defaultPageSize"},
+		{"no API token is refused", api.Config{}, "at least one"},
+		{"a short API token is refused", api.Config{APITokens: []string{"short"}}, "api token 1: needs at least 16"},
+		{"an API token that is also a sensor token is refused", api.Config{APITokens: []string{apiToken}, SensorTokens: []string{apiToken}}, "is also a sensor token"},
+		{"a default page above the maximum is refused", api.Config{APITokens: []string{apiToken}, DefaultPageSize: 5000}, "default page size"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

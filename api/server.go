@@ -88,20 +88,20 @@ const MaxPageSize = 1000
 // Validate checks the configuration and says which key is wrong and why.
 func (c Config) Validate() error {
 	if len(c.APITokens) == 0 {
-		return errors.New("apiTokens: at least one API token is required")
+		return errors.New("api token: at least one is required")
 	}
 	for i, t := range c.APITokens {
 		if len(t) < 16 {
-			return fmt.Errorf("apiTokens[%d]: a token needs at least 16 characters", i)
+			return fmt.Errorf("api token %d: needs at least 16 characters (a guessable token guards every finding)", i+1)
 		}
 		for _, s := range c.SensorTokens {
 			if subtle.ConstantTimeCompare([]byte(t), []byte(s)) == 1 {
-				return fmt.Errorf("apiTokens[%d]: the same token is also a sensor token", i)
+				return fmt.Errorf("api token %d: is also a sensor token", i+1)
 			}
 		}
 	}
 	if c.DefaultPageSize < 0 || c.DefaultPageSize > MaxPageSize {
-		return fmt.Errorf("defaultPageSize: %d is outside 0..%d", c.DefaultPageSize, MaxPageSize)
+		return fmt.Errorf("default page size: %d is outside 0..%d", c.DefaultPageSize, MaxPageSize)
 	}
 	return nil
 }
