@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/vigilsec/vigil/api"
+	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/findings"
+	"github.com/vigilsec/vigil/internal/version"
+	"github.com/vigilsec/vigil/rules"
+	"github.com/vigilsec/vigil/stream"
+)
+
+// serve wires the backend's stages together and runs them until ctx ends.
+func serve(ctx context.Context, cfg Config) error {
+	log := newLogger(cfg.LogLevel, cfg.LogFormat)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	log.Info("starting backend", "version", version.Version, "grpc", cfg.GRPCListen, "http", cfg.HTTPListen)
+
+	store, err := findings.OpenConfig(ctx, findings.StoreConfig{
+		URL: cfg.Store, HealthWindow: cfg.HealthWindow, CorrelationWindow: cfg.CorrelationWindow,
+	}, log, reg)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+
+	engine := detect.NewEngine(cfg.Engine, log, reg)
+	policies := stream.NewPolicyBroadcaster(nil)
+	watcher := detect.NewWatcher(detect.WatcherConfig{Builtin: rules.FS, Dir: cfg.RulesDir}, func(rs *detect.RuleSet) {
+		engine.SetRules(rs)
+		policies.Set(rs.Policy())
+	}, log, reg)
+	for _, e := range watcher.Errors() {
+		log.Warn("rules", "problem", e.Error(), "warning", e.Warning)
+	}
+
+	pipeline := findings.NewPipeline(store, engine, nil, log, reg)
+	streamCfg := cfg.Stream
+	streamCfg.Tokens = stream.Tokens{Sensor: cfg.SensorToken, API: cfg.APIToken}
+	sensors, err := stream.NewServer(streamCfg, pipeline, pipeline, policies, log, reg)
+	if err != nil {
+		return err
+	}
+	grpcServer, grpcHealth, err := stream.NewGRPCServer(streamCfg)
+	if err != nil {
+		return err
+	}
+	sensors.Register(grpcServer)
+
+	apiHandler, err := api.NewServer(api.Config{
+		APITokens: []string{cfg.APIToken}, SensorTokens: []string{cfg.SensorToken},
+	}, api.Deps{Findings: store, Suppressions: store, Sensors: store, Rules: watcher, Gatherer: reg}, log, reg)
+	if err != nil {
+		return err
+	}
+	httpServer := &http.Server{
+		Handler:           apiHandler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+
+	grpcLn, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		return fmt.Errorf("listen for sensors: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		grpcLn.Close()
+		return fmt.Errorf("listen for the API: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	go func() { errc <- grpcServer.Serve(grpcLn) }()
+	go func() {
+		if err := httpServer.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	go func() { errc <- watcher.Run(ctx) }()
+	go func() { errc <- purge(ctx, store, cfg.Retention, log) }()
+	grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	log.Info("backend ready", "rules", len(watcher.RuleSet().Rules()), "rules_dir", cfg.RulesDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("stopping backend")
+	grpcHealth.Shutdown()
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	_ = httpServer.Shutdown(shutdownCtx)
+	stopped := make(chan struct{})
+	go func() { grpcServer.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutdownCtx.Done():
+		grpcServer.Stop()
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}
+
+// purge removes findings older than the retention period, hourly.
+func purge(ctx context.Context, store findings.Store, retention time.Duration, log *slog.Logger) error {
+	if retention <= 0 {
+		return nil
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := store.Purge(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("retention purge failed", "error", err)
+		case n > 0:
+			log.Info("retention purge", "removed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func newLogger(level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(strings.ToUpper(level)))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
