@@ -298,8 +298,9 @@ function processPanel(title, p) {
     ["Command line", p.commandLine ? el("code", { className: "cmdline", text: p.commandLine }) : ""],
     ["PID", p.pid],
     ["Namespace PID", p.namespacePid],
-    ["User", p.user ? `${p.user} (${p.userId || 0})` : p.userId],
-    ["EUID", p.euid],
+    // The JSON mapping omits zeros, and uid 0 is the one that matters most.
+    ["User", p.user ? `${p.user} (uid ${p.userId || 0})` : `uid ${p.userId || 0}`],
+    ["EUID", String(p.euid || 0)],
     ["Working directory", p.pwd],
     ["SHA-256", p.executableSha256],
     ["Started", fmtTime(p.startTime)],
