@@ -19,9 +19,10 @@ deps: ## Install missing build and test dependencies (Debian packages).
 	@scripts/deps.sh test
 
 .PHONY: generate
-generate: ## Regenerate the bpf2go bindings and the protobuf code.
+generate: ## Regenerate the bpf2go bindings, the protobuf code and the generated docs.
 	@scripts/deps.sh build
 	$(GO) generate ./...
+	$(GO) test ./cmd/... -run TestConfigurationReference -update
 
 .PHONY: vmlinux
 vmlinux: ## Regenerate bpf/vmlinux.h from this machine's BTF (rarely needed).
