@@ -589,6 +589,9 @@ func dynamicCompare(f fieldImpl, op string, rhs func(c *evalCtx) (string, bool))
 	}, nil
 }
 
+// smallSet is the size up to which a list is matched by scanning.
+const smallSet = 8
+
 // valueSet is a compiled list operand.
 type valueSet struct {
 	exact    map[string]string // value -> threat list ("" for plain lists)
@@ -715,6 +718,23 @@ func (cp *compiler) compileListOp(f fieldImpl, op string, items []listItem) (pre
 			a, ok := ipf(c)
 			return ok && test(c, a)
 		}, nil
+	}
+	// Small plain sets are scanned: comparing a few strings (most differ in
+	// length) is cheaper than hashing.
+	if !vs.threat && vs.domains == nil && len(vs.exact) <= smallSet {
+		small := make([]string, 0, len(vs.exact))
+		for k := range vs.exact {
+			small = append(small, k)
+		}
+		in := func(s string) bool {
+			for _, v := range small {
+				if len(v) == len(s) && v == s {
+					return true
+				}
+			}
+			return false
+		}
+		return anyString(f, in), nil
 	}
 	lookup := func(c *evalCtx, s string) bool {
 		if list, ok := vs.exact[s]; ok {

@@ -258,6 +258,8 @@ func eventNanos(c *evalCtx) int64 {
 type sequenceState struct {
 	mu   sync.Mutex
 	keys *lru[*seqKey]
+	// active mirrors keys.len() for a lock-free "nothing pending" check.
+	active atomic.Int64
 }
 
 type seqKey struct {
@@ -304,7 +306,13 @@ func (s *sequenceState) process(e *Engine, r *compiledRule, c *evalCtx, emit fun
 	now := eventNanos(c)
 	within := int64(spec.within)
 
-	candidates := []string{key}
+	// Nothing to advance and no first step: skip the lock. Most events of a
+	// sequence's types end here.
+	if s.active.Load() == 0 && !match(0, nil) {
+		return
+	}
+	var buf [16]string
+	candidates := append(buf[:0], key)
 	if spec.tree {
 		for _, a := range c.ev.GetProcess().GetLineage() {
 			if a.ExecId != "" {
@@ -314,7 +322,10 @@ func (s *sequenceState) process(e *Engine, r *compiledRule, c *evalCtx, emit fun
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() {
+		s.active.Store(int64(s.keys.len()))
+		s.mu.Unlock()
+	}()
 	for _, k := range candidates {
 		sk, ok := s.keys.get(k)
 		if !ok {
