@@ -252,8 +252,14 @@ static __always_inline void submit(struct rec_config *cfg, struct scratch *s, __
 	/* Offsets never reach SCRATCH_SIZE (see put_*); the mask is for the verifier. */
 	__u64 size = off & (SCRATCH_SIZE - 1);
 	h->size = size;
+	/*
+	 * Wake only when this record crosses the threshold: a reader that is
+	 * behind is already awake and draining, and waking it again for every
+	 * record would cost the traced process an irq_work each time.
+	 */
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes)
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (avail < cfg->wakeup_bytes && avail + size >= cfg->wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, s->buf, size, flags) != 0)
 		count(VIGIL_CNT_LOST);

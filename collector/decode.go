@@ -310,7 +310,7 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 	if h == nil {
 		return ErrShortRecord
 	}
-	if int(h.Size) != len(b) && int(h.Size) > len(b) {
+	if int(h.Size) > len(b) {
 		return ErrShortRecord
 	}
 	ev := &vigilv1.Event{

@@ -121,6 +121,10 @@ func (cp *capture) rawFor(ev *vigilv1.Event) []byte {
 	return cp.raw[rawKey{ev.Tid, int64(ts)}]
 }
 
+// testEnv is the environment of the processes the tests start, so that the
+// captured samples in testdata hold nothing of the machine that ran them.
+var testEnv = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+
 func self(ev *vigilv1.Event) bool { return ev.Process.GetPid() == uint32(os.Getpid()) }
 
 func dnsQuery(t *testing.T, name string, id uint16) []byte {
@@ -201,6 +205,7 @@ func TestProbesCaptureEachAction(t *testing.T) {
 	}{
 		{"a file opened for write through a relative path shows its absolute path", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 			cmd := exec.Command("/bin/sh", "-c", "echo x > rel-"+unique)
+			cmd.Env = testEnv
 			cmd.Dir = dir
 			if err := cmd.Run(); err != nil {
 				t.Fatal(err)
@@ -246,7 +251,9 @@ func TestProbesCaptureEachAction(t *testing.T) {
 			}
 		}},
 		{"an exec shows full argv and the right parent", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			if err := exec.Command("/bin/echo", "first", "two words", unique).Run(); err != nil {
+			echo := exec.Command("/bin/echo", "first", "two words", unique)
+			echo.Env = testEnv
+			if err := echo.Run(); err != nil {
 				t.Fatal(err)
 			}
 			return func(ev *vigilv1.Event) bool { return ev.GetExec() != nil && slices.Contains(ev.Process.Args, unique) }, func(t *testing.T, ev *vigilv1.Event) {
@@ -274,6 +281,7 @@ func TestProbesCaptureEachAction(t *testing.T) {
 		}},
 		{"a fork names the child and an exit carries the status", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 			cmd := exec.Command("/bin/sh", "-c", "exit 3")
+			cmd.Env = testEnv
 			_ = cmd.Run()
 			child := uint32(cmd.Process.Pid)
 			fork := cp.waitFor(t, "fork", func(ev *vigilv1.Event) bool { return ev.GetFork().GetChildPid() == child })
@@ -299,13 +307,15 @@ func TestProbesCaptureEachAction(t *testing.T) {
 		}},
 		{"execveat of a memfd with AT_EMPTY_PATH shows up as an exec from a memfd", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), "VIGIL_COLLECTOR_HELPER=memfd-exec")
+			cmd.Env = append(testEnv, "VIGIL_COLLECTOR_HELPER=memfd-exec")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("helper: %v %s", err, out)
 			}
 			pid := uint32(cmd.Process.Pid)
 			// The helper's own exec (of the test binary) comes first.
-			return func(ev *vigilv1.Event) bool { return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.Comm != "collector.test" }, func(t *testing.T, ev *vigilv1.Event) {
+			return func(ev *vigilv1.Event) bool {
+				return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.Comm != "collector.test"
+			}, func(t *testing.T, ev *vigilv1.Event) {
 				x := ev.GetExec()
 				if !x.Execveat || x.Flags&unix.AT_EMPTY_PATH == 0 || ev.Syscall != "execveat" {
 					t.Errorf("exec = %v syscall %s", x, ev.Syscall)
@@ -412,7 +422,7 @@ func TestProbesCaptureEachAction(t *testing.T) {
 				t.Fatal(err)
 			}
 			cmd := exec.Command(os.Args[0], ln.Addr().String(), shell)
-			cmd.Env = append(os.Environ(), "VIGIL_COLLECTOR_HELPER=revshell")
+			cmd.Env = append(testEnv, "VIGIL_COLLECTOR_HELPER=revshell")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("helper: %v %s", err, out)
 			}
@@ -427,7 +437,9 @@ func TestProbesCaptureEachAction(t *testing.T) {
 			cp.waitFor(t, "connect to the listener", func(ev *vigilv1.Event) bool {
 				return ev.Process.Pid == pid && ev.GetConnect().GetRemote().GetPort() == port && ev.GetConnect().Protocol == "tcp"
 			})
-			return func(ev *vigilv1.Event) bool { return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.ExePath == shell }, func(t *testing.T, ev *vigilv1.Event) {
+			return func(ev *vigilv1.Event) bool {
+				return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.ExePath == shell
+			}, func(t *testing.T, ev *vigilv1.Event) {
 				x := ev.GetExec()
 				want := fmt.Sprintf("127.0.0.1:%d", port)
 				if !slices.Equal(x.Stdio, []string{"socket", "socket", "socket"}) || !slices.Equal(x.StdioRemote, []string{want, want, want}) {
@@ -443,13 +455,13 @@ func TestProbesCaptureEachAction(t *testing.T) {
 			cmd.Env = []string{"LD_PRELOAD=/nonexistent/" + unique + ".so", "LD_LIBRARY_PATH=/opt/" + unique}
 			_ = cmd.Run()
 			return func(ev *vigilv1.Event) bool {
-				return ev.GetExec() != nil && slices.Contains(ev.Process.Args, "preload-"+unique)
-			}, func(t *testing.T, ev *vigilv1.Event) {
-				x := ev.GetExec()
-				if x.LdPreload != "/nonexistent/"+unique+".so" || x.LdLibraryPath != "/opt/"+unique {
-					t.Errorf("ld_preload %q ld_library_path %q", x.LdPreload, x.LdLibraryPath)
+					return ev.GetExec() != nil && slices.Contains(ev.Process.Args, "preload-"+unique)
+				}, func(t *testing.T, ev *vigilv1.Event) {
+					x := ev.GetExec()
+					if x.LdPreload != "/nonexistent/"+unique+".so" || x.LdLibraryPath != "/opt/"+unique {
+						t.Errorf("ld_preload %q ld_library_path %q", x.LdPreload, x.LdLibraryPath)
+					}
 				}
-			}
 		}},
 	}
 	for _, tc := range cases {
