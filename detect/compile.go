@@ -736,7 +736,20 @@ func (cp *compiler) compileListOp(f fieldImpl, op string, items []listItem) (pre
 		}
 		return anyString(f, in), nil
 	}
+	// Most lookups miss: a length and first-byte filter rejects most
+	// misses before hashing.
+	var lenMask uint64
+	var firstBytes [4]uint64
+	for k := range vs.exact {
+		lenMask |= 1 << min(len(k), 63)
+		if len(k) > 0 {
+			firstBytes[k[0]>>6] |= 1 << (k[0] & 63)
+		}
+	}
 	lookup := func(c *evalCtx, s string) bool {
+		if vs.domains == nil && (lenMask&(1<<min(len(s), 63)) == 0 || (len(s) > 0 && firstBytes[s[0]>>6]&(1<<(s[0]&63)) == 0)) {
+			return false
+		}
 		if list, ok := vs.exact[s]; ok {
 			if list != "" {
 				c.hit = threatHit{list: list, item: s}
