@@ -14,12 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/vigilsec/vigil/internal/testutil"
 )
@@ -45,22 +40,7 @@ type bind struct {
 // containerd turn them into a runtime spec.
 func chartSensorPrivileges(t *testing.T, values map[string]any) containerPrivileges {
 	t.Helper()
-	ch, err := loader.Load("../charts/vigil")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals, err := chartutil.ToRenderValues(ch, values, chartutil.ReleaseOptions{Name: "vigil", Namespace: "vigil", IsInstall: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := engine.Render(ch, vals)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ds appsv1.DaemonSet
-	if err := yaml.UnmarshalStrict([]byte(files["vigil/templates/sensor-daemonset.yaml"]), &ds); err != nil {
-		t.Fatalf("decode DaemonSet: %v", err)
-	}
+	ds, _ := renderChartWorkloads(t, values)
 	spec := ds.Spec.Template.Spec
 	c := spec.Containers[0]
 	sc := c.SecurityContext
