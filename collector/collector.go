@@ -126,6 +126,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		coll.Close()
 		return nil, fmt.Errorf("process table: %w", err)
 	}
+	c.dec.Processes = c.procs
 	if err := c.applyKernelConfig(cfg); err != nil {
 		coll.Close()
 		return nil, err
@@ -401,14 +402,11 @@ func (c *Collector) attribute(rec *Record) *vigilv1.Event {
 			ev.Process = p
 		}
 	default:
-		var p *vigilv1.Process
+		// The decoder looked the process up already (Decoder.Processes).
 		if rec.Creds != nil {
-			p = c.procs.OnSetID(pid, proctable.Creds{Uid: rec.Creds.Uid, Gid: rec.Creds.Gid, Euid: rec.Creds.Euid, Egid: rec.Creds.Egid})
-		} else {
-			p = c.procs.Lookup(pid)
-		}
-		if p != nil {
-			ev.Process = p
+			if p := c.procs.OnSetID(pid, proctable.Creds{Uid: rec.Creds.Uid, Gid: rec.Creds.Gid, Euid: rec.Creds.Euid, Egid: rec.Creds.Egid}); p != nil {
+				ev.Process = p
+			}
 		}
 	}
 	ev.CgroupPath = c.cgroups.lookup(ev.CgroupId, pid)

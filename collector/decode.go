@@ -57,6 +57,27 @@ type Decoder struct {
 	// BootTime is the wall-clock time of boot, so that kernel timestamps
 	// (ns since boot) become wall-clock times.
 	BootTime time.Time
+	// Processes, when set, supplies the process of records other than exec,
+	// fork and exit, so that no placeholder process is built for a process
+	// the table knows (the common case on the hot path).
+	Processes ProcessLookup
+}
+
+// ProcessLookup finds a process by host pid (proctable.Table does).
+type ProcessLookup interface {
+	Lookup(pid uint32) *vigilv1.Process
+}
+
+type eventAlloc struct {
+	ev vigilv1.Event
+	ts timestamppb.Timestamp
+}
+
+type openAlloc struct {
+	ev   vigilv1.Event
+	ts   timestamppb.Timestamp
+	wrap vigilv1.Event_Open
+	open vigilv1.FileOpen
 }
 
 // view returns b as a *T without copying when b is long enough and
@@ -111,6 +132,15 @@ func leafFirstPath(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
+	var tmp [512]byte
+	return string(appendLeafFirst(tmp[:0], b))
+}
+
+// appendLeafFirst appends the absolute path of a leaf-first encoding.
+func appendLeafFirst(out, b []byte) []byte {
+	if len(b) == 0 {
+		return out
+	}
 	var idx [64]int // component start offsets, bounded like the walk (48)
 	n := 0
 	start := 0
@@ -128,9 +158,8 @@ func leafFirstPath(b []byte) string {
 		n++
 	}
 	if n == 0 {
-		return "/"
+		return append(out, '/')
 	}
-	out := make([]byte, 0, len(b)+1)
 	for j := n - 1; j >= 0; j-- {
 		c := b[idx[j]:]
 		if k := bytes.IndexByte(c, 0); k >= 0 {
@@ -139,7 +168,7 @@ func leafFirstPath(b []byte) string {
 		out = append(out, '/')
 		out = append(out, c...)
 	}
-	return string(out)
+	return out
 }
 
 // splitNul splits NUL-separated strings (argv), dropping one trailing NUL.
@@ -194,6 +223,35 @@ func joinBase(p string, base []byte) string {
 		return path.Join(b, p)
 	}
 	return p
+}
+
+// fstypeName returns the file system type name, without allocating for
+// the common ones.
+func fstypeName(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	switch string(b) {
+	case "ext4":
+		return "ext4"
+	case "xfs":
+		return "xfs"
+	case "btrfs":
+		return "btrfs"
+	case "tmpfs":
+		return "tmpfs"
+	case "overlay":
+		return "overlay"
+	case "proc":
+		return "proc"
+	case "sysfs":
+		return "sysfs"
+	case "devtmpfs":
+		return "devtmpfs"
+	case "cgroup2":
+		return "cgroup2"
+	}
+	return string(b)
 }
 
 func errnoName(ret int64) string {
@@ -313,16 +371,38 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 	if int(h.Size) > len(b) {
 		return ErrShortRecord
 	}
-	ev := &vigilv1.Event{
-		Time:     timestamppb.New(d.BootTime.Add(time.Duration(h.Ts))),
-		Tid:      h.Tid,
-		CgroupId: h.CgroupId,
-		Result:   h.Ret,
-		Syscall:  sysName(h.Sys),
-		Process:  &vigilv1.Process{Pid: h.Pid, Comm: commString(&h.Comm)},
+	// One allocation for the event, its timestamp and, for opens (the bulk
+	// of a busy host's records), the open body: fewer objects for the GC.
+	var ev *vigilv1.Event
+	var ts *timestamppb.Timestamp
+	if probes.VigilRecType(h.Type) == probes.VigilRecTypeVIGIL_REC_OPEN {
+		a := new(openAlloc)
+		ev, ts = &a.ev, &a.ts
+		ev.Kind = &a.wrap
+		a.wrap.Open = &a.open
+	} else {
+		a := new(eventAlloc)
+		ev, ts = &a.ev, &a.ts
 	}
+	t := d.BootTime.Add(time.Duration(h.Ts))
+	ts.Seconds, ts.Nanos = t.Unix(), int32(t.Nanosecond())
+	ev.Time = ts
+	ev.Tid = h.Tid
+	ev.CgroupId = h.CgroupId
+	ev.Result = h.Ret
+	ev.Syscall = sysName(h.Sys)
 	r.Event = ev
 	r.Type = probes.VigilRecType(h.Type)
+	switch r.Type {
+	case probes.VigilRecTypeVIGIL_REC_EXEC, probes.VigilRecTypeVIGIL_REC_FORK, probes.VigilRecTypeVIGIL_REC_EXIT:
+	default:
+		if d.Processes != nil {
+			ev.Process = d.Processes.Lookup(h.Pid)
+		}
+	}
+	if ev.Process == nil {
+		ev.Process = &vigilv1.Process{Pid: h.Pid, Comm: commString(&h.Comm)}
+	}
 	r.Sys = h.Sys
 	var err error
 	switch r.Type {
@@ -562,24 +642,38 @@ func decodeOpen(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	default:
 		return ErrBadLayout
 	}
-	req := cstr(s[1])
-	fo := &vigilv1.FileOpen{
-		Flags:         uint32(o.Flags),
-		Mode:          o.Mode,
-		RequestedPath: req,
-		Fd:            -1,
+	fo := r.Event.GetOpen() // allocated with the event
+	fo.Flags = uint32(o.Flags)
+	fo.Mode = o.Mode
+	fo.Fd = -1
+	req := s[1]
+	if i := bytes.IndexByte(req, 0); i >= 0 {
+		req = req[:i]
 	}
 	if h.Ret >= 0 {
-		fo.Path = leafFirstPath(s[0])
+		// Both paths in one string: usually they are the same, or share it.
+		var tmp [512]byte
+		b := appendLeafFirst(tmp[:0], s[0])
+		np := len(b)
+		if !bytes.Equal(b, req) {
+			b = append(b, req...)
+		}
+		all := string(b)
+		fo.Path = all[:np]
+		if len(all) > np {
+			fo.RequestedPath = all[np:]
+		} else {
+			fo.RequestedPath = fo.Path
+		}
 		fo.Fd = int32(h.Ret)
 		fo.Inode = o.Ino
 		fo.Dev = userDev(o.Dev)
-		fo.Fstype = cstr(s[3])
+		fo.Fstype = fstypeName(s[3])
 		fo.Created = o.Created != 0
 	} else {
-		fo.Path = joinBase(req, s[2])
+		fo.RequestedPath = string(req)
+		fo.Path = joinBase(fo.RequestedPath, s[2])
 	}
-	r.Event.Kind = &vigilv1.Event_Open{Open: fo}
 	return nil
 }
 
