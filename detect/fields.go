@@ -1184,6 +1184,8 @@ func fieldDefs() []fieldDef {
 		{"fd.lip", ftIP, argNone, "Local IP.", ipfield(sockIP(pickLocal))},
 		{"fd.rip", ftIP, argNone, "Remote IP.", ipfield(sockIP(pickRemote))},
 		{"fd.sport", ftInt, argNone, "Server port.", nfield(sockPort(pickServer))},
+		{"fd.dip", ftIP, argNone, "Destination IP: the end the connection was made to (same as fd.sip).", ipfield(sockIP(pickServer))},
+		{"fd.dport", ftInt, argNone, "Destination port (same as fd.sport).", nfield(sockPort(pickServer))},
 		{"fd.cport", ftInt, argNone, "Client port.", nfield(sockPort(pickClient))},
 		{"fd.lport", ftInt, argNone, "Local port.", nfield(sockPort(pickLocal))},
 		{"fd.rport", ftInt, argNone, "Remote port.", nfield(sockPort(pickRemote))},
@@ -1356,4 +1358,26 @@ func fieldDefs() []fieldDef {
 				return fieldImpl{multi: func(c *evalCtx) []string { return c.ev.GetDnsAnswer().GetAddresses() }}, nil
 			}},
 	}
+}
+
+// FieldsMarkdown renders the field table as a Markdown table, the form
+// docs/rules.md embeds.
+func FieldsMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| field | type | meaning |\n| --- | --- | --- |\n")
+	for _, f := range Fields() {
+		name := f.Name
+		switch {
+		case f.Arg == "index" && f.ArgOptional:
+			name += "[N]` or `" + f.Name
+		case f.Arg == "index":
+			name += "[N]"
+		case f.Arg == "key" && f.ArgOptional:
+			name += "[KEY]` or `" + f.Name
+		case f.Arg == "key":
+			name += "[KEY]"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", name, f.Type, strings.ReplaceAll(f.Description, "|", `\|`))
+	}
+	return b.String()
 }
