@@ -308,3 +308,43 @@ func TestFileOrder(t *testing.T) {
 		t.Fatal("later file did not win")
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	rs, errs := LoadRules(mapFS("w.yaml", `
+- rule: k8s audit rule
+  desc: d
+  condition: ka.verb = create
+  output: o
+  priority: INFO
+  source: k8s_audit
+- required_plugin_versions:
+    - name: container
+      version: 0.4.0
+- something_else: 1
+- rule: kept
+  desc: d
+  condition: proc.name = x
+  output: o
+  priority: INFO
+  colour: blue
+`), "")
+	if HasErrors(errs) {
+		t.Fatalf("warnings only expected: %v", errs)
+	}
+	want := []string{
+		"builtin:w.yaml:2: rule k8s audit rule: source k8s_audit is not supported (only syscall); rule skipped",
+		"builtin:w.yaml:11: -: unknown item with keys something_else, skipped",
+		"builtin:w.yaml:17: rule kept: unknown key colour ignored",
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("got %v", errs)
+	}
+	for i, e := range errs {
+		if !e.Warning || e.Error() != want[i] {
+			t.Errorf("warning %d = %q, want %q", i, e.Error(), want[i])
+		}
+	}
+	if len(rs.Rules()) != 1 || rs.Rules()[0].Name != "kept" {
+		t.Fatalf("rules %v", rs.Rules())
+	}
+}

@@ -575,6 +575,7 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 			r.context = append(r.context, cc)
 		}
 	}
+	fmt.Fprintf(fp, "%s|", info.Condition) // exceptions included
 	r.fingerprint = d.name + "/" + hex.EncodeToString(fp.Sum(nil))[:16]
 	warn := ""
 	if len(cp.unsupported) > 0 {
