@@ -88,7 +88,7 @@ func (cp *compiler) field(f fieldRef) (fieldImpl, error) {
 	if err != nil {
 		if u, ok := err.(*unsupportedField); ok {
 			cp.noteUnsupported(u.name)
-			return fieldImpl{name: f.String(), str: func(*evalCtx) (string, bool) { return "", false }}, nil
+			return fieldImpl{name: f.String(), unsupported: true, str: func(*evalCtx) (string, bool) { return "", false }}, nil
 		}
 		return fieldImpl{}, err
 	}
@@ -252,6 +252,11 @@ func (cp *compiler) compileCheck(n *checkNode) (pred, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.unsupported {
+		// The rule is disabled; do not judge the value against a type we
+		// do not know.
+		return func(*evalCtx) bool { return false }, nil
+	}
 	if n.op == "exists" {
 		return present(f), nil
 	}
@@ -260,6 +265,9 @@ func (cp *compiler) compileCheck(n *checkNode) (pred, error) {
 		g, err := cp.field(n.value.field)
 		if err != nil {
 			return nil, err
+		}
+		if g.unsupported {
+			return func(*evalCtx) bool { return false }, nil
 		}
 		return dynamicCompare(f, n.op, g.str)
 	case valCapture:

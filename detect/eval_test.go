@@ -296,3 +296,12 @@ func TestDerivedFields(t *testing.T) {
 		})
 	}
 }
+
+func TestUnsupportedFieldWithTypedOperator(t *testing.T) {
+	// An unknown field compared numerically is still a warning, not an
+	// error: its type is unknown, so the value is not judged.
+	_, errs := LoadRules(mapFS("r.yaml", "- rule: r\n  desc: d\n  condition: proc.vpgid < 5 and evt.arg.nosuch contains x\n  output: o\n  priority: INFO\n"), "")
+	if HasErrors(errs) || len(errs) != 1 || !strings.Contains(errs[0].Reason, "evt.arg.nosuch, proc.vpgid") {
+		t.Fatalf("errs %v", errs)
+	}
+}

@@ -57,6 +57,8 @@ type fieldImpl struct {
 	// needs lists extra event kinds (oneof names) a rule using the field
 	// depends on, for the collection policy.
 	needs []string
+	// unsupported marks a placeholder for a field Vigil does not know.
+	unsupported bool
 }
 
 type argKind int
@@ -434,6 +436,21 @@ func bothPorts(c *evalCtx) []string {
 	}
 	c.scratch = out
 	return out
+}
+
+// ipName serves fd.sip.name and fd.rip.name from the engine's table of DNS
+// answers.
+func ipName(pick func(sock) *vigilv1.SocketAddress) func(string, bool) (fieldImpl, error) {
+	ipOf := sockIP(pick)
+	return func(string, bool) (fieldImpl, error) {
+		return fieldImpl{needs: []string{"dns_answer"}, str: func(c *evalCtx) (string, bool) {
+			ip, ok := ipOf(c)
+			if !ok || c.names == nil {
+				return "", false
+			}
+			return c.names.nameOf(c.ev, ip)
+		}}, nil
+	}
 }
 
 // filePath is the path an event is about, for fd.name on file events.
@@ -1200,25 +1217,8 @@ func fieldDefs() []fieldDef {
 		{"fd.lnet", ftNet, argNone, "Local IP compared against CIDRs.", ipfield(sockIP(pickLocal))},
 		{"fd.rnet", ftNet, argNone, "Remote IP compared against CIDRs.", ipfield(sockIP(pickRemote))},
 		{"fd.sip.name", ftString, argNone, "DNS name the server IP was resolved from, learned from DNS answers the engine saw on the same host.",
-			func(string, bool) (fieldImpl, error) {
-				return fieldImpl{needs: []string{"dns_answer"}, str: func(c *evalCtx) (string, bool) {
-					ip, ok := sockIP(pickServer)(c)
-					if !ok || c.names == nil {
-						return "", false
-					}
-					return c.names.nameOf(c.ev, ip)
-				}}, nil
-			}},
-		{"fd.rip.name", ftString, argNone, "DNS name the remote IP was resolved from.",
-			func(string, bool) (fieldImpl, error) {
-				return fieldImpl{needs: []string{"dns_answer"}, str: func(c *evalCtx) (string, bool) {
-					ip, ok := sockIP(pickRemote)(c)
-					if !ok || c.names == nil {
-						return "", false
-					}
-					return c.names.nameOf(c.ev, ip)
-				}}, nil
-			}},
+			ipName(pickServer)},
+		{"fd.rip.name", ftString, argNone, "DNS name the remote IP was resolved from.", ipName(pickRemote)},
 
 		// file.*
 		{"file.created_by", ftString, argNone, "Executable path of the process that created the file this event is about " +

@@ -440,11 +440,9 @@ func (p *parser) parseValue(op string) (valueSpec, error) {
 		// A bare list name: `x in my_list`.
 		if isIdentStart(p.s[p.i]) {
 			name := p.s[p.i:j]
-			if p.lists != nil {
-				if items, ok := p.lists(name); ok {
-					p.i = j
-					return valueSpec{kind: valList, items: items}, nil
-				}
+			if items, ok := p.lookupList(name); ok {
+				p.i = j
+				return valueSpec{kind: valList, items: items}, nil
 			}
 			return valueSpec{}, p.errorf("%s needs a list in parentheses or a list name, %q is not a list", op, name)
 		}
@@ -497,42 +495,43 @@ func (p *parser) listItems() ([]listItem, error) {
 		if p.i >= len(p.s) {
 			return nil, p.errorf("missing ) to close list")
 		}
-		if p.s[p.i] == ')' {
+		switch p.s[p.i] {
+		case ')':
 			p.i++
 			return items, nil
-		}
-		if len(items) > 0 || p.s[p.i] == ',' {
+		case ',':
 			// Falco tolerates the stray comma an empty list leaves behind.
-			if p.s[p.i] == ',' {
-				p.i++
-				continue
-			}
-		}
-		if p.s[p.i] == '"' || p.s[p.i] == '\'' {
+			p.i++
+			continue
+		case '"', '\'':
 			s, err := p.quoted()
 			if err != nil {
 				return nil, err
 			}
 			items = append(items, listItem{text: s})
-		} else {
+		default:
 			s := p.bare()
 			if s == "" {
 				return nil, p.errorf("unexpected %q in list", p.rest(8))
 			}
-			if p.lists != nil {
-				if sub, ok := p.lists(s); ok {
-					items = append(items, sub...)
-					goto next
-				}
+			if sub, ok := p.lookupList(s); ok {
+				items = append(items, sub...)
+			} else {
+				items = append(items, listItem{text: s})
 			}
-			items = append(items, listItem{text: s})
 		}
-	next:
 		p.skipSpace()
 		if p.i < len(p.s) && p.s[p.i] != ',' && p.s[p.i] != ')' {
 			return nil, p.errorf("expected , or ) in list but found %q", p.rest(8))
 		}
 	}
+}
+
+func (p *parser) lookupList(name string) ([]listItem, bool) {
+	if p.lists == nil {
+		return nil, false
+	}
+	return p.lists(name)
 }
 
 // quoted reads a '...' or "..." string with Falco's escapes
