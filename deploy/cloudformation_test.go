@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"sort"
@@ -454,4 +455,19 @@ func reflectEqualJSON(a, b any) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
+}
+
+// TestCfnLintAcceptsTheTemplate runs AWS's CloudFormation linter, which
+// checks every resource's properties, types and allowed values against the
+// published resource specifications. It is in the Python toolchain of this
+// project's machine image (pip cfn-lint); elsewhere the test skips.
+func TestCfnLintAcceptsTheTemplate(t *testing.T) {
+	lint, err := exec.LookPath("cfn-lint")
+	if err != nil {
+		t.Skip("cfn-lint is not installed (pip install cfn-lint)")
+	}
+	out, err := exec.Command(lint, "--format", "parseable", "ecs/cloudformation.yaml").CombinedOutput()
+	if err != nil {
+		t.Errorf("cfn-lint: %v\n%s", err, out)
+	}
 }
