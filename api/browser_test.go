@@ -334,6 +334,24 @@ func TestBrowser(t *testing.T) {
 		b.waitFor(t, "the new finding", fmt.Sprintf(`%s === %d && document.querySelector('tr[data-id="%s"]') !== null`, rows, before+1, fresh))
 	})
 
+	t.Run("an attack sequence links the findings it correlates", func(t *testing.T) {
+		changed := fx.raise(spec{typ: "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory", rule: "Host mount", severity: 7, host: "web-1", inst: "i-0abc",
+			container: "c0ffee01", image: "nginx:1.27", ns: "shop", pod: "cart-7d9", tactics: []string{"TA0004"}})
+		seq := ""
+		for _, f := range changed {
+			if strings.HasPrefix(f.GetType(), "AttackSequence:") {
+				seq = f.GetId()
+			}
+		}
+		if seq == "" {
+			t.Fatalf("no attack sequence among %d changed findings", len(changed))
+		}
+		b.do(t, "open the sequence", chromedp.Navigate(fx.url+"/#/finding/"+seq))
+		b.waitFor(t, "links to the correlated findings", `document.querySelectorAll('a.related').length >= 2`)
+		b.do(t, "follow one", chromedp.Click(chromedp.CSS(`a.related`)))
+		b.waitFor(t, "the correlated finding", `location.hash !== '#/finding/`+seq+`' && document.querySelector('#finding-title') !== null`)
+	})
+
 	t.Run("no script error and no dialog happened", func(t *testing.T) {
 		dialogs, exceptions := b.problems()
 		if len(dialogs) != 0 || len(exceptions) != 0 {

@@ -233,6 +233,7 @@ type spec struct {
 	exePath     string
 	sensorID    string
 	extraEvents int
+	tactics     []string
 }
 
 // raise sends the alerts through the store's real write path (one sensor
@@ -299,8 +300,11 @@ func alertOf(s spec, now time.Time) *detect.Alert {
 			Kind: &vigilv1.Event_Open{Open: &vigilv1.FileOpen{Path: "/etc/shadow", Flags: 0}}}
 		events = append([]*vigilv1.Event{open}, events...)
 	}
+	if s.tactics == nil {
+		s.tactics = []string{"TA0002"}
+	}
 	return &detect.Alert{
-		Rule:   &detect.RuleInfo{Name: s.rule, Kind: "falco", FindingType: s.typ, Severity: s.severity, Priority: "WARNING", MitreTactics: []string{"TA0002"}},
+		Rule:   &detect.RuleInfo{Name: s.rule, Kind: "falco", FindingType: s.typ, Severity: s.severity, Priority: "WARNING", MitreTactics: s.tactics},
 		Time:   now,
 		Output: "A shell ran: " + strings.Join(s.args, " "),
 		Events: events,
