@@ -323,8 +323,17 @@ type mapping struct {
 	key  map[string]*yaml.Node
 }
 
+// deref follows YAML aliases (*anchor) to the node they name.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
 func toMapping(n *yaml.Node) (*mapping, error) {
-	if n.Kind != yaml.MappingNode {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("expected a mapping")
 	}
 	m := &mapping{vals: map[string]*yaml.Node{}, key: map[string]*yaml.Node{}}
@@ -337,7 +346,7 @@ func toMapping(n *yaml.Node) (*mapping, error) {
 			return nil, fmt.Errorf("line %d: key %s appears twice", k.Line, k.Value)
 		}
 		m.keys = append(m.keys, k.Value)
-		m.vals[k.Value] = n.Content[i+1]
+		m.vals[k.Value] = deref(n.Content[i+1])
 		m.key[k.Value] = k
 	}
 	return m, nil
@@ -346,6 +355,7 @@ func toMapping(n *yaml.Node) (*mapping, error) {
 func (m *mapping) has(k string) bool { _, ok := m.vals[k]; return ok }
 
 func scalar(n *yaml.Node, what string) (string, error) {
+	n = deref(n)
 	if n == nil || n.Kind != yaml.ScalarNode {
 		return "", fmt.Errorf("%s must be a string", what)
 	}
@@ -356,6 +366,10 @@ func scalar(n *yaml.Node, what string) (string, error) {
 }
 
 func stringList(n *yaml.Node, what string) ([]string, error) {
+	n = deref(n)
+	if n == nil {
+		return nil, fmt.Errorf("%s must be a list", what)
+	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil, nil
 	}
@@ -364,7 +378,8 @@ func stringList(n *yaml.Node, what string) ([]string, error) {
 	}
 	out := make([]string, 0, len(n.Content))
 	for _, c := range n.Content {
-		if c.Kind != yaml.ScalarNode {
+		c = deref(c)
+		if c == nil || c.Kind != yaml.ScalarNode {
 			return nil, fmt.Errorf("line %d: %s items must be strings or numbers", c.Line, what)
 		}
 		out = append(out, c.Value)

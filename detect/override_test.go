@@ -348,3 +348,20 @@ func TestWarnings(t *testing.T) {
 		t.Fatalf("rules %v", rs.Rules())
 	}
 }
+
+func TestYAMLAliases(t *testing.T) {
+	e := engineFor(t, `
+- list: shells
+  items: &shells [bash, sh]
+- list: more_shells
+  items: *shells
+- rule: r
+  desc: &d shared description
+  condition: proc.name in (more_shells)
+  output: *d
+  priority: INFO
+`)
+	if len(fired(e, execEv(mkProc("sh", "/bin/sh")))) != 1 {
+		t.Fatal("aliased items did not load")
+	}
+}

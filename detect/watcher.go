@@ -211,11 +211,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-fw.Events:
+		case _, ok := <-fw.Events:
 			if !ok {
 				return nil
 			}
-			_ = ev
+			// Any change in the directory (a file, or the ..data link) means
+			// a rescan once the burst settles.
 			debounce = time.After(w.cfg.Debounce)
 		case err, ok := <-fw.Errors:
 			if !ok {
