@@ -79,10 +79,15 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 		off = put_user_str(s, off, 1, p1, 4096);
 		off = put_user_str(s, off, 2, p2, 64);
 		break;
-	case VIGIL_SYS_SETNS:
+	case VIGIL_SYS_SETNS: {
+		/* nsfs names its dentries on the fly: send the inode and magic. */
+		struct file *f = fd_file(t, in.args[0]);
+		r->extra = BPF_CORE_READ(f, f_inode, i_ino);
+		r->extra2 = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
 		r->path_mask = 1;
-		off = put_file_path(s, off, 0, fd_file(t, in.args[0]));
+		off = put_file_path(s, off, 0, f);
 		break;
+	}
 	case VIGIL_SYS_BPF:
 		if (in.args[0] == 5 /* BPF_PROG_LOAD */) {
 			__u32 pt = 0;

@@ -225,6 +225,29 @@ func joinBase(p string, base []byte) string {
 	return p
 }
 
+// nsName names a namespace type as /proc/PID/ns does.
+func nsName(flag uint64) string {
+	switch flag {
+	case unix.CLONE_NEWNS:
+		return "mnt"
+	case unix.CLONE_NEWUTS:
+		return "uts"
+	case unix.CLONE_NEWIPC:
+		return "ipc"
+	case unix.CLONE_NEWUSER:
+		return "user"
+	case unix.CLONE_NEWPID:
+		return "pid"
+	case unix.CLONE_NEWNET:
+		return "net"
+	case unix.CLONE_NEWCGROUP:
+		return "cgroup"
+	case unix.CLONE_NEWTIME:
+		return "time"
+	}
+	return "ns"
+}
+
 // fstypeName returns the file system type name, without allocating for
 // the common ones.
 func fstypeName(b []byte) string {
@@ -327,7 +350,7 @@ func protocolName(family, stype, proto uint16) string {
 		return "packet"
 	case stype == unix.SOCK_RAW:
 		return "raw"
-	case proto == unix.IPPROTO_TCP || (stype == unix.SOCK_STREAM && proto == 0):
+	case proto == unix.IPPROTO_TCP || proto == unix.IPPROTO_MPTCP || (stype == unix.SOCK_STREAM && proto == 0):
 		return "tcp"
 	case proto == unix.IPPROTO_UDP || (stype == unix.SOCK_DGRAM && proto == 0):
 		return "udp"
@@ -574,7 +597,12 @@ func decodeSyscall(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	case probes.VigilRecSysVIGIL_SYS_UNSHARE:
 		ev.Kind = &vigilv1.Event_Namespace{Namespace: &vigilv1.Namespace{Syscall: ev.Syscall, Flags: a[0], Fd: -1}}
 	case probes.VigilRecSysVIGIL_SYS_SETNS:
-		ev.Kind = &vigilv1.Event_Namespace{Namespace: &vigilv1.Namespace{Syscall: ev.Syscall, Fd: int32(a[0]), Flags: a[1], Path: str(0)}}
+		p := str(0)
+		if c.Extra2 == unix.NSFS_MAGIC {
+			// A namespace file: name it as /proc/PID/ns/* links read.
+			p = nsName(a[1]) + ":[" + strconv.FormatUint(c.Extra, 10) + "]"
+		}
+		ev.Kind = &vigilv1.Event_Namespace{Namespace: &vigilv1.Namespace{Syscall: ev.Syscall, Fd: int32(a[0]), Flags: a[1], Path: p}}
 	case probes.VigilRecSysVIGIL_SYS_BPF:
 		cmd := int32(a[0])
 		ev.Kind = &vigilv1.Event_Bpf{Bpf: &vigilv1.Bpf{Cmd: cmd, CmdName: bpfCmdName(cmd), ProgType: uint32(c.Extra)}}
@@ -701,8 +729,10 @@ func decodeSock(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	case probes.VigilRecSysVIGIL_SYS_ACCEPT, probes.VigilRecSysVIGIL_SYS_ACCEPT4:
 		ev.Kind = &vigilv1.Event_Accept{Accept: &vigilv1.Accept{Fd: k.Fd, NewFd: k.Arg, Remote: sockAddr(&k.Remote), Local: sockAddr(&k.Local), Protocol: proto}}
 	case probes.VigilRecSysVIGIL_SYS_BIND:
+		// After a successful inet bind the kernel's address has the port it
+		// chose for port 0; otherwise the address as the process passed it.
 		local := rawSockAddr(s[0])
-		if local == nil {
+		if h.Ret == 0 && (k.Local.Family == unix.AF_INET || k.Local.Family == unix.AF_INET6) || local == nil {
 			local = sockAddr(&k.Local)
 		}
 		ev.Kind = &vigilv1.Event_Bind{Bind: &vigilv1.Bind{Fd: k.Fd, Local: local, Protocol: proto}}

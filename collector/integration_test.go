@@ -314,16 +314,16 @@ func TestProbesCaptureEachAction(t *testing.T) {
 			pid := uint32(cmd.Process.Pid)
 			// The helper's own exec (of the test binary) comes first.
 			return func(ev *vigilv1.Event) bool {
-				return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.Comm != "collector.test"
-			}, func(t *testing.T, ev *vigilv1.Event) {
-				x := ev.GetExec()
-				if !x.Execveat || x.Flags&unix.AT_EMPTY_PATH == 0 || ev.Syscall != "execveat" {
-					t.Errorf("exec = %v syscall %s", x, ev.Syscall)
+					return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.Comm != "collector.test"
+				}, func(t *testing.T, ev *vigilv1.Event) {
+					x := ev.GetExec()
+					if !x.Execveat || x.Flags&unix.AT_EMPTY_PATH == 0 || ev.Syscall != "execveat" {
+						t.Errorf("exec = %v syscall %s", x, ev.Syscall)
+					}
+					if !ev.Process.ExeFileless || !strings.Contains(ev.Process.ExePath, "memfd:vigil-fileless") {
+						t.Errorf("exe %q fileless %v, want the memfd", ev.Process.ExePath, ev.Process.ExeFileless)
+					}
 				}
-				if !ev.Process.ExeFileless || !strings.Contains(ev.Process.ExePath, "memfd:vigil-fileless") {
-					t.Errorf("exe %q fileless %v, want the memfd", ev.Process.ExePath, ev.Process.ExeFileless)
-				}
-			}
 		}},
 		{"a DNS query by plain sendto to 127.0.0.1:53 shows the name", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
@@ -438,17 +438,17 @@ func TestProbesCaptureEachAction(t *testing.T) {
 				return ev.Process.Pid == pid && ev.GetConnect().GetRemote().GetPort() == port && ev.GetConnect().Protocol == "tcp"
 			})
 			return func(ev *vigilv1.Event) bool {
-				return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.ExePath == shell
-			}, func(t *testing.T, ev *vigilv1.Event) {
-				x := ev.GetExec()
-				want := fmt.Sprintf("127.0.0.1:%d", port)
-				if !slices.Equal(x.Stdio, []string{"socket", "socket", "socket"}) || !slices.Equal(x.StdioRemote, []string{want, want, want}) {
-					t.Errorf("stdio %q remote %q, want sockets to %s", x.Stdio, x.StdioRemote, want)
+					return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.ExePath == shell
+				}, func(t *testing.T, ev *vigilv1.Event) {
+					x := ev.GetExec()
+					want := fmt.Sprintf("127.0.0.1:%d", port)
+					if !slices.Equal(x.Stdio, []string{"socket", "socket", "socket"}) || !slices.Equal(x.StdioRemote, []string{want, want, want}) {
+						t.Errorf("stdio %q remote %q, want sockets to %s", x.Stdio, x.StdioRemote, want)
+					}
+					if ev.Process.ExePath != shell {
+						t.Errorf("exe = %q", ev.Process.ExePath)
+					}
 				}
-				if ev.Process.ExePath != shell {
-					t.Errorf("exe = %q", ev.Process.ExePath)
-				}
-			}
 		}},
 		{"LD_PRELOAD and LD_LIBRARY_PATH are read at exec", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 			cmd := exec.Command("/bin/true", "preload-"+unique)
