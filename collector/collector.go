@@ -46,8 +46,10 @@ type Collector struct {
 	attached map[string][]*attachment // by event kind
 	core     []*attachment
 	skipped  map[string][]*vigilv1.SkippedProbe // by event kind
-	// last kernel counters, kept for Health after the maps are closed
+	// last kernel counters and probes, kept for Health after Run returns
 	lastLost, lastRate uint64
+	lastLoaded         []string
+	lastSkipped        []*vigilv1.SkippedProbe
 
 	// emitCore says whether exec, fork and exit events are emitted (their
 	// probes always run for the process table): bit 0 exec, 1 fork, 2 exit.
@@ -499,6 +501,7 @@ func (c *Collector) probeNamesLocked() ([]string, []*vigilv1.SkippedProbe) {
 func (c *Collector) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.lastLoaded, c.lastSkipped = c.probeNamesLocked()
 	for _, a := range c.core {
 		a.close()
 	}
@@ -523,7 +526,9 @@ func (c *Collector) Health(h *vigilv1.SensorHealth) {
 	c.mu.Lock()
 	loaded, skipped := c.probeNamesLocked()
 	lost, rate := c.lastLost, c.lastRate
-	if c.coll != nil {
+	if c.coll == nil {
+		loaded, skipped = c.lastLoaded, c.lastSkipped
+	} else {
 		lost, _ = c.kernel.sum(probes.VigilRecCounterVIGIL_CNT_LOST)
 		rate, _ = c.kernel.sum(probes.VigilRecCounterVIGIL_CNT_RATE_LIMITED)
 	}
