@@ -555,3 +555,37 @@ func decodeFindingFreeSuppression(t *testing.T, b []byte) string {
 	}
 	return s.GetId()
 }
+
+func TestLargeResponsesAreCompressed(t *testing.T) {
+	fx := newFixture(t)
+	for i := range 30 {
+		fx.raise(spec{typ: "Execution:Runtime/SuspiciousTool", rule: "Suspicious tool", severity: 5, host: "web-" + strconv.Itoa(i), extraEvents: 3})
+	}
+	tests := []struct {
+		name, acceptEncoding, wantEncoding string
+	}{
+		{"a client that accepts gzip gets gzip", "gzip", "gzip"},
+		{"a client that does not gets plain JSON", "identity", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, fx.url+"/api/v1/findings?limit=30", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+apiToken)
+			req.Header.Set("Accept-Encoding", tc.acceptEncoding)
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if got := resp.Header.Get("Content-Encoding"); got != tc.wantEncoding {
+				t.Fatalf("Content-Encoding %q, want %q", got, tc.wantEncoding)
+			}
+			if resp.Header.Get("Content-Security-Policy") == "" {
+				t.Fatal("the compressed response lost its security headers")
+			}
+		})
+	}
+}
