@@ -473,5 +473,3 @@ func TestApplyPolicyFiltersEvents(t *testing.T) {
 		}
 	})
 }
-
-
