@@ -137,7 +137,6 @@ func ociSpec(p containerPrivileges, scratch string, args []string) *specs.Spec {
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
 		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-		{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
 	}
 	for i, b := range p.binds {
 		src := b.host
@@ -192,7 +191,7 @@ func runSensorContainer(t *testing.T, runc, sensor string, p containerPrivileges
 	t.Helper()
 	bundle := t.TempDir()
 	rootfs := filepath.Join(bundle, "rootfs")
-	for _, d := range []string{"usr/local/bin", "proc", "dev", "sys", "tmp", "etc"} {
+	for _, d := range []string{"usr/local/bin", "proc", "dev", "sys", "etc"} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
