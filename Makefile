@@ -22,7 +22,7 @@ deps: ## Install missing build and test dependencies (Debian packages).
 generate: ## Regenerate the bpf2go bindings, the protobuf code and the generated docs.
 	@scripts/deps.sh build
 	$(GO) generate ./...
-	$(GO) test ./cmd/... -run TestConfigurationReference -update
+	$(GO) test ./cmd/... -run Reference -update
 
 .PHONY: vmlinux
 vmlinux: ## Regenerate bpf/vmlinux.h from this machine's BTF (rarely needed).

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"log/slog"
 	"os"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/metricsdoc"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated configuration reference")
@@ -60,5 +65,36 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestMetricsReference keeps docs/metrics-backend.md generated from the
+// metrics the assembled backend registers.
+func TestMetricsReference(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Store = "sqlite://" + t.TempDir() + "/v.db"
+	cfg.SensorToken, cfg.APIToken = "sensor-token-0123456789", "api-token-0123456789"
+	cfg.Stream.Insecure = true
+	reg := prometheus.NewRegistry()
+	rec := metricsdoc.NewRecorder(reg)
+	b, err := assemble(context.Background(), cfg, slog.New(slog.DiscardHandler), rec, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.store.Close()
+	got := "# Backend metrics\n\nServed at `/metrics` on the HTTP port. Generated from the code (`make generate`).\n\n" +
+		rec.Markdown("Backend", "vigil_")
+	const path = "../../docs/metrics-backend.md"
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run: go test ./cmd/backend -run Reference -update)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s is stale: run make generate", path)
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vigilsec/vigil/api"
@@ -23,28 +25,32 @@ import (
 	"github.com/vigilsec/vigil/stream"
 )
 
-// serve wires the backend's stages together and runs them until ctx ends.
-func serve(ctx context.Context, cfg Config) error {
-	log := newLogger(cfg.LogLevel, cfg.LogFormat)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	log.Info("starting backend", "version", version.Version, "grpc", cfg.GRPCListen, "http", cfg.HTTPListen)
+// backend is the assembled server: every stage wired, nothing listening yet.
+type backend struct {
+	store      findings.Store
+	watcher    *detect.Watcher
+	grpc       *grpc.Server
+	grpcHealth *health.Server
+	http       *http.Server
+}
 
+// assemble builds the backend's stages from cfg, registering their metrics
+// on reg; gather is what /metrics serves.
+func assemble(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer, gather prometheus.Gatherer) (*backend, error) {
 	store, err := findings.OpenConfig(ctx, findings.StoreConfig{
 		URL: cfg.Store, HealthWindow: cfg.HealthWindow, CorrelationWindow: cfg.CorrelationWindow,
 	}, log, reg)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", err)
 	}
-	defer store.Close()
-
+	b := &backend{store: store}
 	engine := detect.NewEngine(cfg.Engine, log, reg)
 	policies := stream.NewPolicyBroadcaster(nil)
-	watcher := detect.NewWatcher(detect.WatcherConfig{Builtin: rules.FS, Dir: cfg.RulesDir}, func(rs *detect.RuleSet) {
+	b.watcher = detect.NewWatcher(detect.WatcherConfig{Builtin: rules.FS, Dir: cfg.RulesDir}, func(rs *detect.RuleSet) {
 		engine.SetRules(rs)
 		policies.Set(rs.Policy())
 	}, log, reg)
-	for _, e := range watcher.Errors() {
+	for _, e := range b.watcher.Errors() {
 		log.Warn("rules", "problem", e.Error(), "warning", e.Warning)
 	}
 
@@ -53,27 +59,45 @@ func serve(ctx context.Context, cfg Config) error {
 	streamCfg.Tokens = stream.Tokens{Sensor: cfg.SensorToken, API: cfg.APIToken}
 	sensors, err := stream.NewServer(streamCfg, pipeline, pipeline, policies, log, reg)
 	if err != nil {
-		return err
+		store.Close()
+		return nil, err
 	}
-	grpcServer, grpcHealth, err := stream.NewGRPCServer(streamCfg)
+	b.grpc, b.grpcHealth, err = stream.NewGRPCServer(streamCfg)
 	if err != nil {
-		return err
+		store.Close()
+		return nil, err
 	}
-	sensors.Register(grpcServer)
+	sensors.Register(b.grpc)
 
 	apiHandler, err := api.NewServer(api.Config{
 		APITokens: []string{cfg.APIToken}, SensorTokens: []string{cfg.SensorToken},
-	}, api.Deps{Findings: store, Suppressions: store, Sensors: store, Rules: watcher, Gatherer: reg}, log, reg)
+	}, api.Deps{Findings: store, Suppressions: store, Sensors: store, Rules: b.watcher, Gatherer: gather}, log, reg)
 	if err != nil {
-		return err
+		store.Close()
+		return nil, err
 	}
-	httpServer := &http.Server{
+	b.http = &http.Server{
 		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	return b, nil
+}
+
+// serve assembles the backend and runs it until ctx ends.
+func serve(ctx context.Context, cfg Config) error {
+	log := newLogger(cfg.LogLevel, cfg.LogFormat)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	log.Info("starting backend", "version", version.Version, "grpc", cfg.GRPCListen, "http", cfg.HTTPListen)
+	b, err := assemble(ctx, cfg, log, reg, reg)
+	if err != nil {
+		return err
+	}
+	defer b.store.Close()
+	store, watcher, grpcServer, grpcHealth, httpServer := b.store, b.watcher, b.grpc, b.grpcHealth, b.http
 
 	grpcLn, err := net.Listen("tcp", cfg.GRPCListen)
 	if err != nil {
