@@ -162,9 +162,9 @@ func (e *Engine) SetRules(rs *RuleSet) {
 		}
 		switch {
 		case r.seq != nil:
-			next.states[i] = &sequenceState{keys: newLRU[*seqKey](e.cfg.MaxSequenceKeys)}
+			next.states[i] = &sequenceState{keys: newLRU[string, *seqKey](e.cfg.MaxSequenceKeys)}
 		case r.thr != nil:
-			next.states[i] = &thresholdState{keys: newLRU[*thrKey](e.cfg.MaxThresholdKeys)}
+			next.states[i] = &thresholdState{keys: newLRU[string, *thrKey](e.cfg.MaxThresholdKeys)}
 		}
 	}
 	e.active.Store(next)
@@ -257,7 +257,7 @@ func eventNanos(c *evalCtx) int64 {
 
 type sequenceState struct {
 	mu   sync.Mutex
-	keys *lru[*seqKey]
+	keys *lru[string, *seqKey]
 	// active mirrors keys.len() for a lock-free "nothing pending" check.
 	active atomic.Int64
 }
@@ -414,7 +414,7 @@ func sameCaptures(a, b map[string]string) bool {
 
 type thresholdState struct {
 	mu   sync.Mutex
-	keys *lru[*thrKey]
+	keys *lru[string, *thrKey]
 }
 
 type thrKey struct {
@@ -484,72 +484,81 @@ func (s *thresholdState) add(e *Engine, r *compiledRule, c *evalCtx, emit func(*
 }
 
 // lru is a bounded map with least-recently-used eviction.
-type lru[V any] struct {
+type lru[K comparable, V any] struct {
 	max   int
 	order *list.List
-	items map[string]*list.Element
+	items map[K]*list.Element
 }
 
-type lruEntry[V any] struct {
-	key string
+type lruEntry[K comparable, V any] struct {
+	key K
 	val V
 }
 
-func newLRU[V any](max int) *lru[V] {
-	return &lru[V]{max: max, order: list.New(), items: map[string]*list.Element{}}
+func newLRU[K comparable, V any](max int) *lru[K, V] {
+	return &lru[K, V]{max: max, order: list.New(), items: map[K]*list.Element{}}
 }
 
-func (l *lru[V]) get(k string) (V, bool) {
+func (l *lru[K, V]) get(k K) (V, bool) {
 	if el, ok := l.items[k]; ok {
 		l.order.MoveToFront(el)
-		return el.Value.(*lruEntry[V]).val, true
+		return el.Value.(*lruEntry[K, V]).val, true
 	}
 	var zero V
 	return zero, false
 }
 
 // put stores v and reports whether an old entry was evicted for it.
-func (l *lru[V]) put(k string, v V) bool {
+func (l *lru[K, V]) put(k K, v V) bool {
 	if el, ok := l.items[k]; ok {
-		el.Value.(*lruEntry[V]).val = v
+		el.Value.(*lruEntry[K, V]).val = v
 		l.order.MoveToFront(el)
 		return false
 	}
-	l.items[k] = l.order.PushFront(&lruEntry[V]{key: k, val: v})
+	l.items[k] = l.order.PushFront(&lruEntry[K, V]{key: k, val: v})
 	if l.order.Len() > l.max {
 		last := l.order.Back()
 		l.order.Remove(last)
-		delete(l.items, last.Value.(*lruEntry[V]).key)
+		delete(l.items, last.Value.(*lruEntry[K, V]).key)
 		return true
 	}
 	return false
 }
 
-func (l *lru[V]) remove(k string) {
+func (l *lru[K, V]) remove(k K) {
 	if el, ok := l.items[k]; ok {
 		l.order.Remove(el)
 		delete(l.items, k)
 	}
 }
 
-func (l *lru[V]) len() int { return l.order.Len() }
+func (l *lru[K, V]) len() int { return l.order.Len() }
 
 // stateTables are the lookups fields read across events: which DNS name an
 // address was resolved from, and which process created a file.
 type stateTables struct {
 	mu         sync.Mutex
-	dns        *lru[string]
-	files      *lru[string]
+	dns        *lru[dnsKey, string]
+	files      *lru[fileKey, string]
 	dnsEvict   prometheus.Counter
 	filesEvict prometheus.Counter
 }
 
-func newStateTables(size int, dnsEvict, filesEvict prometheus.Counter) *stateTables {
-	return &stateTables{dns: newLRU[string](size), files: newLRU[string](size), dnsEvict: dnsEvict, filesEvict: filesEvict}
+// dnsKey and fileKey scope entries by host (and container): the same
+// address or path means different things on two machines.
+type dnsKey struct {
+	host string
+	ip   netip.Addr
 }
 
-// scope separates hosts: the same IP or path means different things on two
-// machines.
+type fileKey struct {
+	host, container, path string
+}
+
+func newStateTables(size int, dnsEvict, filesEvict prometheus.Counter) *stateTables {
+	return &stateTables{dns: newLRU[dnsKey, string](size), files: newLRU[fileKey, string](size), dnsEvict: dnsEvict, filesEvict: filesEvict}
+}
+
 func scope(ev *vigilv1.Event) string {
 	if h := ev.GetHost(); h != nil && h.InstanceId != "" {
 		return h.InstanceId
@@ -560,12 +569,8 @@ func scope(ev *vigilv1.Event) string {
 	return ev.SensorId
 }
 
-func fileScope(ev *vigilv1.Event) string {
-	s := scope(ev)
-	if ct := ev.GetContainer(); ct != nil && ct.Id != "" {
-		s += "/" + ct.Id
-	}
-	return s
+func fileKeyOf(ev *vigilv1.Event, path string) fileKey {
+	return fileKey{host: scope(ev), container: ev.GetContainer().GetId(), path: path}
 }
 
 const oCreat = 0o100
@@ -580,7 +585,7 @@ func (t *stateTables) observe(ev *vigilv1.Event) {
 		t.mu.Lock()
 		for _, a := range k.DnsAnswer.Addresses {
 			if ip, err := netip.ParseAddr(a); err == nil {
-				if t.dns.put(sc+"|"+ip.Unmap().String(), k.DnsAnswer.Name) {
+				if t.dns.put(dnsKey{sc, ip.Unmap()}, k.DnsAnswer.Name) {
 					t.dnsEvict.Inc()
 				}
 			}
@@ -596,7 +601,7 @@ func (t *stateTables) observe(ev *vigilv1.Event) {
 			return
 		}
 		t.mu.Lock()
-		if t.files.put(fileScope(ev)+"|"+o.Path, exe) {
+		if t.files.put(fileKeyOf(ev, o.Path), exe) {
 			t.filesEvict.Inc()
 		}
 		t.mu.Unlock()
@@ -605,14 +610,14 @@ func (t *stateTables) observe(ev *vigilv1.Event) {
 		if ev.Result < 0 || rn.NewPath == "" {
 			return
 		}
-		sc := fileScope(ev)
+		from := fileKeyOf(ev, rn.OldPath)
 		t.mu.Lock()
-		creator, ok := t.files.get(sc + "|" + rn.OldPath)
+		creator, ok := t.files.get(from)
 		if !ok {
 			creator = ev.GetProcess().GetExePath()
 		}
-		t.files.remove(sc + "|" + rn.OldPath)
-		if creator != "" && t.files.put(sc+"|"+rn.NewPath, creator) {
+		t.files.remove(from)
+		if creator != "" && t.files.put(fileKeyOf(ev, rn.NewPath), creator) {
 			t.filesEvict.Inc()
 		}
 		t.mu.Unlock()
@@ -622,7 +627,7 @@ func (t *stateTables) observe(ev *vigilv1.Event) {
 func (t *stateTables) nameOf(ev *vigilv1.Event, ip netip.Addr) (string, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.dns.get(scope(ev) + "|" + ip.String())
+	return t.dns.get(dnsKey{scope(ev), ip})
 }
 
 func (t *stateTables) creatorOf(ev *vigilv1.Event) (string, bool) {
@@ -637,5 +642,5 @@ func (t *stateTables) creatorOf(ev *vigilv1.Event) (string, bool) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.files.get(fileScope(ev) + "|" + p)
+	return t.files.get(fileKeyOf(ev, p))
 }

@@ -211,9 +211,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case _, ok := <-fw.Events:
+		case ev, ok := <-fw.Events:
 			if !ok {
 				return nil
+			}
+			if filepath.Clean(ev.Name) == filepath.Clean(w.cfg.Dir) && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
+				// The directory itself went away; the resync re-adds the
+				// watch when it is back.
+				watching = false
 			}
 			// Any change in the directory (a file, or the ..data link) means
 			// a rescan once the burst settles.
