@@ -89,17 +89,16 @@ type Collector struct {
 // procState is what the collector keeps per traced process.
 type procState struct {
 	tgid     uint32
+	mu       sync.Mutex // serializes polls of this process; guards below
 	cgroup   string
 	cgroupID uint64
+	flags    uint8 // polledNet, polledFiles
 	// baseline is set for processes found running (seeded or scanned):
 	// their descriptors at the first poll were opened before tracing and
 	// are not reported as new.
 	baseline bool
-
-	mu    sync.Mutex // serializes polls of this process; guards below
-	flags uint8      // polledNet, polledFiles
-	fds   map[int]fdKey
-	socks map[uint64]struct{}
+	fds      map[int]fdKey
+	socks    map[uint64]struct{}
 }
 
 // Poll flags: the process's sockets or files have been listed once, so
@@ -306,17 +305,27 @@ func (c *Collector) snapshot() []*procState {
 // refreshCgroup reads the process's cgroup path (and id) into ps.
 func (c *Collector) refreshCgroup(ps *procState) {
 	p := cgroupPath(c.cfg.ProcRoot, ps.tgid)
-	if p == "" || p == ps.cgroup {
+	if p == "" {
 		return
 	}
-	ps.cgroup = p
+	var id uint64
 	for _, root := range []string{c.cfg.CgroupRoot + "/unified", c.cfg.CgroupRoot} {
 		var st unix.Stat_t
 		if unix.Stat(root+p, &st) == nil {
-			ps.cgroupID = st.Ino
-			return
+			id = st.Ino
+			break
 		}
 	}
+	ps.mu.Lock()
+	ps.cgroup, ps.cgroupID = p, id
+	ps.mu.Unlock()
+}
+
+// cgroupInfo returns the process's cgroup path and id.
+func (ps *procState) cgroupInfo() (string, uint64) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.cgroup, ps.cgroupID
 }
 
 // Health fills the capture part of a sensor health report.

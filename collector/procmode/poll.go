@@ -254,7 +254,7 @@ func (c *Collector) emitSockets(ps *procState, socks []newSock, pass *pollPass) 
 		ev.Time = timestamppb.Now()
 		ev.Process = proc
 		ev.Tid = ps.tgid
-		ev.CgroupId, ev.CgroupPath = ps.cgroupID, ps.cgroup
+		ev.CgroupPath, ev.CgroupId = ps.cgroupInfo()
 		c.emit(kind, ev)
 	}
 }
@@ -305,6 +305,7 @@ func (c *Collector) emitOpens(ps *procState, files []newFile, pass *pollPass) {
 		return
 	}
 	mntNs := nsInode(root, ps.tgid, "mnt")
+	cg, cgID := ps.cgroupInfo()
 	for _, f := range files {
 		flags, mntID, err := fdinfoFlags(root, ps.tgid, f.fd)
 		if err != nil {
@@ -321,8 +322,8 @@ func (c *Collector) emitOpens(ps *procState, files []newFile, pass *pollPass) {
 			Time:       timestamppb.Now(),
 			Process:    proc,
 			Tid:        ps.tgid,
-			CgroupId:   ps.cgroupID,
-			CgroupPath: ps.cgroup,
+			CgroupId:   cgID,
+			CgroupPath: cg,
 			Result:     int64(f.fd),
 			Syscall:    "openat",
 			Kind: &vigilv1.Event_Open{Open: &vigilv1.FileOpen{

@@ -33,6 +33,10 @@ const waitFlags = unix.WALL | unix.WNOTHREAD
 // tracee is one traced thread.
 type tracee struct {
 	tid, tgid uint32
+	// announced is set once the fork that made this process was
+	// reported: at its parent's fork event or at its own first stop,
+	// whichever the kernel reports first.
+	announced bool
 }
 
 // tracer owns every ptrace call. All its methods run on one OS thread.
@@ -125,7 +129,9 @@ func (t *tracer) seizeCandidates(pids []uint32) {
 			continue
 		}
 		ps := t.c.state(pid, true)
+		ps.mu.Lock()
 		ps.baseline = true
+		ps.mu.Unlock()
 		t.c.refreshCgroup(ps)
 	}
 	if len(t.refused) > 4096 {
@@ -192,7 +198,17 @@ func (t *tracer) lookup(tid uint32) *tracee {
 	if readStatus(t.cfg.ProcRoot, tid, &st) == nil && st.tgid != 0 {
 		tgid = st.tgid
 	}
-	return t.add(tid, tgid)
+	tr := t.add(tid, tgid)
+	if tgid == tid {
+		// A new process: report its fork now, so that what it does
+		// before its parent's event is handled has a known process.
+		if s, err := readStat(t.cfg.ProcRoot, tid); err == nil {
+			if p := t.tracees[s.ppid]; p != nil {
+				t.announce(p.tgid, p.tid, tr)
+			}
+		}
+	}
+	return tr
 }
 
 // handle reacts to one wait status and restarts the tracee.
@@ -249,9 +265,11 @@ func (t *tracer) handle(tid uint32, ws unix.WaitStatus) {
 		if tr.tgid == tid {
 			// Descriptors are still open at this stop: poll them once
 			// more so what a short-lived process held is not missed.
-			if ps := t.c.state(tid, false); ps != nil {
-				t.c.pollProcess(ps, t.cfg.NetInterval > 0, t.cfg.FileInterval > 0)
+			ps := t.c.state(tid, true)
+			if cg, _ := ps.cgroupInfo(); cg == "" {
+				t.c.refreshCgroup(ps)
 			}
+			t.c.pollProcess(ps, t.cfg.NetInterval > 0, t.cfg.FileInterval > 0)
 		}
 	default:
 		t.c.m.stops.WithLabelValues("other").Inc()
@@ -280,28 +298,37 @@ func (t *tracer) onClone(tr *tracee, child uint32) {
 	if _, err := os.Lstat(pidDir(t.cfg.ProcRoot, tr.tgid) + "/task/" + strconv.FormatUint(uint64(child), 10)); err == nil {
 		thread = true
 	}
-	if ct := t.tracees[child]; ct != nil {
-		// Its first stop came first; set its group now that we know.
-		if thread {
-			ct.tgid = tr.tgid
-		} else {
-			ct.tgid = child
-		}
-	} else if thread {
-		t.add(child, tr.tgid)
-	} else {
-		t.add(child, child)
+	ct := t.tracees[child]
+	switch {
+	case ct != nil && thread:
+		ct.tgid = tr.tgid
+	case ct != nil:
+		ct.tgid = child
+	case thread:
+		ct = t.add(child, tr.tgid)
+	default:
+		ct = t.add(child, child)
 	}
-	if thread {
+	if !thread {
+		t.announce(tr.tgid, tr.tid, ct)
+	}
+}
+
+// announce reports the fork of process ct by parentTgid (thread
+// parentTid), once.
+func (t *tracer) announce(parentTgid, parentTid uint32, ct *tracee) {
+	if ct.announced {
 		return
 	}
+	ct.announced = true
+	child := ct.tid
 	st, err := readStat(t.cfg.ProcRoot, child)
 	if err != nil {
 		return
 	}
 	var status procStat
 	_ = readStatus(t.cfg.ProcRoot, child, &status)
-	parent := t.c.state(tr.tgid, true)
+	parent := t.c.state(parentTgid, true)
 	ps := t.c.state(child, true)
 	// The child starts with its parent's descriptors: they are not new.
 	parent.mu.Lock()
@@ -313,14 +340,15 @@ func (t *tracer) onClone(tr *tracee, child uint32) {
 		ps.socks[ino] = struct{}{}
 	}
 	ps.flags = parent.flags
+	ps.cgroup, ps.cgroupID = parent.cgroup, parent.cgroupID
 	ps.mu.Unlock()
 	parent.mu.Unlock()
-	ps.cgroup, ps.cgroupID = parent.cgroup, parent.cgroupID
-	if ps.cgroup == "" {
+	if cg, _ := ps.cgroupInfo(); cg == "" {
 		t.c.refreshCgroup(ps)
 	}
+	parentCgroup, parentCgroupID := parent.cgroupInfo()
 	childProc := t.c.procs.OnForkInfo(proctable.ForkInfo{
-		ParentPid: tr.tgid, ChildPid: child, ChildNsPid: status.nsPid, ChildStart: st.startTicks * proctable.TickNanos,
+		ParentPid: parentTgid, ChildPid: child, ChildNsPid: status.nsPid, ChildStart: st.startTicks * proctable.TickNanos,
 	})
 	f := &vigilv1.Fork{ChildPid: child}
 	if childProc != nil {
@@ -328,15 +356,15 @@ func (t *tracer) onClone(tr *tracee, child uint32) {
 	}
 	ev := &vigilv1.Event{
 		Time:       timestamppb.Now(),
-		Process:    t.c.procs.Lookup(tr.tgid),
-		Tid:        tr.tid,
-		CgroupId:   parent.cgroupID,
-		CgroupPath: parent.cgroup,
+		Process:    t.c.procs.Lookup(parentTgid),
+		Tid:        parentTid,
+		CgroupId:   parentCgroupID,
+		CgroupPath: parentCgroup,
 		Syscall:    "clone",
 		Kind:       &vigilv1.Event_Fork{Fork: f},
 	}
 	if ev.Process == nil {
-		ev.Process = &vigilv1.Process{Pid: tr.tgid}
+		ev.Process = &vigilv1.Process{Pid: parentTgid}
 	}
 	t.c.emit("fork", ev)
 }
@@ -390,12 +418,13 @@ func (t *tracer) onExec(pid uint32) {
 	ps := t.c.state(pid, true)
 	t.c.refreshCgroup(ps)
 	proc := t.c.procs.OnExec(info)
+	cg, cgID := ps.cgroupInfo()
 	t.c.emit("exec", &vigilv1.Event{
 		Time:       timestamppb.Now(),
 		Process:    proc,
 		Tid:        pid,
-		CgroupId:   ps.cgroupID,
-		CgroupPath: ps.cgroup,
+		CgroupId:   cgID,
+		CgroupPath: cg,
 		Syscall:    "execve",
 		Kind:       &vigilv1.Event_Exec{Exec: x},
 	})
@@ -460,7 +489,7 @@ func (t *tracer) onDeath(tid uint32, ws unix.WaitStatus) {
 		Kind:    &vigilv1.Event_Exit{Exit: x},
 	}
 	if ps != nil {
-		ev.CgroupId, ev.CgroupPath = ps.cgroupID, ps.cgroup
+		ev.CgroupPath, ev.CgroupId = ps.cgroupInfo()
 	}
 	t.c.emit("exit", ev)
 	t.c.forget(tid)
