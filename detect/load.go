@@ -243,7 +243,10 @@ type collectionDef struct {
 }
 
 type loader struct {
-	errs   []LoadError
+	errs []LoadError
+	// skipped names rules of other sources; later items that tune them are
+	// skipped too instead of failing as undefined.
+	skipped map[string]bool
 	lists  map[string]*listDef
 	macros map[string]*macroDef
 	rules  map[string]*ruleDef
@@ -261,7 +264,7 @@ func (l *loader) warnf(line int, item, format string, a ...any) {
 }
 
 func loadFiles(files []ruleFile) (*RuleSet, []LoadError) {
-	l := &loader{lists: map[string]*listDef{}, macros: map[string]*macroDef{}, rules: map[string]*ruleDef{}}
+	l := &loader{lists: map[string]*listDef{}, macros: map[string]*macroDef{}, rules: map[string]*ruleDef{}, skipped: map[string]bool{}}
 	for _, f := range files {
 		l.file = f
 		l.loadFile()
@@ -704,8 +707,13 @@ func (l *loader) loadRule(kind string, m *mapping, line int) {
 		src, _ := scalar(n, "source")
 		if src != "" && src != "syscall" {
 			l.warnf(line, item, "source %s is not supported (only syscall); rule skipped", src)
+			l.skipped[name] = true
 			return
 		}
+	}
+	if l.skipped[name] && l.rules[name] == nil && !m.has("condition") && !m.has("steps") {
+		l.warnf(line, item, "rule %s was skipped (not a syscall rule); this change is skipped too", name)
+		return
 	}
 	ov, err := overrideSpec(m)
 	if err != nil {

@@ -327,6 +327,8 @@ func TestWarnings(t *testing.T) {
   output: o
   priority: INFO
   colour: blue
+- rule: k8s audit rule
+  enabled: false
 `), "")
 	if HasErrors(errs) {
 		t.Fatalf("warnings only expected: %v", errs)
@@ -335,6 +337,7 @@ func TestWarnings(t *testing.T) {
 		"builtin:w.yaml:2: rule k8s audit rule: source k8s_audit is not supported (only syscall); rule skipped",
 		"builtin:w.yaml:11: -: unknown item with keys something_else, skipped",
 		"builtin:w.yaml:17: rule kept: unknown key colour ignored",
+		"builtin:w.yaml:18: rule k8s audit rule: rule k8s audit rule was skipped (not a syscall rule); this change is skipped too",
 	}
 	if len(errs) != len(want) {
 		t.Fatalf("got %v", errs)
