@@ -247,12 +247,12 @@ type loader struct {
 	// skipped names rules of other sources; later items that tune them are
 	// skipped too instead of failing as undefined.
 	skipped map[string]bool
-	lists  map[string]*listDef
-	macros map[string]*macroDef
-	rules  map[string]*ruleDef
-	order  int
-	coll   collectionDef
-	file   ruleFile
+	lists   map[string]*listDef
+	macros  map[string]*macroDef
+	rules   map[string]*ruleDef
+	order   int
+	coll    collectionDef
+	file    ruleFile
 }
 
 func (l *loader) errorf(line int, item, format string, a ...any) {
