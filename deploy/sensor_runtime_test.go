@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
 
@@ -27,7 +28,10 @@ type containerPrivileges struct {
 	hostNetwork  bool
 	readOnlyRoot bool
 	noNewPrivs   bool
-	binds        []bind
+	// runtimeDefaultSeccomp applies containerd's default seccomp profile
+	// (the chart's seccompProfile RuntimeDefault) instead of none.
+	runtimeDefaultSeccomp bool
+	binds                 []bind
 }
 
 type bind struct {
@@ -45,10 +49,11 @@ func chartSensorPrivileges(t *testing.T, values map[string]any) containerPrivile
 	c := spec.Containers[0]
 	sc := c.SecurityContext
 	p := containerPrivileges{
-		hostPID:      spec.HostPID,
-		hostNetwork:  spec.HostNetwork,
-		readOnlyRoot: sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem,
-		noNewPrivs:   sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation,
+		hostPID:               spec.HostPID,
+		hostNetwork:           spec.HostNetwork,
+		readOnlyRoot:          sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem,
+		noNewPrivs:            sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation,
+		runtimeDefaultSeccomp: sc.SeccompProfile != nil && sc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault,
 	}
 	if sc.Privileged != nil && *sc.Privileged {
 		t.Fatal("chart made the sensor privileged")
@@ -159,7 +164,7 @@ func ociSpec(p containerPrivileges, scratch string, args []string) *specs.Spec {
 	if !p.hostNetwork {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
-	return &specs.Spec{
+	spec := &specs.Spec{
 		Version:  specs.Version,
 		Hostname: "vigil-sensor",
 		Root:     &specs.Root{Path: "rootfs", Readonly: p.readOnlyRoot},
@@ -182,6 +187,13 @@ func ociSpec(p containerPrivileges, scratch string, args []string) *specs.Spec {
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
 	}
+	if p.runtimeDefaultSeccomp {
+		// containerd builds its default profile from the process's
+		// capabilities: bpf() only with CAP_BPF, perf_event_open() only
+		// with CAP_PERFMON, and so on.
+		spec.Linux.Seccomp = seccomp.DefaultProfile(spec)
+	}
+	return spec
 }
 
 // runSensorContainer starts the sensor under runc with the spec, runs a
@@ -357,6 +369,11 @@ func TestSensorRunsWithTheShippedPrivileges(t *testing.T) {
 		{
 			name: "the chart's SYS_ADMIN switch for old kernels is enough to capture host execs",
 			priv: chartSensorPrivileges(t, map[string]any{"sensor": map[string]any{"useSysAdmin": true}}),
+			want: true,
+		},
+		{
+			name: "the chart with seccompProfile RuntimeDefault (containerd's profile) still captures host execs",
+			priv: chartSensorPrivileges(t, map[string]any{"sensor": map[string]any{"seccompProfile": map[string]any{"type": "RuntimeDefault"}}}),
 			want: true,
 		},
 		{
