@@ -24,9 +24,13 @@ const EngineVersion = "0.57.0"
 // Warnings (unsupported fields, skipped sources, unknown keys) leave the file
 // loaded; errors reject it.
 type LoadError struct {
-	File   string
-	Line   int
-	Item   string
+	// File is the rule file ("builtin:name.yaml" for embedded rules).
+	File string
+	// Line is the line of the item (0 when the file itself is at fault).
+	Line int
+	// Item names the item: "rule X", "macro X", "list X", "sequence X".
+	Item string
+	// Reason says what is wrong.
 	Reason string
 	// Warning is true for problems that do not reject the file: the item
 	// concerned is skipped or disabled.

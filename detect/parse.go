@@ -104,7 +104,9 @@ type listLookup func(name string) (items []listItem, ok bool)
 
 // ParseError is a condition syntax error at a byte offset.
 type ParseError struct {
-	Pos    int
+	// Pos is the byte offset in the condition.
+	Pos int
+	// Reason says what the parser expected.
 	Reason string
 }
 
