@@ -20,7 +20,8 @@ type Config struct {
 	// ScanInterval is how often /proc is listed for processes that are not
 	// traced yet: started from outside the traced tree (ECS Exec, a
 	// container that started after the sensor) or refused earlier (default
-	// 1s). Their first exec before the scan is missed.
+	// 250ms; one read of /proc/PID/stat per process). What such a process
+	// does before the scan finds it is missed.
 	ScanInterval time.Duration `yaml:"scan_interval"`
 	// NetInterval is how often the sockets of traced processes are compared
 	// with /proc/net to report connect, accept, listen and bind (default
@@ -66,8 +67,9 @@ type Config struct {
 	Process proctable.Config `yaml:"process"`
 }
 
-// Kinds lists the event kinds this mode produces, by the oneof field name of
-// vigil.v1.Event, with the source that produces each.
+// kindSources maps each event kind this mode produces (by the oneof field
+// name of vigil.v1.Event) to the source that produces it, as Health names
+// it in loaded_probes. It is read-only.
 var kindSources = map[string]string{
 	"exec":    "ptrace-exec",
 	"fork":    "ptrace-exec",
@@ -91,7 +93,7 @@ func Kinds() []string {
 
 func (c *Config) setDefaults() {
 	if c.ScanInterval == 0 {
-		c.ScanInterval = time.Second
+		c.ScanInterval = 250 * time.Millisecond
 	}
 	if c.NetInterval == 0 {
 		c.NetInterval = time.Second
