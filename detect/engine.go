@@ -260,6 +260,35 @@ type sequenceState struct {
 	keys *lru[string, *seqKey]
 	// active mirrors keys.len() for a lock-free "nothing pending" check.
 	active atomic.Int64
+	// untilSweep counts locked visits down to the next sweep of expired
+	// partial matches under keys that see no more events.
+	untilSweep int
+}
+
+// sweepEvery is how many locked visits pass between sweeps; a sweep costs
+// one pass over the keys, so this keeps it well under a percent of the work.
+const sweepEvery = 4096
+
+func (s *sequenceState) sweep(e *Engine, now, within int64) {
+	var dead []string
+	for el := s.keys.order.Front(); el != nil; el = el.Next() {
+		ent := el.Value.(*lruEntry[string, *seqKey])
+		kept := ent.val.partials[:0]
+		for _, p := range ent.val.partials {
+			if now-p.start > within {
+				e.m.seqExpired.Inc()
+				continue
+			}
+			kept = append(kept, p)
+		}
+		ent.val.partials = kept
+		if len(kept) == 0 {
+			dead = append(dead, ent.key)
+		}
+	}
+	for _, k := range dead {
+		s.keys.remove(k)
+	}
 }
 
 type seqKey struct {
@@ -326,6 +355,10 @@ func (s *sequenceState) process(e *Engine, r *compiledRule, c *evalCtx, emit fun
 		s.active.Store(int64(s.keys.len()))
 		s.mu.Unlock()
 	}()
+	if s.untilSweep--; s.untilSweep <= 0 {
+		s.untilSweep = sweepEvery
+		s.sweep(e, now, within)
+	}
 	for _, k := range candidates {
 		sk, ok := s.keys.get(k)
 		if !ok {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -289,4 +290,30 @@ func metricValue(t testing.TB, c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+func TestSequenceSweepsExpiredPartials(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rs, _ := loadYAML(t, dropExecRule)
+	e := NewEngine(EngineConfig{}, nil, reg)
+	e.SetRules(rs)
+	w := mkProc("curl", "/usr/bin/curl")
+	// Partial matches in many containers that never see another event.
+	for i := 0; i < 100; i++ {
+		fired(e, openEv(w, "/a", oWronly, inCtr(fmt.Sprintf("idle-%d", i)), at(0)))
+	}
+	st := e.active.Load().states[0].(*sequenceState)
+	if st.keys.len() != 100 {
+		t.Fatalf("keys = %d", st.keys.len())
+	}
+	// Activity elsewhere, an hour later, eventually sweeps them.
+	for i := 0; i < sweepEvery+1; i++ {
+		fired(e, openEv(w, "/b", oWronly, inCtr("busy"), at(time.Hour)))
+	}
+	if st.keys.len() != 1 {
+		t.Fatalf("keys after the sweep = %d, want 1", st.keys.len())
+	}
+	if got := metricValue(t, e.m.seqExpired); got != 100 {
+		t.Fatalf("expired = %v", got)
+	}
 }
