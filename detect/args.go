@@ -74,6 +74,16 @@ func renderFlags(v uint64, names []flagName) string {
 	return b.String()
 }
 
+var modeNames = []flagName{{0o4000, "S_ISUID"}, {0o2000, "S_ISGID"}, {0o1000, "S_ISVTX"},
+	{0o400, "S_IRUSR"}, {0o200, "S_IWUSR"}, {0o100, "S_IXUSR"}, {0o40, "S_IRGRP"}, {0o20, "S_IWGRP"},
+	{0o10, "S_IXGRP"}, {0o4, "S_IROTH"}, {0o2, "S_IWOTH"}, {0o1, "S_IXOTH"}}
+
+// renderMode renders a file mode as Falco does: octal, then the S_I* names
+// ("04755(S_ISUID|S_IRUSR|...)"), so `evt.arg.mode contains S_ISUID` works.
+func renderMode(mode uint32) string {
+	return "0" + strconv.FormatUint(uint64(mode&0o7777), 8) + "(" + renderFlags(uint64(mode&0o7777), modeNames) + ")"
+}
+
 // exeFlags is Falco's execve exe_flags (EXE_UPPER_LAYER, EXE_FROM_MEMFD).
 func exeFlags(p *vigilv1.Process) string {
 	var fl []string
@@ -159,7 +169,10 @@ func eventArg(ev *vigilv1.Event, c *evalCtx, name string, raw bool) (string, boo
 			}
 			return renderOpenFlags(o.Flags, o.Created), true
 		case "mode":
-			return "0" + strconv.FormatUint(uint64(o.Mode), 8), true
+			if raw {
+				return itoa(int64(o.Mode))
+			}
+			return renderMode(o.Mode), true
 		case "name", "path", "filename":
 			return nonEmpty(o.Path)
 		case "fd":
@@ -218,7 +231,10 @@ func eventArg(ev *vigilv1.Event, c *evalCtx, name string, raw bool) (string, boo
 		case "filename", "path", "name":
 			return nonEmpty(k.Chmod.Path)
 		case "mode":
-			return "0" + strconv.FormatUint(uint64(k.Chmod.Mode), 8), true
+			if raw {
+				return itoa(int64(k.Chmod.Mode))
+			}
+			return renderMode(k.Chmod.Mode), true
 		}
 	case *vigilv1.Event_Chown:
 		switch name {

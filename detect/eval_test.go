@@ -107,6 +107,10 @@ func TestOperators(t *testing.T) {
 		{"is_open_read is false for write-only", "evt.is_open_read = true", openEv(bash, "/x", 1), false},
 		{"bool field against true", "proc.is_exe_upper_layer = true", exec, false},
 		{"evt.type in a list", "evt.type in (execve, execveat)", exec, true},
+		{"chmod mode renders S_I names", `evt.arg.mode contains "S_ISUID"`, chmodEv(bash, "/tmp/x", 0o4755), true},
+		{"chmod mode without setuid", `evt.arg.mode contains "S_ISUID"`, chmodEv(bash, "/tmp/x", 0o755), false},
+		{"evt.dir compared with a bare >", "evt.dir=>", exec, false},
+		{"container.info outside containers", "container.info = host", exec, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,4 +313,10 @@ func TestUnsupportedFieldWithTypedOperator(t *testing.T) {
 	if HasErrors(errs) || len(errs) != 1 || !strings.Contains(errs[0].Reason, "evt.arg.nosuch, proc.vpgid") {
 		t.Fatalf("errs %v", errs)
 	}
+}
+
+func chmodEv(p *vigilv1.Process, path string, mode uint32) *vigilv1.Event {
+	e := mk(p, "fchmodat")
+	e.Kind = &vigilv1.Event_Chmod{Chmod: &vigilv1.FileChmod{Path: path, Mode: mode}}
+	return e
 }

@@ -1219,6 +1219,8 @@ func fieldDefs() []fieldDef {
 		{"fd.sip.name", ftString, argNone, "DNS name the server IP was resolved from, learned from DNS answers the engine saw on the same host.",
 			ipName(pickServer)},
 		{"fd.rip.name", ftString, argNone, "DNS name the remote IP was resolved from.", ipName(pickRemote)},
+		{"fd.cip.name", ftString, argNone, "DNS name the client IP was resolved from.", ipName(pickClient)},
+		{"fd.lip.name", ftString, argNone, "DNS name the local IP was resolved from.", ipName(pickLocal)},
 
 		// file.*
 		{"file.created_by", ftString, argNone, "Executable path of the process that created the file this event is about " +
@@ -1279,6 +1281,18 @@ func fieldDefs() []fieldDef {
 			bfield(func(c *evalCtx) (bool, bool) { ct := containerOf(c); return ct.GetPrivileged(), ct != nil })},
 		{"container.start_ts", ftInt, argNone, "Container start time, ns since the epoch.",
 			nfield(func(c *evalCtx) (int64, bool) { t := containerOf(c).GetStartedAt(); return tsNanos(t), t != nil })},
+		{"container.info", ftString, argNone, "Container summary for outputs (Falco's %container.info): id, name and image; \"host\" outside containers.",
+			sfield(func(c *evalCtx) (string, bool) {
+				ct := containerOf(c)
+				if ct == nil || ct.Id == "" {
+					return "host", true
+				}
+				id := ct.Id
+				if len(id) > 12 {
+					id = id[:12]
+				}
+				return "container_id=" + id + " container_name=" + ct.Name + " container_image=" + ct.Image, true
+			})},
 		{"container.runtime", ftString, argNone, "Container runtime (containerd, docker, cri-o).",
 			sfield(func(c *evalCtx) (string, bool) { return nonEmpty(containerOf(c).GetRuntime()) })},
 		{"container.label", ftString, argKey, "A container label by key.",
