@@ -27,8 +27,9 @@ import (
 const SchemaVersion = "2.0"
 
 // MaxEvidenceEvents bounds the events kept in a finding's evidence; a
-// repeated finding keeps the latest.
-const MaxEvidenceEvents = 10
+// repeated finding keeps the latest. Every repeat decodes and encodes them,
+// so the bound is what aggregation costs.
+const MaxEvidenceEvents = 5
 
 // maxCommandLine bounds command lines copied into findings: they are
 // attacker-controlled and may be huge.
@@ -147,7 +148,7 @@ func Build(a *detect.Alert, now time.Time) (*Candidate, error) {
 			Rule:     a.Rule.Name,
 			Output:   a.Output,
 			RuleKind: a.Rule.Kind,
-			Events:   lastEvents(a.Events, MaxEvidenceEvents),
+			Events:   evidenceEvents(a.Events),
 			Fields:   map[string]string{},
 		},
 		MitreTactics:    append([]string(nil), a.Rule.MitreTactics...),
@@ -405,6 +406,21 @@ func lastEvents(evs []*vigilv1.Event, n int) []*vigilv1.Event {
 		evs = evs[len(evs)-n:]
 	}
 	return append([]*vigilv1.Event(nil), evs...)
+}
+
+// evidenceEvents copies the latest events for a finding's evidence without
+// their host: the resource holds it once, and every stored byte is decoded
+// and encoded again on each repeat.
+func evidenceEvents(evs []*vigilv1.Event) []*vigilv1.Event {
+	evs = lastEvents(evs, MaxEvidenceEvents)
+	for i, ev := range evs {
+		if ev.GetHost() != nil {
+			c := proto.Clone(ev).(*vigilv1.Event)
+			c.Host = nil
+			evs[i] = c
+		}
+	}
+	return evs
 }
 
 var procPidFileRe = regexp.MustCompile(`^/proc/([0-9]+)/(mem|exe)$`)

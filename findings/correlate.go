@@ -43,42 +43,117 @@ const AttackSequenceRule = "Vigil attack sequence"
 // maxSequenceMembers bounds the findings one correlation reads.
 const maxSequenceMembers = 200
 
+// sequenceMember is what correlation reads of a finding before it knows
+// whether a sequence forms: no decoding of finding bodies.
+type sequenceMember struct {
+	id, tactics, sequenceID string
+	lastSeen                int64
+}
+
 // correlate raises or updates the attack sequence of one workload after its
 // findings changed; lastSeen is the newest changed finding's last event.
 func (s *sqlStore) correlate(ctx context.Context, tx *sql.Tx, resKey string, lastSeen int64, sups []*vigilv1.Suppression, now time.Time) ([]*vigilv1.Finding, error) {
 	from := lastSeen - s.cfg.CorrelationWindow.Nanoseconds()
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT d.data FROM findings f JOIN finding_data d ON d.id = f.id
+	st, err := s.stmt(ctx, `SELECT f.id, f.tactics, f.sequence_id, f.last_seen FROM findings f
 		WHERE f.resource_key = ? AND f.last_seen >= ? AND f.archived = 0 AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?
-		ORDER BY f.id LIMIT `+fmt.Sprint(maxSequenceMembers)+s.d.forUpdate), resKey, from, AttackSequencePrefix)
+		ORDER BY f.id LIMIT `+fmt.Sprint(maxSequenceMembers)+s.d.forUpdate)
 	if err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
-	var members []*vigilv1.Finding
+	rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, resKey, from, AttackSequencePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("correlate: %w", err)
+	}
+	var cands []sequenceMember
 	for rows.Next() {
-		var data []byte
-		if err := rows.Scan(&data); err != nil {
+		var m sequenceMember
+		if err := rows.Scan(&m.id, &m.tactics, &m.sequenceID, &m.lastSeen); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("correlate: scan: %w", err)
 		}
-		f := &vigilv1.Finding{}
-		if err := proto.Unmarshal(data, f); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("correlate: decode: %w", err)
-		}
-		members = append(members, f)
+		cands = append(cands, m)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("correlate: %w", err)
 	}
 	tactics := map[string]bool{}
-	for _, m := range members {
-		for _, t := range tacticsOf(m) {
-			tactics[t] = true
+	var newest sequenceMember
+	for _, m := range cands {
+		for _, t := range strings.Split(m.tactics, ",") {
+			if t != "" {
+				tactics[t] = true
+			}
+		}
+		if m.lastSeen > newest.lastSeen || (m.lastSeen == newest.lastSeen && m.id > newest.id) {
+			newest = m
 		}
 	}
 	if len(tactics) < s.cfg.MinSequenceTactics {
 		return nil, nil
+	}
+
+	// The sequence to extend is the one of the latest linked member.
+	var linkedNewest sequenceMember
+	for _, m := range cands {
+		if m.sequenceID != "" && (m.lastSeen > linkedNewest.lastSeen || (m.lastSeen == linkedNewest.lastSeen && m.id > linkedNewest.id)) {
+			linkedNewest = m
+		}
+	}
+	var seq *vigilv1.Finding
+	if id := linkedNewest.sequenceID; id != "" {
+		linked := true
+		for _, m := range cands {
+			linked = linked && m.sequenceID == id
+		}
+		if linked {
+			// No new member: at most the sequence's last seen moves. This
+			// is the hot path of repeated findings, so look before decoding.
+			var seqLast int64
+			row, err := s.queryRow(ctx, tx, `SELECT last_seen FROM findings WHERE id = ?`, id)
+			if err == nil {
+				err = row.Scan(&seqLast)
+			}
+			if err == nil && newest.lastSeen <= seqLast {
+				return nil, nil
+			}
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, fmt.Errorf("correlate: read sequence: %w", err)
+			}
+		}
+		seq, err = s.lockedFinding(ctx, tx, id)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if seq != nil {
+		linked := true
+		for _, m := range cands {
+			linked = linked && m.sequenceID == seq.Id
+		}
+		if linked {
+			if newest.lastSeen > seq.GetService().GetEventLastSeen().AsTime().UnixNano() {
+				seq.Service.EventLastSeen = timestamppb.New(time.Unix(0, newest.lastSeen))
+				seq.UpdatedAt = timestamppb.New(now)
+				if err := s.updateFinding(ctx, tx, seq); err != nil {
+					return nil, fmt.Errorf("correlate: %w", err)
+				}
+				s.m.sequences.Inc()
+				return []*vigilv1.Finding{seq}, nil
+			}
+			return nil, nil
+		}
+	}
+
+	members := make([]*vigilv1.Finding, 0, len(cands))
+	for _, m := range cands {
+		f, err := s.lockedFinding(ctx, tx, m.id)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			members = append(members, f)
+		}
 	}
 	sort.Slice(members, func(i, j int) bool {
 		a, b := members[i].GetService().GetEventLastSeen().AsTime(), members[j].GetService().GetEventLastSeen().AsTime()
@@ -87,26 +162,6 @@ func (s *sqlStore) correlate(ctx context.Context, tx *sql.Tx, resKey string, las
 		}
 		return members[i].Id < members[j].Id
 	})
-
-	var seq *vigilv1.Finding
-	for i := len(members) - 1; i >= 0 && seq == nil; i-- {
-		id := members[i].GetAttackSequenceId()
-		if id == "" {
-			continue
-		}
-		var data []byte
-		err := tx.QueryRowContext(ctx, s.q(`SELECT d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.id = ?`+s.d.forUpdate), id).Scan(&data)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // purged; start a new one
-		}
-		if err != nil {
-			return nil, fmt.Errorf("correlate: read sequence: %w", err)
-		}
-		seq = &vigilv1.Finding{}
-		if err := proto.Unmarshal(data, seq); err != nil {
-			return nil, fmt.Errorf("correlate: decode sequence: %w", err)
-		}
-	}
 	isNew := seq == nil
 	if isNew {
 		seq = &vigilv1.Finding{Id: NewID(), CreatedAt: timestamppb.New(now), SchemaVersion: SchemaVersion}
@@ -139,6 +194,27 @@ func (s *sqlStore) correlate(ctx context.Context, tx *sql.Tx, resKey string, las
 		changed = append(changed, m)
 	}
 	return changed, nil
+}
+
+// lockedFinding reads one finding inside tx, locking it on PostgreSQL; nil
+// when it is gone (purged).
+func (s *sqlStore) lockedFinding(ctx context.Context, tx *sql.Tx, id string) (*vigilv1.Finding, error) {
+	var data []byte
+	row, err := s.queryRow(ctx, tx, `SELECT d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.id = ?`+s.d.forUpdate, id)
+	if err == nil {
+		err = row.Scan(&data)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("correlate: read finding: %w", err)
+	}
+	f := &vigilv1.Finding{}
+	if err := proto.Unmarshal(data, f); err != nil {
+		return nil, fmt.Errorf("correlate: decode finding: %w", err)
+	}
+	return f, nil
 }
 
 // fillSequence (re)writes an attack-sequence finding from its members, which

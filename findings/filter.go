@@ -39,8 +39,15 @@ func Match(flt *vigilv1.FindingFilter, f *vigilv1.Finding) bool {
 			return false
 		}
 	}
-	if flt.Cluster != "" && flt.Cluster != c.cluster && flt.Cluster != c.clusterArn {
-		return false
+	if flt.Cluster != "" {
+		// Cluster names hold no colon; ARNs start with "arn:".
+		if strings.HasPrefix(flt.Cluster, "arn:") {
+			if flt.Cluster != c.clusterArn {
+				return false
+			}
+		} else if flt.Cluster != c.cluster {
+			return false
+		}
 	}
 	for _, p := range []struct{ want, have string }{
 		{flt.TaskArn, c.taskArn},
@@ -70,13 +77,13 @@ func matchPattern(pattern, s string) bool {
 
 // columns are the indexed values of a finding, as stored.
 type columns struct {
-	typ, rule                                   string
-	severity                                    float64
-	createdAt, updatedAt, firstSeen, lastSeen   int64
-	archived                                    bool
-	cluster, clusterArn, taskArn                string
-	namespace, pod, image, containerID          string
-	instanceID, hostname, sequenceID, tacticSet string
+	typ, rule                                 string
+	severity                                  float64
+	createdAt, updatedAt, firstSeen, lastSeen int64
+	archived                                  bool
+	cluster, clusterArn, taskArn              string
+	namespace, pod, image, containerID        string
+	instanceID, hostname, sequenceID, tactics string
 }
 
 func columnsOf(f *vigilv1.Finding) columns {
@@ -101,6 +108,7 @@ func columnsOf(f *vigilv1.Finding) columns {
 		sequenceID: f.GetAttackSequenceId(),
 	}
 	c.containerID = r.GetContainerDetails().GetId()
+	c.tactics = strings.Join(tacticsOf(f), ",")
 	return c
 }
 

@@ -44,6 +44,7 @@ func openPostgres(ctx context.Context, cfg StoreConfig, log *slog.Logger, reg pr
 		migrations:     postgresMigrations,
 		lockMigrations: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockID),
 		retryable:      pgRetryable,
+		prefix:         postgresPrefix,
 	}
 	return newSQLStore(ctx, db, d, cfg, log, reg)
 }

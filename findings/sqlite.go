@@ -18,7 +18,8 @@ const DefaultSQLitePath = "vigil-data/vigil.db"
 
 // sqliteMigrations is the SQLite schema, one entry per version. Findings'
 // indexed columns live apart from their encoded bodies so that filtered
-// scans read small rows.
+// scans and sorts handle small rows. Indexes that hold last_seen change on
+// every repeat, so only the sort, type and correlation indexes do.
 var sqliteMigrations = []string{
 	`CREATE TABLE findings (
 	id TEXT PRIMARY KEY,
@@ -41,11 +42,12 @@ var sqliteMigrations = []string{
 	container_id TEXT NOT NULL,
 	instance_id TEXT NOT NULL,
 	hostname TEXT NOT NULL,
-	sequence_id TEXT NOT NULL
+	sequence_id TEXT NOT NULL,
+	tactics TEXT NOT NULL
 );
 CREATE TABLE finding_data (id TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE INDEX findings_last_seen ON findings (last_seen, id);
-CREATE INDEX findings_severity ON findings (severity, last_seen, id);
+CREATE INDEX findings_last_seen ON findings (last_seen, id, type, severity, archived, updated_at);
+CREATE INDEX findings_severity ON findings (severity, last_seen, id, type, archived, updated_at);
 CREATE INDEX findings_updated ON findings (updated_at);
 CREATE INDEX findings_type ON findings (type, last_seen);
 CREATE INDEX findings_resource ON findings (resource_key, last_seen);
@@ -99,6 +101,9 @@ func openSQLite(ctx context.Context, cfg StoreConfig, path string, log *slog.Log
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// 64 MiB of page cache: the hot findings of a busy backend stay in
+	// memory between batches.
+	q.Add("_pragma", "cache_size(-65536)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -110,5 +115,5 @@ func openSQLite(ctx context.Context, cfg StoreConfig, path string, log *slog.Log
 		db.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	return newSQLStore(ctx, db, dialect{name: "sqlite", migrations: sqliteMigrations}, cfg, log, reg)
+	return newSQLStore(ctx, db, dialect{name: "sqlite", migrations: sqliteMigrations, prefix: sqlitePrefix}, cfg, log, reg)
 }

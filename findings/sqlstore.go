@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,8 @@ type dialect struct {
 	migrations []string
 	// lockMigrations serialises replicas migrating one database at once.
 	lockMigrations string
+	// prefix renders "col starts with p" so that an index can serve it.
+	prefix func(col, p string) (string, []any)
 	// retryable reports errors after which the whole transaction may be
 	// retried (deadlock or serialization failure between replicas).
 	retryable func(error) bool
@@ -46,6 +49,9 @@ type sqlStore struct {
 	cfg StoreConfig
 	log *slog.Logger
 	m   *storeMetrics
+
+	stmtsMu sync.Mutex
+	stmts   map[string]*sql.Stmt
 }
 
 type storeMetrics struct {
@@ -104,7 +110,7 @@ func newStoreMetrics(reg prometheus.Registerer, dialect string) *storeMetrics {
 }
 
 func newSQLStore(ctx context.Context, db *sql.DB, d dialect, cfg StoreConfig, log *slog.Logger, reg prometheus.Registerer) (*sqlStore, error) {
-	s := &sqlStore{db: db, d: d, cfg: cfg, log: log, m: newStoreMetrics(reg, d.name)}
+	s := &sqlStore{db: db, d: d, cfg: cfg, log: log, m: newStoreMetrics(reg, d.name), stmts: map[string]*sql.Stmt{}}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -178,7 +184,15 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.stmtsMu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = map[string]*sql.Stmt{}
+	s.stmtsMu.Unlock()
+	return s.db.Close()
+}
 
 // ApplyBatch implements Store.
 func (s *sqlStore) ApplyBatch(ctx context.Context, key BatchKey, eventCount int, alerts []*detect.Alert) (bool, error) {
@@ -241,7 +255,7 @@ func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, 
 		return nil, false, fmt.Errorf("apply batch: begin: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO batches (sensor_id, boot_id, sequence, events, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
+	res, err := s.exec(ctx, tx, `INSERT INTO batches (sensor_id, boot_id, sequence, events, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		key.SensorID, key.BootID, int64(key.Sequence), int64(eventCount), now.UnixNano())
 	if err != nil {
 		return nil, false, fmt.Errorf("apply batch: record batch: %w", err)
@@ -251,8 +265,8 @@ func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, 
 	} else if n == 0 {
 		return nil, true, nil
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO sensors (sensor_id, first_seen, last_contact, batches_total, events_total) VALUES (?, ?, ?, 1, ?)
-		ON CONFLICT (sensor_id) DO UPDATE SET batches_total = sensors.batches_total + 1, events_total = sensors.events_total + excluded.events_total, last_contact = excluded.last_contact`),
+	if _, err := s.exec(ctx, tx, `INSERT INTO sensors (sensor_id, first_seen, last_contact, batches_total, events_total) VALUES (?, ?, ?, 1, ?)
+		ON CONFLICT (sensor_id) DO UPDATE SET batches_total = sensors.batches_total + 1, events_total = sensors.events_total + excluded.events_total, last_contact = excluded.last_contact`,
 		key.SensorID, now.UnixNano(), now.UnixNano(), int64(eventCount)); err != nil {
 		return nil, false, fmt.Errorf("apply batch: sensor counters: %w", err)
 	}
@@ -318,36 +332,41 @@ func mergeChanged(list, more []*vigilv1.Finding) []*vigilv1.Finding {
 }
 
 // upsert inserts a new finding or aggregates it into the stored one with the
-// same fingerprint. INSERT ... ON CONFLICT DO NOTHING followed by a locking
-// read is race-free on PostgreSQL: a concurrent insert of the same
-// fingerprint makes this insert wait for it and then do nothing, and the
-// locked read sees the committed row.
+// same fingerprint. It reads first, since most alerts repeat a finding; a
+// miss inserts with ON CONFLICT DO NOTHING, which on PostgreSQL waits for a
+// concurrent insert of the same fingerprint and then does nothing, and the
+// locked read after it sees the committed row. So two replicas never create
+// two findings for one fingerprint, nor lose a count.
 func (s *sqlStore) upsert(ctx context.Context, tx *sql.Tx, fp, resKey string, f *vigilv1.Finding, sups []*vigilv1.Suppression, now time.Time) (*vigilv1.Finding, error) {
-	for _, sup := range sups {
-		if Match(sup.GetFilter(), f) {
-			f.Service.Archived = true
-			break
-		}
-	}
-	inserted, err := s.insertFinding(ctx, tx, fp, resKey, f)
+	existing, err := s.findingByFingerprint(ctx, tx, fp)
 	if err != nil {
 		return nil, err
 	}
-	if inserted {
-		s.m.created.Inc()
-		if f.Service.Archived {
-			s.m.suppressed.Inc()
+	if existing == nil {
+		for _, sup := range sups {
+			if Match(sup.GetFilter(), f) {
+				f.Service.Archived = true
+				break
+			}
 		}
-		return f, nil
-	}
-	var data []byte
-	err = tx.QueryRowContext(ctx, s.q(`SELECT d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.fingerprint = ?`+s.d.forUpdate), fp).Scan(&data)
-	if err != nil {
-		return nil, fmt.Errorf("apply batch: read finding to aggregate: %w", err)
-	}
-	existing := &vigilv1.Finding{}
-	if err := proto.Unmarshal(data, existing); err != nil {
-		return nil, fmt.Errorf("apply batch: decode stored finding: %w", err)
+		inserted, err := s.insertFinding(ctx, tx, fp, resKey, f)
+		if err != nil {
+			return nil, err
+		}
+		if inserted {
+			s.m.created.Inc()
+			if f.Service.Archived {
+				s.m.suppressed.Inc()
+			}
+			return f, nil
+		}
+		f.Service.Archived = false
+		if existing, err = s.findingByFingerprint(ctx, tx, fp); err != nil {
+			return nil, err
+		}
+		if existing == nil {
+			return nil, fmt.Errorf("apply batch: finding %s vanished during insert", fp)
+		}
 	}
 	mergeInto(existing, f, now)
 	if err := s.updateFinding(ctx, tx, existing); err != nil {
@@ -357,13 +376,34 @@ func (s *sqlStore) upsert(ctx context.Context, tx *sql.Tx, fp, resKey string, f 
 	return existing, nil
 }
 
+// findingByFingerprint reads (and on PostgreSQL locks) the finding with a
+// fingerprint; nil when there is none.
+func (s *sqlStore) findingByFingerprint(ctx context.Context, tx *sql.Tx, fp string) (*vigilv1.Finding, error) {
+	var data []byte
+	row, err := s.queryRow(ctx, tx, `SELECT d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.fingerprint = ?`+s.d.forUpdate, fp)
+	if err == nil {
+		err = row.Scan(&data)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apply batch: read finding to aggregate: %w", err)
+	}
+	f := &vigilv1.Finding{}
+	if err := proto.Unmarshal(data, f); err != nil {
+		return nil, fmt.Errorf("apply batch: decode stored finding: %w", err)
+	}
+	return f, nil
+}
+
 func (s *sqlStore) insertFinding(ctx context.Context, tx *sql.Tx, fp, resKey string, f *vigilv1.Finding) (bool, error) {
 	c := columnsOf(f)
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO findings (id, fingerprint, resource_key, type, rule, severity, created_at, updated_at, first_seen, last_seen, archived,
-		cluster, cluster_arn, task_arn, namespace, pod, image, container_id, instance_id, hostname, sequence_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING`),
+	res, err := s.exec(ctx, tx, `INSERT INTO findings (id, fingerprint, resource_key, type, rule, severity, created_at, updated_at, first_seen, last_seen, archived,
+		cluster, cluster_arn, task_arn, namespace, pod, image, container_id, instance_id, hostname, sequence_id, tactics)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO NOTHING`,
 		f.Id, fp, resKey, c.typ, c.rule, c.severity, c.createdAt, c.updatedAt, c.firstSeen, c.lastSeen, boolInt(c.archived),
-		c.cluster, c.clusterArn, c.taskArn, c.namespace, c.pod, c.image, c.containerID, c.instanceID, c.hostname, c.sequenceID)
+		c.cluster, c.clusterArn, c.taskArn, c.namespace, c.pod, c.image, c.containerID, c.instanceID, c.hostname, c.sequenceID, c.tactics)
 	if err != nil {
 		return false, fmt.Errorf("apply batch: insert finding: %w", err)
 	}
@@ -378,7 +418,7 @@ func (s *sqlStore) insertFinding(ctx context.Context, tx *sql.Tx, fp, resKey str
 	if err != nil {
 		return false, fmt.Errorf("apply batch: encode finding: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO finding_data (id, data) VALUES (?, ?)`), f.Id, data); err != nil {
+	if _, err := s.exec(ctx, tx, `INSERT INTO finding_data (id, data) VALUES (?, ?)`, f.Id, data); err != nil {
 		return false, fmt.Errorf("apply batch: insert finding data: %w", err)
 	}
 	return true, nil
@@ -386,20 +426,54 @@ func (s *sqlStore) insertFinding(ctx context.Context, tx *sql.Tx, fp, resKey str
 
 func (s *sqlStore) updateFinding(ctx context.Context, tx *sql.Tx, f *vigilv1.Finding) error {
 	c := columnsOf(f)
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE findings SET type = ?, rule = ?, severity = ?, updated_at = ?, first_seen = ?, last_seen = ?, archived = ?,
-		cluster = ?, cluster_arn = ?, task_arn = ?, namespace = ?, pod = ?, image = ?, container_id = ?, instance_id = ?, hostname = ?, sequence_id = ? WHERE id = ?`),
-		c.typ, c.rule, c.severity, c.updatedAt, c.firstSeen, c.lastSeen, boolInt(c.archived),
-		c.cluster, c.clusterArn, c.taskArn, c.namespace, c.pod, c.image, c.containerID, c.instanceID, c.hostname, c.sequenceID, f.Id); err != nil {
+	// Only what a repeat, an archive or a correlation changes: the type,
+	// rule and resource columns are part of the fingerprint, and SQLite
+	// rewrites every index whose columns are set.
+	if _, err := s.exec(ctx, tx, `UPDATE findings SET severity = ?, updated_at = ?, first_seen = ?, last_seen = ?, archived = ?, sequence_id = ?, tactics = ? WHERE id = ?`,
+		c.severity, c.updatedAt, c.firstSeen, c.lastSeen, boolInt(c.archived), c.sequenceID, c.tactics, f.Id); err != nil {
 		return fmt.Errorf("update finding: %w", err)
 	}
 	data, err := proto.Marshal(f)
 	if err != nil {
 		return fmt.Errorf("encode finding: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE finding_data SET data = ? WHERE id = ?`), data, f.Id); err != nil {
+	if _, err := s.exec(ctx, tx, `UPDATE finding_data SET data = ? WHERE id = ?`, data, f.Id); err != nil {
 		return fmt.Errorf("update finding data: %w", err)
 	}
 	return nil
+}
+
+// exec runs a statement of the hot path in tx, prepared once per store:
+// parsing SQL again for every finding costs more than running it.
+func (s *sqlStore) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+// queryRow is exec for a query of one row.
+func (s *sqlStore) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) (*sql.Row, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...), nil
+}
+
+func (s *sqlStore) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	s.stmts[query] = st
+	return st, nil
 }
 
 func boolInt(b bool) int {
@@ -499,7 +573,11 @@ func decodeToken(s string) (pageToken, error) {
 
 // whereFilter renders a filter as SQL conditions over the findings table,
 // aliased f.
-func whereFilter(flt *vigilv1.FindingFilter) ([]string, []any) {
+//
+// typeIndex lets a type prefix use the type index: right when the prefix
+// matches few findings (see rareTypePrefix), so that a sort of the matches
+// beats walking the whole sort index for them.
+func whereFilter(flt *vigilv1.FindingFilter, prefix func(col, p string) (string, []any), typeIndex bool) ([]string, []any) {
 	var conds []string
 	var args []any
 	if flt == nil {
@@ -513,42 +591,60 @@ func whereFilter(flt *vigilv1.FindingFilter) ([]string, []any) {
 			if p == "" {
 				return
 			}
-			// substr instead of LIKE: SQLite's LIKE ignores case and both
-			// treat % and _ as wildcards. The length is a number we made,
-			// safe to inline.
-			conds = append(conds, fmt.Sprintf("substr(%s, 1, %d) = ?", col, len([]rune(p))))
-			args = append(args, p)
+			c, a := prefix(col, p)
+			conds = append(conds, c)
+			args = append(args, a...)
 			return
 		}
 		conds = append(conds, col+" = ?")
 		args = append(args, v)
 	}
-	pattern("f.type", flt.Type)
+	// Ranges (type prefixes, severity and time) rarely select few enough
+	// findings to beat walking the sort index, and a range index would
+	// force a sort of every match: the unary + keeps SQLite (and is a no-op
+	// for PostgreSQL) from using an index for them. The sort indexes cover
+	// these columns, so the walk reads no table rows.
+	if p, ok := strings.CutSuffix(flt.Type, "*"); ok && p != "" {
+		col := "+f.type"
+		if typeIndex {
+			col = "f.type"
+		}
+		c, a := prefix(col, p)
+		conds = append(conds, c)
+		args = append(args, a...)
+	} else if flt.Type != "" && !ok {
+		conds = append(conds, "f.type = ?")
+		args = append(args, flt.Type)
+	}
 	if flt.SeverityMin > 0 {
-		conds = append(conds, "f.severity >= ?")
+		conds = append(conds, "+f.severity >= ?")
 		args = append(args, flt.SeverityMin)
 	}
 	if flt.SeverityMax > 0 {
-		conds = append(conds, "f.severity <= ?")
+		conds = append(conds, "+f.severity <= ?")
 		args = append(args, flt.SeverityMax)
 	}
 	if flt.UpdatedAfter != nil {
-		conds = append(conds, "f.updated_at >= ?")
+		conds = append(conds, "+f.updated_at >= ?")
 		args = append(args, flt.UpdatedAfter.AsTime().UnixNano())
 	}
 	if flt.UpdatedBefore != nil {
-		conds = append(conds, "f.updated_at <= ?")
+		conds = append(conds, "+f.updated_at <= ?")
 		args = append(args, flt.UpdatedBefore.AsTime().UnixNano())
 	}
 	switch flt.Archived {
 	case "true":
-		conds = append(conds, "f.archived = 1")
+		conds = append(conds, "+f.archived = 1")
 	case "false":
-		conds = append(conds, "f.archived = 0")
+		conds = append(conds, "+f.archived = 0")
 	}
-	if flt.Cluster != "" {
-		conds = append(conds, "(f.cluster = ? OR f.cluster_arn = ?)")
-		args = append(args, flt.Cluster, flt.Cluster)
+	switch {
+	case strings.HasPrefix(flt.Cluster, "arn:"):
+		conds = append(conds, "f.cluster_arn = ?")
+		args = append(args, flt.Cluster)
+	case flt.Cluster != "":
+		conds = append(conds, "f.cluster = ?")
+		args = append(args, flt.Cluster)
 	}
 	pattern("f.task_arn", flt.TaskArn)
 	pattern("f.namespace", flt.Namespace)
@@ -614,7 +710,11 @@ func (s *sqlStore) ListFindings(ctx context.Context, q Query) ([]*vigilv1.Findin
 	if limit == 0 {
 		limit = DefaultLimit
 	}
-	conds, args := whereFilter(q.Filter)
+	typeIndex, err := s.rareTypePrefix(ctx, q.Filter)
+	if err != nil {
+		return nil, "", err
+	}
+	conds, args := whereFilter(q.Filter, s.d.prefix, typeIndex)
 	dir, cmp := "DESC", "<"
 	if q.Ascending {
 		dir, cmp = "ASC", ">"
@@ -635,11 +735,14 @@ func (s *sqlStore) ListFindings(ctx context.Context, q Query) ([]*vigilv1.Findin
 			args = append(args, t.LastSeen, t.ID)
 		}
 	}
-	query := `SELECT f.severity, f.last_seen, f.id, d.data FROM findings f JOIN finding_data d ON d.id = f.id`
+	// Select and sort the page's keys first, then fetch only their bodies:
+	// a sort over joined rows would carry every candidate's body.
+	inner := `SELECT f.severity, f.last_seen, f.id FROM findings f`
 	if len(conds) > 0 {
-		query += " WHERE " + strings.Join(conds, " AND ")
+		inner += " WHERE " + strings.Join(conds, " AND ")
 	}
-	query += " ORDER BY " + order + " LIMIT " + strconv.Itoa(limit+1)
+	inner += " ORDER BY " + order + " LIMIT " + strconv.Itoa(limit+1)
+	query := `SELECT f.severity, f.last_seen, f.id, d.data FROM (` + inner + `) f JOIN finding_data d ON d.id = f.id ORDER BY ` + order
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list findings: %w", err)
@@ -804,4 +907,45 @@ func (s *sqlStore) Purge(ctx context.Context, olderThan time.Time) (int, error) 
 		return nil
 	})
 	return int(n), err
+}
+
+// sqlitePrefix renders a prefix match as a range on the column (BINARY
+// collation compares bytes, so the range is exact and uses the index),
+// checked again with substr where the range has no upper bound. LIKE would
+// ignore case and treat % and _ as wildcards.
+func sqlitePrefix(col, p string) (string, []any) {
+	last := p[len(p)-1]
+	if last == 0xff {
+		return fmt.Sprintf("(%s >= ? AND substr(%s, 1, %d) = ?)", col, col, len([]rune(p))), []any{p, p}
+	}
+	upper := p[:len(p)-1] + string([]byte{last + 1})
+	return fmt.Sprintf("(%s >= ? AND %s < ?)", col, col), []any{p, upper}
+}
+
+// postgresPrefix uses starts_with: a range would follow the database's
+// collation, which need not order bytes.
+func postgresPrefix(col, p string) (string, []any) {
+	col = strings.TrimPrefix(col, "+") // SQLite's index hint; no text operator in PostgreSQL
+	return fmt.Sprintf("starts_with(%s, ?)", col), []any{p}
+}
+
+// rareTypeLimit is how many findings a type prefix may match for a sort of
+// its matches to be cheaper than walking the sort index.
+const rareTypeLimit = 3000
+
+// rareTypePrefix reports whether the filter's type prefix matches fewer
+// than rareTypeLimit findings, counted on the type index alone (SQLite
+// only: its planner cannot tell without statistics, PostgreSQL's can).
+func (s *sqlStore) rareTypePrefix(ctx context.Context, flt *vigilv1.FindingFilter) (bool, error) {
+	p, ok := strings.CutSuffix(flt.GetType(), "*")
+	if !ok || p == "" || s.d.name != "sqlite" {
+		return false, nil
+	}
+	c, args := s.d.prefix("f.type", p)
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM findings f WHERE `+c+` LIMIT `+strconv.Itoa(rareTypeLimit)+`)`, args...).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("list findings: count type: %w", err)
+	}
+	return n < rareTypeLimit, nil
 }
