@@ -84,6 +84,8 @@ type Collector struct {
 	rateLimited  atomic.Uint64
 	readErrors   atomic.Uint64
 	seizeFailure atomic.Uint64
+	// seizeErr is the last reason a process could not be traced.
+	seizeErr atomic.Pointer[string]
 }
 
 // procState is what the collector keeps per traced process.
@@ -342,6 +344,11 @@ func (c *Collector) Health(h *vigilv1.SensorHealth) {
 	}
 	h.LoadedProbes = loaded
 	h.SkippedProbes = skippedProbes(cfg)
+	if reason := c.seizeErr.Load(); reason != nil && c.traced.Load() == 0 {
+		// Nothing could be traced: say so instead of claiming coverage.
+		h.LoadedProbes = slices.DeleteFunc(h.LoadedProbes, func(s string) bool { return s == "ptrace-exec" })
+		h.SkippedProbes = append([]*vigilv1.SkippedProbe{{Name: "ptrace-exec", Reason: *reason}}, h.SkippedProbes...)
+	}
 	h.EventsTotal = c.eventsTotal.Load()
 	h.LostRecords = c.lostTotal.Load()
 	h.RateLimited = c.rateLimited.Load()

@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "thread-exec":
 		helperThreadExec()
+	case "threads-wait-exec":
+		helperThreadsWaitExec(os.Args[1])
 	case "tcp-pair":
 		helperTCPPair()
 	case "revshell":
@@ -60,6 +62,28 @@ func helperThreadExec() {
 	}
 	go try()
 	<-done
+}
+
+// helperThreadsWaitExec starts threads, says it is ready, waits for the
+// file gate to appear, then execs from a secondary thread: a multi-threaded
+// process that was running before the collector attached.
+func helperThreadsWaitExec(gate string) {
+	for range 3 {
+		go func() {
+			runtime.LockOSThread()
+			select {}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let the threads start
+	fmt.Printf("helper=%d\n", unix.Getpid())
+	os.Stdout.Sync()
+	for {
+		if _, err := os.Stat(gate); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	helperThreadExec()
 }
 
 // helperTCPPair listens on a loopback port, connects to it, accepts, and
@@ -123,7 +147,9 @@ type workload struct {
 }
 
 // startWorkload starts script, blocked until release. The script sees
-// $DIR (a temporary directory) and $TESTBIN (this test binary).
+// $DIR (a temporary directory) and $TESTBIN (this test binary). An
+// environment entry VIGIL_PRE=... is a script run before the block, by the
+// same shell.
 func startWorkload(t testing.TB, script string, env ...string) *workload {
 	t.Helper()
 	dir := t.TempDir()
@@ -145,7 +171,7 @@ func startWorkload(t testing.TB, script string, env ...string) *workload {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("/bin/sh", "-c",
-		`/bin/sh -c 'read _go; eval "$VIGIL_SCRIPT"' <&3 3<&- 4>&- & echo $! >&4; exec 4>&- 3<&-; wait $!`)
+		`/bin/sh -c 'eval "$VIGIL_PRE"; read _go; eval "$VIGIL_SCRIPT"' <&3 3<&- 4>&- & echo $! >&4; exec 4>&- 3<&-; wait $!`)
 	cmd.Env = append(os.Environ(), "VIGIL_SCRIPT="+script, "DIR="+dir, "TESTBIN="+self)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.ExtraFiles = []*os.File{gateR, pidW}
@@ -218,6 +244,20 @@ func outputValue(out, key string) string {
 		}
 	}
 	return ""
+}
+
+// allThreadsTraced reports whether every thread of pid is traced by us.
+func allThreadsTraced(pid int) bool {
+	tids, err := listPids(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tids) == 0 {
+		return false
+	}
+	for _, tid := range tids {
+		if !tracedByUs(int(tid)) {
+			return false
+		}
+	}
+	return true
 }
 
 // tracerPid reads TracerPid from /proc/PID/status, -1 when pid is gone.

@@ -41,6 +41,8 @@ func TestWorkloads(t *testing.T) {
 		// setup runs before the workload starts and returns extra
 		// environment for it.
 		setup func(t *testing.T) []string
+		// ready runs once the workload is traced, before its release.
+		ready func(t *testing.T, w *workload)
 		check func(t *testing.T, w *workload, out string, s *sink)
 	}{
 		{
@@ -155,6 +157,42 @@ func TestWorkloads(t *testing.T) {
 			},
 		},
 		{
+			name: "a multi-threaded process running before the collector attached has every thread traced and its exec reported",
+			setup: func(t *testing.T) []string {
+				return []string{`VIGIL_PRE=VIGIL_PROCMODE_HELPER=threads-wait-exec "$TESTBIN" "$DIR/go" & h=$!`}
+			},
+			script: `touch "$DIR/go"; wait $h; echo "rc=$?"`,
+			ready: func(t *testing.T, w *workload) {
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					pid, _ := strconv.Atoi(outputValue(w.output(t), "helper"))
+					if pid != 0 && allThreadsTraced(pid) {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("helper %d not fully traced after 10s (output %q)", pid, w.output(t))
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			},
+			check: func(t *testing.T, w *workload, out string, s *sink) {
+				helper, _ := strconv.Atoi(outputValue(out, "helper"))
+				pid, _ := strconv.Atoi(outputValue(out, "pid"))
+				tid, _ := strconv.Atoi(outputValue(out, "tid"))
+				if !strings.Contains(out, "thread-exec-done") || outputValue(out, "rc") != "0" || pid != helper || tid == pid {
+					t.Fatalf("output = %q, want the helper to exec from a secondary thread and exit 0", out)
+				}
+				ex := s.waitFor(t, "exec of echo", 5*time.Second, isExec("/bin/echo", "thread-exec-done"))
+				if ex.Process.Pid != uint32(helper) {
+					t.Errorf("exec reported for pid %d, want %d", ex.Process.Pid, helper)
+				}
+				if ex.Process.ParentExecId == "" || ex.Process.Ppid != uint32(w.pid) {
+					t.Errorf("exec's parent = %d (%q), want the workload %d", ex.Process.Ppid, ex.Process.ParentExecId, w.pid)
+				}
+				s.waitFor(t, "exit of the helper", 5*time.Second, isExitOf(helper))
+			},
+		},
+		{
 			name:   "a TCP connection to a local listener is reported as listen, connect and accept",
 			script: `VIGIL_PROCMODE_HELPER=tcp-pair "$TESTBIN"; echo "rc=$?"`,
 			check: func(t *testing.T, w *workload, out string, s *sink) {
@@ -261,6 +299,9 @@ func TestWorkloads(t *testing.T) {
 				tc.cfg(&cfg)
 			}
 			tr := traceWorkload(t, w, cfg)
+			if tc.ready != nil {
+				tc.ready(t, w)
+			}
 			w.release(t)
 			out := w.wait(t, 30*time.Second)
 			// The workload's own exit is the last thing the tracer sees.

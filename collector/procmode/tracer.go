@@ -124,6 +124,11 @@ func (t *tracer) seizeCandidates(pids []uint32) {
 		if err := t.seizeProcess(pid); err != nil {
 			t.refused[pid] = st.startTicks
 			t.c.seizeFailure.Add(1)
+			reason := "PTRACE_SEIZE of pid " + strconv.FormatUint(uint64(pid), 10) + ": " + err.Error()
+			if errors.Is(err, unix.EPERM) {
+				reason += " (the sensor needs CAP_SYS_PTRACE: linuxParameters.capabilities.add SYS_PTRACE; or the process is traced already)"
+			}
+			t.c.seizeErr.Store(&reason)
 			t.c.m.seizeFailed.Inc()
 			t.c.log.Info("process not traced", "pid", pid, "comm", st.comm, "error", err)
 			continue
