@@ -169,13 +169,45 @@ type listDef struct {
 	at    where
 }
 
+// condPos locates a condition's text in its file, so errors in it point at
+// the condition's line (its exact line inside a | block). It is cleared when
+// an append concatenates text from elsewhere.
+type condPos struct {
+	line    int
+	literal bool
+	valid   bool
+}
+
+func condPosOf(n *yaml.Node) condPos {
+	n = deref(n)
+	if n == nil {
+		return condPos{}
+	}
+	return condPos{line: n.Line, literal: n.Style&yaml.LiteralStyle != 0, valid: true}
+}
+
+// lineOf returns the line of byte offset pos of the condition text, or
+// fallback when the text cannot be located.
+func (c condPos) lineOf(cond string, pos, fallback int) int {
+	if !c.valid {
+		return fallback
+	}
+	if !c.literal || pos < 0 {
+		return c.line
+	}
+	// An error at the end points at the last line with text, not past it.
+	pos = min(pos, len(strings.TrimRight(cond, " \t\r\n")))
+	return c.line + 1 + strings.Count(cond[:pos], "\n")
+}
+
 type macroDef struct {
-	name  string
-	cond  string
-	index int
-	at    where
-	ast   node
-	bad   bool
+	name    string
+	cond    string
+	condPos condPos
+	index   int
+	at      where
+	ast     node
+	bad     bool
 }
 
 type exceptionDef struct {
@@ -218,6 +250,7 @@ type ruleDef struct {
 	kind        string // falco, sequence, threshold
 	name        string
 	cond        string
+	condPos     condPos
 	desc        string
 	output      string
 	priority    string
@@ -676,12 +709,12 @@ func (l *loader) loadMacro(m *mapping, line int) {
 		l.errorf(line, item, "cannot append to undefined macro %s", name)
 	case appendMode:
 		prev.cond = prev.cond + " " + cond
-		prev.at = where{l.file.name, line}
+		prev.at, prev.condPos = where{l.file.name, line}, condPos{}
 	case prev != nil:
-		prev.cond, prev.at = cond, where{l.file.name, line}
+		prev.cond, prev.at, prev.condPos = cond, where{l.file.name, line}, condPosOf(m.vals["condition"])
 	default:
 		l.order++
-		l.macros[name] = &macroDef{name: name, cond: cond, index: l.order, at: where{l.file.name, line}}
+		l.macros[name] = &macroDef{name: name, cond: cond, index: l.order, at: where{l.file.name, line}, condPos: condPosOf(m.vals["condition"])}
 	}
 }
 
@@ -815,8 +848,9 @@ func (l *loader) applyRuleKey(r, upd *ruleDef, key string, appendMode bool) {
 	case "condition":
 		if appendMode {
 			r.cond = r.cond + " " + upd.cond
+			r.condPos = condPos{}
 		} else {
-			r.cond = upd.cond
+			r.cond, r.condPos = upd.cond, upd.condPos
 		}
 	case "output":
 		if appendMode {
@@ -893,6 +927,9 @@ func (l *loader) parseRuleFields(kind string, m *mapping, full bool) (*ruleDef, 
 	}
 	if r.cond, err = str("condition"); err != nil {
 		return nil, err
+	}
+	if n, ok := m.vals["condition"]; ok {
+		r.condPos = condPosOf(n)
 	}
 	if r.desc, err = str("desc"); err != nil {
 		return nil, err

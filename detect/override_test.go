@@ -368,3 +368,52 @@ func TestYAMLAliases(t *testing.T) {
 		t.Fatal("aliased items did not load")
 	}
 }
+
+func TestErrorLines(t *testing.T) {
+	cases := []struct {
+		name, text string
+		line       int
+	}{
+		{"a parse error inside a | block names its own line", `- rule: r
+  desc: d
+  condition: |
+    evt.type = execve
+    and proc.name in (a, b
+  output: o
+  priority: INFO
+`, 5},
+		{"a parse error in a folded condition names the condition line", `- rule: r
+  desc: d
+  condition: >
+    evt.type = execve
+    and proc.name = (
+  output: o
+  priority: INFO
+`, 3},
+		{"a compile error names the condition line", `- rule: r
+  desc: d
+  output: o
+  condition: proc.pid = abc
+  priority: INFO
+`, 4},
+		{"a macro's error inside a | block", `- macro: m
+  condition: |
+    proc.name = a or
+    proc.name = (
+`, 4},
+		{"an output error names the rule", `- rule: r
+  desc: d
+  condition: proc.name = a
+  output: "%container.label"
+  priority: INFO
+`, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs := LoadRules(mapFS("r.yaml", tc.text), "")
+			if !HasErrors(errs) || errs[0].Line != tc.line {
+				t.Fatalf("errors %v, want line %d", errs, tc.line)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package detect
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -269,7 +270,12 @@ func (l *loader) compile() *RuleSet {
 		ast, err := parseCondition(d.cond, lookupList)
 		if err != nil {
 			d.bad = true
-			l.errs = append(l.errs, LoadError{File: d.at.file, Line: d.at.line, Item: "macro " + d.name, Reason: "condition " + err.Error()})
+			line := d.at.line
+			var pe *ParseError
+			if errors.As(err, &pe) {
+				line = d.condPos.lineOf(d.cond, pe.Pos, line)
+			}
+			l.errs = append(l.errs, LoadError{File: d.at.file, Line: line, Item: "macro " + d.name, Reason: "condition " + err.Error()})
 			continue
 		}
 		d.ast = ast
@@ -309,7 +315,12 @@ func (l *loader) compile() *RuleSet {
 		r, warn, err := l.compileRule(cp, d, lookupList)
 		loc := d.last
 		if err != nil {
-			l.errs = append(l.errs, LoadError{File: loc.file, Line: loc.line, Item: d.kind + " " + d.name, Reason: err.Error()})
+			line := loc.line
+			var ce *condError
+			if errors.As(err, &ce) && loc == d.at {
+				line = d.condPos.lineOf(d.cond, ce.pos, line)
+			}
+			l.errs = append(l.errs, LoadError{File: loc.file, Line: line, Item: d.kind + " " + d.name, Reason: err.Error()})
 			continue
 		}
 		if warn != "" {
@@ -469,22 +480,28 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 	switch d.kind {
 	case "rule", "threshold":
 		cond := d.cond
+		shift := 0 // bytes added before the rule's own text
 		if len(d.exceptions) > 0 {
 			suffix, err := exceptionCondition(d.exceptions)
 			if err != nil {
 				return nil, "", err
 			}
 			if suffix != "" {
-				cond = "(" + cond + ")" + suffix
+				cond, shift = "("+cond+")"+suffix, 1
 			}
 		}
 		info.Condition = strings.TrimSpace(cond)
 		ast, err := parseCondition(cond, lists)
 		if err != nil {
-			return nil, "", fmt.Errorf("condition %w", err)
+			pos := -1
+			var pe *ParseError
+			if errors.As(err, &pe) && pe.Pos-shift >= 0 && pe.Pos-shift <= len(d.cond) {
+				pos = pe.Pos - shift
+			}
+			return nil, "", &condError{err: fmt.Errorf("condition %w", err), pos: pos}
 		}
 		if r.cond, err = cp.compile(ast); err != nil {
-			return nil, "", err
+			return nil, "", &condError{err: err, pos: -1}
 		}
 		r.types = cp.evtTypes(ast)
 		if d.kind == "threshold" {
@@ -586,6 +603,16 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 	}
 	return r, warn, nil
 }
+
+// condError is an error in a rule's condition; pos is the byte offset in
+// the rule's own condition text, or -1 when unknown.
+type condError struct {
+	err error
+	pos int
+}
+
+func (e *condError) Error() string { return e.err.Error() }
+func (e *condError) Unwrap() error { return e.err }
 
 func parseWithin(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)

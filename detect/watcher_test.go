@@ -105,7 +105,7 @@ func TestWatcherReload(t *testing.T) {
 				e = x
 			}
 		}
-		if !strings.HasSuffix(e.File, "rules.yaml") || e.Line != 6 || e.Item != "rule broken" || !strings.Contains(e.Reason, "condition") {
+		if !strings.HasSuffix(e.File, "rules.yaml") || e.Line != 8 || e.Item != "rule broken" || !strings.Contains(e.Reason, "condition") {
 			t.Fatalf("error %+v", e)
 		}
 		if !hasRule(engine.RuleSet(), "first") || hasRule(engine.RuleSet(), "second") || !hasRule(w.RuleSet(), "first") {
