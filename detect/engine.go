@@ -203,7 +203,13 @@ func (e *Engine) Process(ev *vigilv1.Event, emit func(*Alert)) {
 	e.pool.Put(c)
 }
 
+// fire builds the alert of a match and hands it to emit.
 func (e *Engine) fire(r *compiledRule, c *evalCtx, events []*vigilv1.Event, captures map[string]string, emit func(*Alert)) {
+	emit(e.alert(r, c, events, captures))
+}
+
+// alert builds the alert of a match and counts it.
+func (e *Engine) alert(r *compiledRule, c *evalCtx, events []*vigilv1.Event, captures map[string]string) *Alert {
 	al := &Alert{Rule: r.info, Output: r.output.render(c, captures), OutputFields: r.output.values(c), Events: events, Captures: captures}
 	if t := c.ev.GetTime(); t != nil {
 		al.Time = t.AsTime()
@@ -243,7 +249,7 @@ func (e *Engine) fire(r *compiledRule, c *evalCtx, events []*vigilv1.Event, capt
 	if ctr := e.m.alertsByKind[r.info.Kind]; ctr != nil {
 		ctr.Inc()
 	}
-	emit(al)
+	return al
 }
 
 func eventNanos(c *evalCtx) int64 {
@@ -350,6 +356,14 @@ func (s *sequenceState) process(e *Engine, r *compiledRule, c *evalCtx, emit fun
 		}
 	}
 
+	// Alerts are handed to emit after the lock is released, so a slow or
+	// re-entrant emit cannot stall other streams.
+	var ready []*Alert
+	defer func() {
+		for _, a := range ready {
+			emit(a)
+		}
+	}()
 	s.mu.Lock()
 	defer func() {
 		s.active.Store(int64(s.keys.len()))
@@ -376,7 +390,7 @@ func (s *sequenceState) process(e *Engine, r *compiledRule, c *evalCtx, emit fun
 				p.next++
 				if p.next == len(spec.steps) {
 					c.captures = p.captures
-					e.fire(r, c, p.events, p.captures, emit)
+					ready = append(ready, e.alert(r, c, p.events, p.captures))
 					c.captures = nil
 					continue
 				}
@@ -470,6 +484,12 @@ func (s *thresholdState) add(e *Engine, r *compiledRule, c *evalCtx, emit func(*
 	}
 	now := eventNanos(c)
 	cutoff := now - int64(spec.within)
+	var ready *Alert
+	defer func() {
+		if ready != nil {
+			emit(ready)
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tk, ok := s.keys.get(key)
@@ -513,7 +533,7 @@ func (s *thresholdState) add(e *Engine, r *compiledRule, c *evalCtx, emit func(*
 	}
 	events := tk.events
 	s.keys.remove(key)
-	e.fire(r, c, events, caps, emit)
+	ready = e.alert(r, c, events, caps)
 }
 
 // lru is a bounded map with least-recently-used eviction.

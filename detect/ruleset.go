@@ -538,7 +538,7 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 			if err != nil {
 				return nil, "", fmt.Errorf("step %s: condition %w", st.name, err)
 			}
-			cs := compiledStep{name: st.name, usesCaptures: usesCaptures(ast)}
+			cs := compiledStep{name: st.name, usesCaptures: cp.usesCaptures(ast, 0)}
 			if cs.cond, err = cp.compile(ast); err != nil {
 				return nil, "", fmt.Errorf("step %s: %w", st.name, err)
 			}
@@ -702,22 +702,31 @@ func (cp *compiler) keyFunc(by string) (keyFunc, string, bool, error) {
 	return f.str, by, false, nil
 }
 
-func usesCaptures(n node) bool {
+// usesCaptures reports whether a condition reads $captures, through
+// macros too.
+func (cp *compiler) usesCaptures(n node, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
 	switch n := n.(type) {
 	case *andNode:
 		for _, k := range n.kids {
-			if usesCaptures(k) {
+			if cp.usesCaptures(k, depth+1) {
 				return true
 			}
 		}
 	case *orNode:
 		for _, k := range n.kids {
-			if usesCaptures(k) {
+			if cp.usesCaptures(k, depth+1) {
 				return true
 			}
 		}
 	case *notNode:
-		return usesCaptures(n.kid)
+		return cp.usesCaptures(n.kid, depth+1)
+	case *macroRef:
+		if body, ok := cp.macro(n.name); ok {
+			return cp.usesCaptures(body, depth+1)
+		}
 	case *checkNode:
 		return n.value.kind == valCapture
 	}

@@ -317,3 +317,42 @@ func TestSequenceSweepsExpiredPartials(t *testing.T) {
 		t.Fatalf("expired = %v", got)
 	}
 }
+
+func TestSequenceCaptureInMacro(t *testing.T) {
+	e := engineFor(t, `
+- macro: runs_the_written_file
+  condition: evt.type = execve and proc.exepath = $file
+- sequence: s
+  by: host
+  within: 1m
+  steps:
+    - condition: evt.type = openat and evt.is_open_write = true
+      capture: {file: fd.name}
+    - condition: runs_the_written_file
+  output: o
+  priority: INFO
+`)
+	w := openEv(mkProc("curl", "/usr/bin/curl"), "/tmp/x", oWronly)
+	if n := len(fired(e, w, execEv(mkProc("y", "/tmp/y")), execEv(mkProc("x", "/tmp/x")))); n != 1 {
+		t.Fatalf("got %d alerts, want 1", n)
+	}
+}
+
+func TestEmitMayReenterTheEngine(t *testing.T) {
+	// emit runs outside the engine's locks: an alert handler that feeds
+	// another event back in must not deadlock.
+	e := engineFor(t, dropExecRule)
+	fired(e, openEv(mkProc("curl", "/usr/bin/curl"), "/tmp/x", oWronly, inCtr("c1")))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Process(execEv(mkProc("x", "/tmp/x"), inCtr("c1"), at(time.Second)), func(*Alert) {
+			e.Process(openEv(mkProc("curl", "/usr/bin/curl"), "/tmp/z", oWronly, inCtr("c1")), func(*Alert) {})
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("re-entrant emit deadlocked")
+	}
+}
