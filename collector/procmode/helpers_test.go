@@ -33,6 +33,8 @@ func TestMain(m *testing.M) {
 		helperThreadExec()
 	case "threads-wait-exec":
 		helperThreadsWaitExec(os.Args[1])
+	case "spawn":
+		helperSpawn()
 	case "tcp-pair":
 		helperTCPPair()
 	case "revshell":
@@ -84,6 +86,18 @@ func helperThreadsWaitExec(gate string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	helperThreadExec()
+}
+
+// helperSpawn starts /bin/echo the way Go does, with clone(CLONE_VFORK |
+// CLONE_VM), which the tracer sees as a vfork, and exits with its status.
+func helperSpawn() {
+	fmt.Printf("helper=%d\n", unix.Getpid())
+	cmd := exec.Command("/bin/echo", "spawned")
+	cmd.Stdout = os.Stdout
+	if err := cmd.Run(); err != nil {
+		fail(err)
+	}
+	os.Exit(0)
 }
 
 // helperTCPPair listens on a loopback port, connects to it, accepts, and

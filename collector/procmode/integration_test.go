@@ -193,6 +193,26 @@ func TestWorkloads(t *testing.T) {
 			},
 		},
 		{
+			name:   "a child started with vfork (Go's os/exec) is reported with its parent",
+			script: `VIGIL_PROCMODE_HELPER=spawn "$TESTBIN"; echo "rc=$?"`,
+			check: func(t *testing.T, w *workload, out string, s *sink) {
+				helper, _ := strconv.Atoi(outputValue(out, "helper"))
+				if helper == 0 || !strings.Contains(out, "spawned") || outputValue(out, "rc") != "0" {
+					t.Fatalf("output = %q, want spawned and rc=0", out)
+				}
+				ex := s.waitFor(t, "exec of echo", 5*time.Second, isExec("/bin/echo", "spawned"))
+				if ex.Process.Ppid != uint32(helper) {
+					t.Errorf("echo's parent = %d, want the helper %d", ex.Process.Ppid, helper)
+				}
+				fork := s.waitFor(t, "fork by the helper", 5*time.Second, func(ev *vigilv1.Event) bool {
+					return ev.GetFork() != nil && ev.GetFork().ChildPid == ex.Process.Pid
+				})
+				if fork.Process.Pid != uint32(helper) || fork.GetFork().ChildExecId != ex.Process.ExecId {
+					t.Errorf("fork by %d of %s, want by %d of %s", fork.Process.Pid, fork.GetFork().ChildExecId, helper, ex.Process.ExecId)
+				}
+			},
+		},
+		{
 			name:   "a TCP connection to a local listener is reported as listen, connect and accept",
 			script: `VIGIL_PROCMODE_HELPER=tcp-pair "$TESTBIN"; echo "rc=$?"`,
 			check: func(t *testing.T, w *workload, out string, s *sink) {

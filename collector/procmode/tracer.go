@@ -80,7 +80,19 @@ func (t *tracer) run(ctx context.Context) error {
 
 	t.seizeCandidates(t.c.candidates(t.cfg))
 	for {
-		t.drain()
+		if t.drain() {
+			// Stops keep coming (a fork storm): look at the other
+			// channels without sleeping, then drain again.
+			select {
+			case <-ctx.Done():
+				t.detachAll()
+				return nil
+			case pids := <-t.seize:
+				t.seizeCandidates(pids)
+			default:
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			t.detachAll()
@@ -93,19 +105,26 @@ func (t *tracer) run(ctx context.Context) error {
 	}
 }
 
-// drain handles every tracee that is ready, without blocking.
-func (t *tracer) drain() {
-	for {
+// drainBatch bounds the stops handled before the tracer looks at its other
+// channels, so that a workload forking without pause cannot hold off
+// shutdown or new seizes.
+const drainBatch = 256
+
+// drain handles the tracees that are ready, without blocking, and reports
+// whether it stopped at the batch bound with more possibly waiting.
+func (t *tracer) drain() bool {
+	for range drainBatch {
 		var ws unix.WaitStatus
 		tid, err := unix.Wait4(-1, &ws, unix.WNOHANG|waitFlags, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil || tid <= 0 {
-			return
+			return false
 		}
 		t.handle(uint32(tid), ws)
 	}
+	return true
 }
 
 // seizeCandidates traces each process not traced yet.
