@@ -17,7 +17,7 @@ type flagName struct {
 	name string
 }
 
-// openFlags are the O_* bits after the access mode, in Falco's spelling.
+// openFlagNames are the O_* bits after the access mode, in Falco's spelling.
 var openFlagNames = []flagName{
 	{0o100, "O_CREAT"}, {0o200, "O_EXCL"}, {0o400, "O_NOCTTY"}, {0o1000, "O_TRUNC"},
 	{0o2000, "O_APPEND"}, {0o4000, "O_NONBLOCK"}, {0o10000, "O_DSYNC"}, {0o20000, "FASYNC"},
@@ -142,8 +142,8 @@ func sockTuple(c *evalCtx) (string, bool) {
 
 func itoa(v int64) (string, bool) { return strconv.FormatInt(v, 10), true }
 
-// eventArgs maps argument names to readers. raw gives numbers instead of
-// names for flag-like arguments.
+// eventArg reads argument name of the event as text; raw gives numbers
+// instead of names for flag-like arguments.
 func eventArg(ev *vigilv1.Event, c *evalCtx, name string, raw bool) (string, bool) {
 	switch name {
 	case "res":
@@ -427,7 +427,8 @@ func eventArgField(name string, raw bool) (fieldImpl, error) {
 	return impl, nil
 }
 
-// argOrder lists the arguments evt.args renders, per kind, in order.
+// renderArgs is evt.args: the event's arguments as name=value pairs, in
+// Falco's order for each kind.
 func renderArgs(c *evalCtx) (string, bool) {
 	var names []string
 	switch c.ev.Kind.(type) {

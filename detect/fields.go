@@ -648,7 +648,7 @@ func indexArg(arg string, hasArg bool, def int) int {
 	return n
 }
 
-// anameField serves proc.aname[N] (N=0 is the process itself) and, without
+// ancestorField serves proc.aname[N] (N=0 is the process itself) and, without
 // an index, every ancestor (Falco matches any of them).
 func ancestorField(get func(a *vigilv1.Ancestor) string, self func(p *vigilv1.Process) string) func(string, bool) (fieldImpl, error) {
 	return func(arg string, hasArg bool) (fieldImpl, error) {

@@ -15,7 +15,7 @@ import (
 // t0 is the time synthetic events start at.
 var t0 = time.Date(2026, 11, 26, 1, 0, 0, 0, time.UTC)
 
-// proc builds a process: comm, exe path, argv.
+// mkProc builds a process: comm, exe path, argv.
 func mkProc(comm, exe string, args ...string) *vigilv1.Process {
 	if len(args) == 0 {
 		args = []string{exe}
