@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -57,10 +58,12 @@ var placeholders = map[string]string{
 var placeholder = regexp.MustCompile(`\$\{([A-Z_]+)\}`)
 
 // expandPlaceholders does what the documented envsubst step does, and fails
-// on a placeholder the documentation does not list.
+// on a placeholder the documentation does not list. envsubst replaces every
+// $NAME and ${NAME} it sees, so no other "$" may appear in the files: a
+// shell variable in an init container's script would be emptied.
 func expandPlaceholders(t *testing.T, text string) string {
 	t.Helper()
-	return placeholder.ReplaceAllStringFunc(text, func(m string) string {
+	out := placeholder.ReplaceAllStringFunc(text, func(m string) string {
 		name := placeholder.FindStringSubmatch(m)[1]
 		v, ok := placeholders[name]
 		if !ok {
@@ -68,6 +71,10 @@ func expandPlaceholders(t *testing.T, text string) string {
 		}
 		return v
 	})
+	if i := strings.Index(out, "$"); i >= 0 {
+		t.Errorf("a %q outside the placeholders would be replaced by envsubst: ...%s...", "$", out[max(0, i-30):min(len(out), i+30)])
+	}
+	return out
 }
 
 // decodeTaskDefinition decodes JSON into the SDK's input type, refusing any
@@ -458,6 +465,37 @@ func TestTaskDefinitionsAreValidECSInput(t *testing.T) {
 			sent := registerThroughSDK(t, td)
 			if !sameJSON(t, sent, data) {
 				t.Errorf("the SDK would send something other than the file says:\nfile: %s\nsent: %s", data, sent)
+			}
+		})
+	}
+}
+
+// TestEnvsubstFillsTheTaskDefinitions runs the documented step itself:
+// envsubst with the placeholders in the environment must give exactly what
+// the other tests decode.
+func TestEnvsubstFillsTheTaskDefinitions(t *testing.T) {
+	envsubst, err := exec.LookPath("envsubst")
+	if err != nil {
+		t.Skip("envsubst is not installed (Debian package gettext-base)")
+	}
+	for _, file := range []string{"sensor-daemon.json", "backend.json", "fargate-sidecar.json"} {
+		t.Run(file+" comes out of envsubst as the tests expect", func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("ecs", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(envsubst)
+			cmd.Stdin = bytes.NewReader(raw)
+			cmd.Env = []string{"PATH=/usr/bin:/bin"}
+			for k, v := range placeholders {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			got, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("envsubst: %v", err)
+			}
+			if want := expandPlaceholders(t, string(raw)); string(got) != want {
+				t.Errorf("envsubst output differs from the expansion the tests check")
 			}
 		})
 	}
