@@ -21,24 +21,106 @@ const (
 	fieldBatchSentAt        = 5
 	fieldBatchDroppedBatch  = 6
 	fieldBatchDroppedEvents = 7
+	fieldBatchProcesses     = 8
+	fieldBatchContainers    = 9
+	fieldBatchPods          = 10
+	fieldBatchEcsTasks      = 11
 )
 
 // batchBuilder accumulates events already in wire format. Each event is
 // marshalled once, when it arrives, so sealing a batch is a copy and the
-// batch's exact size is always known.
+// batch's exact size is always known. Process, container, pod and ECS
+// context that several events share by pointer (as the process table and
+// enrichment hand them out) goes into the batch once and the events refer
+// to it by index: on the backend, decoding a 1.5 KiB event with its lineage
+// costs ten times what decoding the event alone does.
 type batchBuilder struct {
-	events []byte
+	events []byte // Batch.events entries
+	shared []byte // Batch.processes, containers, pods, ecs_tasks entries
 	count  int
 	opts   proto.MarshalOptions
+
+	procs map[*vigilv1.Process]uint32
+	conts map[*vigilv1.Container]uint32
+	pods  map[*vigilv1.Kubernetes]uint32
+	tasks map[*vigilv1.Ecs]uint32
 }
 
-// add appends one event as a Batch.events entry.
+func newBatchBuilder() *batchBuilder {
+	return &batchBuilder{
+		opts:  proto.MarshalOptions{UseCachedSize: true},
+		procs: map[*vigilv1.Process]uint32{},
+		conts: map[*vigilv1.Container]uint32{},
+		pods:  map[*vigilv1.Kubernetes]uint32{},
+		tasks: map[*vigilv1.Ecs]uint32{},
+	}
+}
+
+// intern returns m's 1-based index among the batch's shared messages of
+// field num, appending m the first time it is seen.
+func intern[M interface {
+	comparable
+	proto.Message
+}](b *batchBuilder, seen map[M]uint32, num protowire.Number, m M) (uint32, error) {
+	if ref, ok := seen[m]; ok {
+		return ref, nil
+	}
+	size := proto.Size(m)
+	before := len(b.shared)
+	b.shared = protowire.AppendTag(b.shared, num, protowire.BytesType)
+	b.shared = protowire.AppendVarint(b.shared, uint64(size))
+	start := len(b.shared)
+	var err error
+	if b.shared, err = b.opts.MarshalAppend(b.shared, m); err != nil {
+		b.shared = b.shared[:before]
+		return 0, fmt.Errorf("marshal shared context: %w", err)
+	}
+	if len(b.shared)-start != size {
+		b.shared = b.shared[:before]
+		return 0, fmt.Errorf("marshal shared context: size changed from %d to %d (mutated after send)", size, len(b.shared)-start)
+	}
+	ref := uint32(len(seen) + 1)
+	seen[m] = ref
+	return ref, nil
+}
+
+// add appends one event as a Batch.events entry. It owns e while it runs:
+// it swaps e's context pointers for references and puts them back.
 func (b *batchBuilder) add(e *vigilv1.Event) error {
+	proc, cont, pod, task := e.Process, e.Container, e.Kubernetes, e.Ecs
+	defer func() {
+		e.Process, e.Container, e.Kubernetes, e.Ecs = proc, cont, pod, task
+		e.ProcessRef, e.ContainerRef, e.KubernetesRef, e.EcsRef = 0, 0, 0, 0
+	}()
+	var err error
+	if proc != nil {
+		if e.ProcessRef, err = intern(b, b.procs, fieldBatchProcesses, proc); err != nil {
+			return err
+		}
+		e.Process = nil
+	}
+	if cont != nil {
+		if e.ContainerRef, err = intern(b, b.conts, fieldBatchContainers, cont); err != nil {
+			return err
+		}
+		e.Container = nil
+	}
+	if pod != nil {
+		if e.KubernetesRef, err = intern(b, b.pods, fieldBatchPods, pod); err != nil {
+			return err
+		}
+		e.Kubernetes = nil
+	}
+	if task != nil {
+		if e.EcsRef, err = intern(b, b.tasks, fieldBatchEcsTasks, task); err != nil {
+			return err
+		}
+		e.Ecs = nil
+	}
 	size := proto.Size(e)
 	b.events = protowire.AppendTag(b.events, fieldBatchEvents, protowire.BytesType)
 	b.events = protowire.AppendVarint(b.events, uint64(size))
 	before := len(b.events)
-	var err error
 	// UseCachedSize reuses the sizes proto.Size just computed.
 	b.events, err = b.opts.MarshalAppend(b.events, e)
 	if err != nil {
@@ -57,7 +139,18 @@ func (b *batchBuilder) add(e *vigilv1.Event) error {
 // sizeEstimate is the sealed frame's size, give or take the header's
 // varints (within frameHeaderSlack).
 func (b *batchBuilder) sizeEstimate(sensorID, bootID string) int {
-	return len(b.events) + len(sensorID) + len(bootID) + frameHeaderSlack
+	return len(b.events) + len(b.shared) + len(sensorID) + len(bootID) + frameHeaderSlack
+}
+
+// reset empties the builder for the next batch, keeping its buffers.
+func (b *batchBuilder) reset() {
+	b.events = b.events[:0]
+	b.shared = b.shared[:0]
+	b.count = 0
+	clear(b.procs)
+	clear(b.conts)
+	clear(b.pods)
+	clear(b.tasks)
 }
 
 // frameHeaderSlack covers tags, lengths, the sequence, sent_at and the
@@ -105,13 +198,13 @@ func (b *batchBuilder) seal(h batchHeader) []byte {
 		body = protowire.AppendTag(body, fieldBatchDroppedEvents, protowire.VarintType)
 		body = protowire.AppendVarint(body, h.droppedEvents)
 	}
-	n := len(body) + len(b.events)
+	n := len(body) + len(b.shared) + len(b.events)
 	frame := make([]byte, 0, n+16)
 	frame = protowire.AppendTag(frame, fieldSensorMessageBatch, protowire.BytesType)
 	frame = protowire.AppendVarint(frame, uint64(n))
 	frame = append(frame, body...)
+	frame = append(frame, b.shared...)
 	frame = append(frame, b.events...)
-	b.events = b.events[:0]
-	b.count = 0
+	b.reset()
 	return frame
 }

@@ -40,6 +40,11 @@ type spoolEntry struct {
 	bootID string
 	size   int64  // bytes counted against the limit
 	frame  []byte // nil when only on disk
+	onDisk bool
+	sealed time.Time
+	// sent is set while the batch is in flight on a stream: dropping it
+	// then would report as lost a batch the backend may well accept.
+	sent bool
 }
 
 // spoolStats are the spool's figures for health reports.
@@ -50,7 +55,8 @@ type spoolStats struct {
 }
 
 // spool is the bounded queue of sealed batches. With a directory it
-// survives restarts; without one it lives in memory. Writes are not
+// survives restarts (written behind while connected, at once while not, and
+// in full on close); without one it lives in memory. Writes are not
 // fsynced: the spool exists to ride out a backend outage or a sensor
 // restart, and a host crash changes the boot id anyway.
 type spool struct {
@@ -72,7 +78,16 @@ type spool struct {
 	// dropped* are all drops since the spool opened, for health.
 	droppedBatches, droppedEvents uint64
 	state                         *os.File
+	// connected is set while a stream is up. Batches are then written to
+	// disk only once they are older than spoolWriteAfter (the backend
+	// normally acknowledges them within milliseconds), or when memory is
+	// short; while the backend is away every batch is written at once.
+	connected bool
 }
+
+// spoolWriteAfter is how long a batch may stay memory-only while connected:
+// a sensor killed outright loses at most this much unacknowledged data.
+const spoolWriteAfter = time.Second
 
 // openSpool opens (or creates) the spool in dir for bootID. Batches left
 // by an earlier run are queued for replay, in order. A spool without a
@@ -159,6 +174,9 @@ func (s *spool) load() ([]string, error) {
 			continue
 		}
 		e, err := s.readHeader(id)
+		if e != nil {
+			e.onDisk = true
+		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v (removed)", name, err))
 			os.Remove(s.path(id))
@@ -222,11 +240,15 @@ func (s *spool) append(b *batchBuilder, sensorID string, now time.Time) (*spoolE
 		s.pendingEvents += uint64(b.count)
 		s.droppedBatches++
 		s.droppedEvents += uint64(b.count)
-		b.events, b.count = b.events[:0], 0
+		b.reset()
 		return nil, errFrameTooLarge
 	}
-	for s.max > 0 && s.bytes+need > s.max && len(s.entries) > 0 {
-		s.dropLocked(s.entries[0])
+	for s.max > 0 && s.bytes+need > s.max {
+		victim := s.oldestUnsentLocked()
+		if victim == nil {
+			break // only in-flight batches left; go over the limit briefly
+		}
+		s.dropLocked(victim)
 	}
 	s.lastSeq++
 	events := uint32(b.count)
@@ -239,27 +261,67 @@ func (s *spool) append(b *batchBuilder, sensorID string, now time.Time) (*spoolE
 		droppedEvents:  s.pendingEvents,
 	})
 	s.pendingBatches, s.pendingEvents = 0, 0
-	e := &spoolEntry{id: s.nextID, seq: s.lastSeq, events: events, bootID: s.bootID, size: int64(len(frame) + spoolHeaderSize), frame: frame}
+	e := &spoolEntry{id: s.nextID, seq: s.lastSeq, events: events, bootID: s.bootID, size: int64(len(frame) + spoolHeaderSize), frame: frame, sealed: now}
 	s.nextID++
-	if s.dir != "" {
-		if err := s.writeFile(e); err != nil {
-			return nil, err
-		}
-		if err := s.writeState(); err != nil {
-			return nil, err
-		}
-		if s.memBytes+int64(len(frame)) > spoolMemoryBytes {
-			e.frame = nil
-		}
-	}
 	s.entries = append(s.entries, e)
 	s.bytes += e.size
 	s.memBytes += int64(len(e.frame))
+	if s.dir != "" {
+		if err := s.writeState(); err != nil {
+			return nil, err
+		}
+		if err := s.writeBehindLocked(now); err != nil {
+			return nil, err
+		}
+	}
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
 	return e, nil
+}
+
+// writeBehindLocked writes the batches that must be on disk now: all of
+// them while disconnected, else those older than spoolWriteAfter; and it
+// releases memory-held copies beyond spoolMemoryBytes.
+func (s *spool) writeBehindLocked(now time.Time) error {
+	for _, e := range s.entries {
+		if e.onDisk {
+			continue
+		}
+		if s.connected && now.Sub(e.sealed) < spoolWriteAfter && s.memBytes <= spoolMemoryBytes {
+			// Entries are in sealing order: the rest are younger.
+			break
+		}
+		if err := s.writeFile(e); err != nil {
+			return err
+		}
+		e.onDisk = true
+	}
+	if s.memBytes > spoolMemoryBytes {
+		for _, e := range s.entries {
+			if e.onDisk && e.frame != nil {
+				s.memBytes -= int64(len(e.frame))
+				e.frame = nil
+				if s.memBytes <= spoolMemoryBytes/2 {
+					break
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// setConnected tells the spool whether a stream is up; on disconnect every
+// memory-only batch goes to disk.
+func (s *spool) setConnected(up bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.connected = up
+	if s.dir == "" || up {
+		return nil
+	}
+	return s.writeBehindLocked(time.Now())
 }
 
 func (s *spool) writeFile(e *spoolEntry) error {
@@ -273,9 +335,11 @@ func (s *spool) writeFile(e *spoolEntry) error {
 	binary.LittleEndian.PutUint32(h[12:], e.events)
 	binary.LittleEndian.PutUint32(h[16:], crc32.Checksum(e.frame, crcTable))
 	copy(h[20:], e.bootID)
-	buf := make([]byte, 0, len(h)+len(e.frame))
-	buf = append(append(buf, h[:]...), e.frame...)
-	if _, err := f.Write(buf); err != nil {
+	_, err = f.Write(h[:])
+	if err == nil {
+		_, err = f.Write(e.frame)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(s.path(e.id))
 		return fmt.Errorf("spool batch: %w", err)
@@ -284,6 +348,22 @@ func (s *spool) writeFile(e *spoolEntry) error {
 		return fmt.Errorf("spool batch: %w", err)
 	}
 	return nil
+}
+
+func (s *spool) oldestUnsentLocked() *spoolEntry {
+	for _, e := range s.entries {
+		if !e.sent {
+			return e
+		}
+	}
+	return nil
+}
+
+// markSent flags e as in flight (sent true) or back in the queue.
+func (s *spool) markSent(e *spoolEntry, sent bool) {
+	s.mu.Lock()
+	e.sent = sent
+	s.mu.Unlock()
 }
 
 // dropLocked removes e and counts it as lost.
@@ -303,7 +383,7 @@ func (s *spool) removeLocked(id uint64) bool {
 		s.entries = append(s.entries[:i], s.entries[i+1:]...)
 		s.bytes -= e.size
 		s.memBytes -= int64(len(e.frame))
-		if s.dir != "" {
+		if e.onDisk {
 			os.Remove(s.path(id))
 		}
 		return true
@@ -330,7 +410,12 @@ func (s *spool) quarantine(e *spoolEntry) {
 	if s.dir != "" {
 		qdir := filepath.Join(s.dir, "quarantine")
 		if err := os.MkdirAll(qdir, 0o700); err == nil {
-			os.Rename(s.path(e.id), filepath.Join(qdir, "last"+spoolExt))
+			if !e.onDisk && e.frame != nil && s.writeFile(e) == nil {
+				e.onDisk = true
+			}
+			if e.onDisk && os.Rename(s.path(e.id), filepath.Join(qdir, "last"+spoolExt)) == nil {
+				e.onDisk = false
+			}
 		}
 	}
 	for _, x := range s.entries {
@@ -400,7 +485,11 @@ func (s *spool) close() error {
 	if s.state == nil {
 		return nil
 	}
-	err := s.writeState()
+	s.connected = false
+	err := s.writeBehindLocked(time.Now())
+	if serr := s.writeState(); err == nil {
+		err = serr
+	}
 	if cerr := s.state.Close(); err == nil {
 		err = cerr
 	}

@@ -85,6 +85,7 @@ func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
 // the common, valid, case allocates nothing.
 type validator struct {
 	l Limits
+	b *vigilv1.Batch // for checking references; nil outside a batch
 }
 
 func invalid(field, format string, args ...any) *ValidationError {
@@ -147,7 +148,10 @@ func ValidateBatch(b *vigilv1.Batch, l Limits) error {
 			return invalid("batch.sent_at", "%v", err)
 		}
 	}
-	v := validator{l: l}
+	v := validator{l: l, b: b}
+	if err := v.shared(b); err != nil {
+		return err
+	}
 	for i, e := range b.Events {
 		if err := v.event(e); err != nil {
 			err.Field = "batch.events[" + strconv.Itoa(i) + "]." + err.Field
@@ -174,12 +178,23 @@ func (v *validator) event(e *vigilv1.Event) *ValidationError {
 	if e.Kind == nil {
 		return invalid("kind", "unset or unknown to this backend (one of exec, open, connect, ...)")
 	}
-	if e.Process == nil {
-		return invalid("process", "required")
-	}
-	if err := v.process(e.Process); err != nil {
-		err.Field = "process." + err.Field
+	if err := v.ref("process", e.Process != nil, e.ProcessRef, len(v.b.GetProcesses()), true); err != nil {
 		return err
+	}
+	if err := v.ref("container", e.Container != nil, e.ContainerRef, len(v.b.GetContainers()), false); err != nil {
+		return err
+	}
+	if err := v.ref("kubernetes", e.Kubernetes != nil, e.KubernetesRef, len(v.b.GetPods()), false); err != nil {
+		return err
+	}
+	if err := v.ref("ecs", e.Ecs != nil, e.EcsRef, len(v.b.GetEcsTasks()), false); err != nil {
+		return err
+	}
+	if e.Process != nil {
+		if err := v.process(e.Process); err != nil {
+			err.Field = "process." + err.Field
+			return err
+		}
 	}
 	if err := v.str("cgroup_path", e.CgroupPath, v.l.MaxStringBytes); err != nil {
 		return err
@@ -250,6 +265,64 @@ func (v *validator) event(e *vigilv1.Event) *ValidationError {
 		return invalid("kind", "unset or unknown to this backend")
 	}
 	return v.message(string(fd.Name()), e.ProtoReflect().Get(fd).Message())
+}
+
+// ref checks that a context field is given inline or by a reference into
+// the batch, not both, and that the reference is in range.
+func (v *validator) ref(field string, inline bool, ref uint32, n int, required bool) *ValidationError {
+	switch {
+	case inline && ref != 0:
+		return invalid(field+"_ref", "set together with %s", field)
+	case int64(ref) > int64(n):
+		return invalid(field+"_ref", "%d is past the batch's %d shared entries", ref, n)
+	case required && !inline && ref == 0:
+		return invalid(field, "required (inline or %s_ref)", field)
+	}
+	return nil
+}
+
+// shared checks the batch's shared context once; events refer to it.
+func (v *validator) shared(b *vigilv1.Batch) *ValidationError {
+	max := v.l.MaxBatchEvents
+	for _, l := range [...]struct {
+		name string
+		n    int
+	}{{"processes", len(b.Processes)}, {"containers", len(b.Containers)}, {"pods", len(b.Pods)}, {"ecs_tasks", len(b.EcsTasks)}} {
+		if l.n > max {
+			return invalid("batch."+l.name, "%d entries exceeds limit %d (max_batch_events)", l.n, max)
+		}
+	}
+	at := func(list string, i int, err *ValidationError) *ValidationError {
+		err.Field = prefix("batch."+list+"["+strconv.Itoa(i)+"]", err.Field)
+		return err
+	}
+	for i, p := range b.Processes {
+		if p == nil {
+			return at("processes", i, invalid("", "null"))
+		}
+		if err := v.process(p); err != nil {
+			return at("processes", i, err)
+		}
+	}
+	for i, c := range b.Containers {
+		if c == nil {
+			return at("containers", i, invalid("", "null"))
+		}
+		if err := v.container(c); err != nil {
+			return at("containers", i, err)
+		}
+	}
+	for i, k := range b.Pods {
+		if err := v.walk(k.ProtoReflect()); err != nil {
+			return at("pods", i, err)
+		}
+	}
+	for i, x := range b.EcsTasks {
+		if err := v.walk(x.ProtoReflect()); err != nil {
+			return at("ecs_tasks", i, err)
+		}
+	}
+	return nil
 }
 
 func (v *validator) process(p *vigilv1.Process) *ValidationError {
