@@ -73,6 +73,7 @@ type rendered struct {
 	configMaps      []*corev1.ConfigMap
 	pvcs            []*corev1.PersistentVolumeClaim
 	ingresses       []*networkingv1.Ingress
+	networkPolicies []*networkingv1.NetworkPolicy
 	serviceMonitors []*serviceMonitor
 	notes           string
 	// manifest is every document in template order, for the golden file.
@@ -166,6 +167,8 @@ func decode(t *testing.T, files map[string]string) *rendered {
 				r.pvcs = append(r.pvcs, o)
 			case *networkingv1.Ingress:
 				r.ingresses = append(r.ingresses, o)
+			case *networkingv1.NetworkPolicy:
+				r.networkPolicies = append(r.networkPolicies, o)
 			default:
 				t.Fatalf("%s: unexpected kind %T", name, obj)
 			}
@@ -390,6 +393,19 @@ func checkInvariants(t *testing.T, r *rendered, wantCaps []string) {
 	}
 }
 
+// selects reports whether a matchLabels selector matches labels.
+func selects(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 func checkResources(t *testing.T, who string, c *corev1.Container) {
 	t.Helper()
 	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
@@ -580,8 +596,8 @@ func TestChartRendersWhatTheBinariesNeed(t *testing.T) {
 						t.Errorf("sensor: --%s set by default", f)
 					}
 				}
-				if len(r.serviceMonitors) != 0 || len(r.ingresses) != 0 {
-					t.Error("ServiceMonitor and Ingress should be off by default")
+				if len(r.serviceMonitors) != 0 || len(r.ingresses) != 0 || len(r.networkPolicies) != 0 {
+					t.Error("ServiceMonitor, Ingress and NetworkPolicy should be off by default")
 				}
 				checkGeneratedTLS(t, r, sensor, backend)
 				tokens := r.secret("vigil-tokens")
@@ -807,6 +823,50 @@ func TestChartRendersWhatTheBinariesNeed(t *testing.T) {
 				spool := volume(&ds.Spec.Template.Spec, "spool")
 				if spool.EmptyDir == nil || spool.EmptyDir.SizeLimit.Value() != 1073741824 {
 					t.Errorf("spool = %+v", spool.VolumeSource)
+				}
+			},
+		},
+		{
+			name:   "network policies let the sensors reach gRPC and keep everything else to the ports that serve it",
+			golden: "networkpolicy.yaml",
+			values: map[string]any{"networkPolicy": map[string]any{
+				"enabled":  true,
+				"grpcFrom": []any{map[string]any{"ipBlock": map[string]any{"cidr": "10.20.0.0/16"}}},
+				"httpFrom": []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}}}},
+			}},
+			caps: minimumCaps,
+			check: func(t *testing.T, r *rendered) {
+				if len(r.networkPolicies) != 2 {
+					t.Fatalf("want policies for backend and sensor, got %d", len(r.networkPolicies))
+				}
+				ds, _ := r.sensor(t)
+				d, _ := r.backend(t)
+				var backendPolicy *networkingv1.NetworkPolicy
+				for _, np := range r.networkPolicies {
+					if selects(np.Spec.PodSelector.MatchLabels, d.Spec.Template.Labels) {
+						backendPolicy = np
+					}
+				}
+				if backendPolicy == nil {
+					t.Fatal("no policy selects the backend pods")
+				}
+				var grpcFromSensors, grpcFromBlock, httpRestricted bool
+				for _, rule := range backendPolicy.Spec.Ingress {
+					port := rule.Ports[0].Port.String()
+					for _, peer := range rule.From {
+						if port == "grpc" && peer.PodSelector != nil && selects(peer.PodSelector.MatchLabels, ds.Spec.Template.Labels) {
+							grpcFromSensors = true
+						}
+						if port == "grpc" && peer.IPBlock != nil && peer.IPBlock.CIDR == "10.20.0.0/16" {
+							grpcFromBlock = true
+						}
+						if port == "http" && peer.NamespaceSelector != nil {
+							httpRestricted = true
+						}
+					}
+				}
+				if !grpcFromSensors || !grpcFromBlock || !httpRestricted {
+					t.Errorf("backend policy: gRPC from sensors %v, from the ipBlock %v, HTTP restricted %v", grpcFromSensors, grpcFromBlock, httpRestricted)
 				}
 			},
 		},
