@@ -23,6 +23,7 @@ generate: ## Regenerate the bpf2go bindings, the protobuf code and the generated
 	@scripts/deps.sh build
 	$(GO) generate ./...
 	$(GO) test ./cmd/... -run Reference -update
+	$(GO) test ./detect -run TestFieldDocs -update
 
 .PHONY: vmlinux
 vmlinux: ## Regenerate bpf/vmlinux.h from this machine's BTF (rarely needed).
