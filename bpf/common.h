@@ -308,6 +308,33 @@ static __always_inline __u32 put_user_bytes(struct scratch *s, __u32 off, int id
 }
 
 /*
+ * dentry_step reads a dentry's parent and name pointer. Each helper call
+ * costs the traced process tens of nanoseconds, so where the kernel keeps
+ * d_parent and d_name next to each other (it has for many years) one read
+ * fetches both; CO-RE offsets decide, at load time.
+ */
+struct dentry_head {
+	struct dentry *parent;
+	__u64 hash_len;
+	const unsigned char *name;
+};
+
+static __always_inline void dentry_step(struct dentry *d, struct dentry **parent, const unsigned char **name)
+{
+	__u32 po = bpf_core_field_offset(struct dentry, d_parent);
+	__u32 no = bpf_core_field_offset(struct dentry, d_name.name);
+	if (no == po + 16) {
+		struct dentry_head dh = {};
+		bpf_probe_read_kernel(&dh, sizeof(dh), (void *)d + po);
+		*parent = dh.parent;
+		*name = dh.name;
+		return;
+	}
+	*parent = BPF_CORE_READ(d, d_parent);
+	*name = BPF_CORE_READ(d, d_name.name);
+}
+
+/*
  * put_path writes the path of a dentry as NUL-terminated components, leaf
  * first; user space reverses them. Mount points are crossed through the
  * mount's parent, so the result is the path in the process's mount namespace
@@ -324,7 +351,9 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 	*cur = off;
 
 	for (int i = 0; i < PATH_DEPTH; i++) {
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		struct dentry *parent;
+		const unsigned char *name;
+		dentry_step(dentry, &parent, &name);
 		if (dentry == mnt_root || dentry == parent) {
 			if (dentry != mnt_root)
 				break; /* a dentry outside any mount (pipe, socket, anon) */
@@ -339,7 +368,6 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 		__u32 o = *cur;
 		if (o >= SCRATCH_HALF)
 			break;
-		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
 		long n = bpf_probe_read_kernel_str(&s->buf[AT(o)], NAME_MAX_LEN, name);
 		if (n <= 0)
 			break;
@@ -364,9 +392,9 @@ static __always_inline __u32 put_file_path(struct scratch *s, __u32 off, int idx
 {
 	if (!f)
 		return set_len(s, off, idx, 0);
-	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
-	struct vfsmount *m = BPF_CORE_READ(f, f_path.mnt);
-	return put_path(s, off, idx, d, m);
+	struct path p = {};
+	BPF_CORE_READ_INTO(&p, f, f_path);
+	return put_path(s, off, idx, p.dentry, p.mnt);
 }
 
 static __always_inline struct task_struct *current_task(void)
@@ -387,10 +415,25 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 	if (fd < 0)
 		return NULL;
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	unsigned int max;
+	struct file **fds;
+	__u32 mo = bpf_core_field_offset(struct fdtable, max_fds);
+	__u32 fo = bpf_core_field_offset(struct fdtable, fd);
+	if (mo == 0 && fo == 8) {
+		/* struct fdtable starts { max_fds; fd; }: one read for both. */
+		struct {
+			unsigned int max_fds;
+			struct file **fd;
+		} head = {};
+		bpf_probe_read_kernel(&head, sizeof(head), fdt);
+		max = head.max_fds;
+		fds = head.fd;
+	} else {
+		max = BPF_CORE_READ(fdt, max_fds);
+		fds = BPF_CORE_READ(fdt, fd);
+	}
 	if ((unsigned long)fd >= max)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;

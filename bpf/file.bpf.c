@@ -68,6 +68,7 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 	o->mode = in.args[3];
 	o->ino = 0;
 	o->dev = 0;
+	o->fs_magic = 0;
 	o->created = 0;
 	const char *upath = (const char *)in.args[1];
 	__u32 off = sizeof(*o);
@@ -85,8 +86,8 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 		struct super_block *sb = BPF_CORE_READ(ino, i_sb);
 		o->ino = BPF_CORE_READ(ino, i_ino);
 		o->dev = BPF_CORE_READ(sb, s_dev);
+		o->fs_magic = BPF_CORE_READ(sb, s_magic);
 		o->created = (BPF_CORE_READ(f, f_mode) & FMODE_CREATED_VAL) != 0;
-		off = put_kernel_str(s, off, 3, BPF_CORE_READ(sb, s_type, name), 32);
 	} else {
 		/* Failed: user space resolves the requested path against this. */
 		off = put_base(s, off, 2, in.args[0], upath);

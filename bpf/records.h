@@ -207,12 +207,13 @@ struct rec_syscall {
 /*
  * open/openat/openat2/creat. Strings: 0 kernel path of the opened file (leaf
  * first) on success, 1 the path as requested, 2 the base directory (leaf
- * first) when the requested path was relative, 3 file system type name.
+ * first) when the requested path was relative.
  */
 struct rec_open {
 	struct rec_hdr h;
 	__u64 ino;
-	__u64 flags; /* requested open flags */
+	__u64 flags;    /* requested open flags */
+	__u64 fs_magic; /* super_block.s_magic: user space names the type */
 	__u32 dev;
 	__u32 mode;
 	__s32 dfd;

@@ -25,6 +25,13 @@ func WriteJSON(ctx context.Context, w io.Writer, in <-chan *vigilv1.Event, flush
 	var buf []byte
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
+	write := func(ev *vigilv1.Event) error {
+		buf = append(enc.AppendEvent(buf[:0], ev), '\n')
+		if _, err := bw.Write(buf); err != nil {
+			return fmt.Errorf("write event: %w", err)
+		}
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -37,10 +44,28 @@ func WriteJSON(ctx context.Context, w io.Writer, in <-chan *vigilv1.Event, flush
 			if !ok {
 				return nil
 			}
-			buf = append(enc.AppendEvent(buf[:0], ev), '\n')
-			if _, err := bw.Write(buf); err != nil {
-				return fmt.Errorf("write event: %w", err)
+			if err := write(ev); err != nil {
+				return err
 			}
+			// Drain the burst the reader is delivering, then pause briefly
+			// before blocking again: a receiver parked on an empty channel
+			// costs the sender a goroutine wakeup per event, which under a
+			// flood costs more than the encoding.
+		drain:
+			for {
+				select {
+				case ev, ok := <-in:
+					if !ok {
+						return nil
+					}
+					if err := write(ev); err != nil {
+						return err
+					}
+				default:
+					break drain
+				}
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 }

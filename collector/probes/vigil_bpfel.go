@@ -164,6 +164,7 @@ type VigilRecOpen struct {
 	H       VigilRecHdr
 	Ino     uint64
 	Flags   uint64
+	FsMagic uint64
 	Dev     uint32
 	Mode    uint32
 	Dfd     int32
