@@ -62,6 +62,9 @@ type Collector struct {
 	m     *metrics
 	procs *proctable.Table
 	self  uint32
+	// netNs is the sensor's network namespace: unix socket peers can only
+	// be asked about in it.
+	netNs uint64
 
 	mu      sync.Mutex // guards cfg and running
 	cfg     Config
@@ -169,6 +172,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		tracked: make(map[uint32]*procState),
 		buckets: newRateLimiter(),
 	}
+	c.netNs = nsInode(cfg.ProcRoot, c.self, "net")
 	c.filter.Store(newFilter(cfg))
 	var err error
 	c.m, err = newMetrics(reg, func() float64 { return float64(c.traced.Load()) })

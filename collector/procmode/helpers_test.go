@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 		helperThreadsWaitExec(os.Args[1])
 	case "spawn":
 		helperSpawn()
+	case "unix-pair":
+		helperUnixPair(os.Args[1])
 	case "tcp-pair":
 		helperTCPPair()
 	case "revshell":
@@ -97,6 +99,29 @@ func helperSpawn() {
 	if err := cmd.Run(); err != nil {
 		fail(err)
 	}
+	os.Exit(0)
+}
+
+// helperUnixPair listens on a unix socket at path, connects to it,
+// accepts, and holds both ends longer than the test's poll interval.
+func helperUnixPair(path string) {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		fail(err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		fail(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println("unix-ok")
+	time.Sleep(600 * time.Millisecond)
+	c.Close()
+	s.Close()
+	ln.Close()
 	os.Exit(0)
 }
 

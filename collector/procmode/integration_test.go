@@ -245,6 +245,31 @@ func TestWorkloads(t *testing.T) {
 			},
 		},
 		{
+			name:   "a unix socket connection is reported with the listener's path on every side",
+			script: `VIGIL_PROCMODE_HELPER=unix-pair "$TESTBIN" "$DIR/app.sock"; echo "rc=$?"`,
+			check: func(t *testing.T, w *workload, out string, s *sink) {
+				if !strings.Contains(out, "unix-ok") || outputValue(out, "rc") != "0" {
+					t.Fatalf("output = %q", out)
+				}
+				path := filepath.Join(w.dir, "app.sock")
+				ln := s.waitFor(t, "unix listen", 5*time.Second, func(ev *vigilv1.Event) bool {
+					return ev.GetListen() != nil && ev.GetListen().GetLocal().GetPath() == path
+				})
+				if ln.GetListen().Protocol != "unix" || ln.GetListen().Local.Family != "unix" {
+					t.Errorf("listen = %v", ln.GetListen())
+				}
+				conn := s.waitFor(t, "unix connect", 5*time.Second, func(ev *vigilv1.Event) bool {
+					return ev.GetConnect() != nil && ev.GetConnect().Protocol == "unix"
+				})
+				if got := conn.GetConnect().GetRemote().GetPath(); got != path {
+					t.Errorf("connect remote path = %q, want %q", got, path)
+				}
+				s.waitFor(t, "unix accept", 5*time.Second, func(ev *vigilv1.Event) bool {
+					return ev.GetAccept() != nil && ev.GetAccept().GetLocal().GetPath() == path
+				})
+			},
+		},
+		{
 			name:   "a file opened for write is reported as an open with write flags",
 			script: `(exec 5>"$DIR/written"; echo data >&5; sleep 0.5); echo "rc=$?"`,
 			check: func(t *testing.T, w *workload, out string, s *sink) {

@@ -128,6 +128,10 @@ func (c *Collector) pollLoop(ctx context.Context, interval time.Duration, net, f
 type pollPass struct {
 	tables map[uint64]*sockTable     // by network namespace inode
 	mounts map[uint64]map[int]string // mount id to fstype, by mount namespace
+	// peers are the unix socket peers of the sensor's namespace, read at
+	// most once per pass (peersRead).
+	peers     map[uint64]uint64
+	peersRead bool
 }
 
 func newPollPass() *pollPass {
@@ -242,12 +246,16 @@ func (c *Collector) emitSockets(ps *procState, socks []newSock, pass *pollPass) 
 	if proc == nil {
 		return
 	}
-	for _, ns := range socks {
-		s, ok := tab.byIno[ns.ino]
+	for _, sk := range socks {
+		s, ok := tab.byIno[sk.ino]
 		if !ok {
 			continue // netlink, packet, or closed since
 		}
-		kind, ev := sockEvent(s, ns.fd, tab)
+		peer := ""
+		if s.proto == "unix" && s.state == unixConnected && s.path == "" && ns == c.netNs && ns != 0 {
+			peer = c.unixPeerPath(sk.ino, tab, pass)
+		}
+		kind, ev := sockEvent(s, sk.fd, tab, peer)
 		if ev == nil {
 			continue
 		}
@@ -259,9 +267,27 @@ func (c *Collector) emitSockets(ps *procState, socks []newSock, pass *pollPass) 
 	}
 }
 
+// unixPeerPath returns the path a connected unix socket is connected to:
+// its peer's, which is the accepted socket and carries the listener's path.
+func (c *Collector) unixPeerPath(ino uint64, tab *sockTable, pass *pollPass) string {
+	if !pass.peersRead {
+		pass.peersRead = true
+		peers, err := unixPeers()
+		if err != nil {
+			c.readErrors.Add(1)
+		}
+		pass.peers = peers
+	}
+	if p, ok := pass.peers[ino]; ok {
+		return tab.byIno[p].path
+	}
+	return ""
+}
+
 // sockEvent turns a socket found on fd into the event the system call
-// that made it would have produced.
-func sockEvent(s sockInfo, fd int, tab *sockTable) (string, *vigilv1.Event) {
+// that made it would have produced. peerPath is the remote path of a
+// connected unix socket, when known.
+func sockEvent(s sockInfo, fd int, tab *sockTable, peerPath string) (string, *vigilv1.Event) {
 	local := sockAddr(s.family, s.local)
 	remote := sockAddr(s.family, s.remote)
 	if s.proto == "unix" {
@@ -292,7 +318,7 @@ func sockEvent(s sockInfo, fd int, tab *sockTable) (string, *vigilv1.Event) {
 				Kind: &vigilv1.Event_Accept{Accept: &vigilv1.Accept{Fd: -1, NewFd: int32(fd), Local: local, Protocol: "unix"}}}
 		}
 		return "connect", &vigilv1.Event{Syscall: "connect",
-			Kind: &vigilv1.Event_Connect{Connect: &vigilv1.Connect{Fd: int32(fd), Remote: &vigilv1.SocketAddress{Family: "unix"}, Protocol: "unix"}}}
+			Kind: &vigilv1.Event_Connect{Connect: &vigilv1.Connect{Fd: int32(fd), Remote: &vigilv1.SocketAddress{Family: "unix", Path: peerPath}, Protocol: "unix"}}}
 	}
 	return "", nil
 }

@@ -105,7 +105,7 @@ func TestParseSocketTables(t *testing.T) {
 			if !ok {
 				t.Fatalf("inode %d not parsed", tc.ino)
 			}
-			kind, ev := sockEvent(s, 7, tab)
+			kind, ev := sockEvent(s, 7, tab, "")
 			if kind != tc.wantKind || ev == nil {
 				t.Fatalf("kind = %q, want %q", kind, tc.wantKind)
 			}

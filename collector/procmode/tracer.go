@@ -62,12 +62,48 @@ func newTracer(c *Collector, cfg Config) *tracer {
 	}
 }
 
-// run is the tracer loop. It locks its goroutine to the OS thread and never
-// unlocks it: if run returned with tracees still attached (a bug, or a
-// detach that timed out), the thread exits with the goroutine and the kernel
-// detaches whatever is left, which is the safe outcome.
+// run is the tracer loop, on an OS thread that has no children of its own
+// (see lockChildlessThread). It never unlocks that thread: if the loop
+// returned with tracees still attached (a detach that timed out), the
+// thread exits with the goroutine and the kernel detaches whatever is left,
+// which is the safe outcome.
 func (t *tracer) run(ctx context.Context) error {
+	return t.lockChildlessThread(ctx, 0)
+}
+
+// maxThreadMoves bounds the search for a childless thread.
+const maxThreadMoves = 16
+
+// lockChildlessThread locks the goroutine to its thread and runs the loop
+// there if the thread has no children. The tracer waits for "any tracee of
+// this thread", and the kernel counts a thread's own children among them:
+// a process that another goroutine of the sensor started on this thread
+// before it was locked would be reaped here, and its Wait would fail. A
+// thread with children is kept locked by a parked goroutine while a new
+// goroutine, which then cannot land on it, tries again.
+func (t *tracer) lockChildlessThread(ctx context.Context, moves int) error {
 	runtime.LockOSThread()
+	if moves < maxThreadMoves && threadHasChildren() {
+		done := make(chan error, 1)
+		go func() { done <- t.lockChildlessThread(ctx, moves+1) }()
+		err := <-done
+		runtime.UnlockOSThread()
+		return err
+	}
+	if moves > 0 {
+		t.c.log.Debug("tracer moved to a thread without children", "moves", moves)
+	}
+	return t.loop(ctx)
+}
+
+// threadHasChildren reports whether the calling thread has child
+// processes (/proc/thread-self/children; false when the kernel lacks it).
+func threadHasChildren() bool {
+	b, err := os.ReadFile("/proc/thread-self/children")
+	return err == nil && len(strings.TrimSpace(string(b))) > 0
+}
+
+func (t *tracer) loop(ctx context.Context) error {
 	// SIGCHLD is how the kernel tells a tracer that a tracee stopped;
 	// the runtime forwards it here (coalesced: one pending wakeup is
 	// enough, since each wakeup drains every ready tracee).
