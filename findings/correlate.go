@@ -52,31 +52,36 @@ type sequenceMember struct {
 
 // correlate raises or updates the attack sequence of one workload after its
 // findings changed; lastSeen is the newest changed finding's last event.
-func (s *sqlStore) correlate(ctx context.Context, tx *sql.Tx, resKey string, lastSeen int64, sups []*vigilv1.Suppression, now time.Time) ([]*vigilv1.Finding, error) {
+//
+// pre, when not nil, holds every touched workload's candidates, read at once
+// by sequenceCandidates.
+func (s *sqlStore) correlate(ctx context.Context, tx *sql.Tx, resKey string, lastSeen int64, pre map[string][]sequenceMember, sups []*vigilv1.Suppression, now time.Time) ([]*vigilv1.Finding, error) {
 	from := lastSeen - s.cfg.CorrelationWindow.Nanoseconds()
-	st, err := s.stmt(ctx, `SELECT f.id, f.tactics, f.sequence_id, f.last_seen FROM findings f
+	var cands []sequenceMember
+	if pre != nil {
+		for _, m := range pre[resKey] {
+			if m.lastSeen >= from && len(cands) < maxSequenceMembers {
+				cands = append(cands, m)
+			}
+		}
+	} else {
+		st, err := s.stmt(ctx, `SELECT f.resource_key, f.id, f.tactics, f.sequence_id, f.last_seen FROM findings f
 		WHERE f.resource_key = ? AND f.last_seen >= ? AND f.archived = 0 AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?
 		ORDER BY f.id LIMIT `+fmt.Sprint(maxSequenceMembers)+s.d.forUpdate)
-	if err != nil {
-		return nil, fmt.Errorf("correlate: %w", err)
-	}
-	rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, resKey, from, AttackSequencePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("correlate: %w", err)
-	}
-	var cands []sequenceMember
-	for rows.Next() {
-		var m sequenceMember
-		if err := rows.Scan(&m.id, &m.tactics, &m.sequenceID, &m.lastSeen); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("correlate: scan: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("correlate: %w", err)
 		}
-		cands = append(cands, m)
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, resKey, from, AttackSequencePrefix)
+		if err != nil {
+			return nil, fmt.Errorf("correlate: %w", err)
+		}
+		byKey, err := scanMembers(rows)
+		if err != nil {
+			return nil, err
+		}
+		cands = byKey[resKey]
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("correlate: %w", err)
-	}
+	var err error
 	tactics := map[string]bool{}
 	var newest sequenceMember
 	for _, m := range cands {
@@ -194,6 +199,60 @@ func (s *sqlStore) correlate(ctx context.Context, tx *sql.Tx, resKey string, las
 		changed = append(changed, m)
 	}
 	return changed, nil
+}
+
+// scanMembers reads correlation candidates by workload, and closes rows.
+func scanMembers(rows *sql.Rows) (map[string][]sequenceMember, error) {
+	defer rows.Close()
+	out := map[string][]sequenceMember{}
+	for rows.Next() {
+		var key string
+		var m sequenceMember
+		if err := rows.Scan(&key, &m.id, &m.tactics, &m.sequenceID, &m.lastSeen); err != nil {
+			return nil, fmt.Errorf("correlate: scan: %w", err)
+		}
+		out[key] = append(out[key], m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("correlate: %w", err)
+	}
+	return out, nil
+}
+
+// sequenceCandidates reads the correlation candidates of every touched
+// workload in a few statements; correlate narrows them to each workload's
+// window. Members come ordered by id, as the per-workload query orders them.
+func (s *sqlStore) sequenceCandidates(ctx context.Context, tx *sql.Tx, touched map[string]int64) (map[string][]sequenceMember, error) {
+	keys := make([]string, 0, len(touched))
+	from := int64(1<<63 - 1)
+	for k, ls := range touched {
+		keys = append(keys, k)
+		from = min(from, ls-s.cfg.CorrelationWindow.Nanoseconds())
+	}
+	sort.Strings(keys)
+	out := map[string][]sequenceMember{}
+	for start := 0; start < len(keys); start += prefetchChunk {
+		chunk := keys[start:min(start+prefetchChunk, len(keys))]
+		args := make([]any, 0, len(chunk)+2)
+		for _, k := range chunk {
+			args = append(args, k)
+		}
+		args = append(args, from, AttackSequencePrefix)
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT f.resource_key, f.id, f.tactics, f.sequence_id, f.last_seen FROM findings f
+			WHERE f.resource_key IN (`+placeholders(len(chunk))+`) AND f.last_seen >= ? AND f.archived = 0 AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?
+			ORDER BY f.resource_key, f.id`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("correlate: %w", err)
+		}
+		part, err := scanMembers(rows)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range part {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // lockedFinding reads one finding inside tx, locking it on PostgreSQL; nil

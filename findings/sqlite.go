@@ -115,5 +115,5 @@ func openSQLite(ctx context.Context, cfg StoreConfig, path string, log *slog.Log
 		db.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	return newSQLStore(ctx, db, dialect{name: "sqlite", migrations: sqliteMigrations, prefix: sqlitePrefix}, cfg, log, reg)
+	return newSQLStore(ctx, db, dialect{name: "sqlite", migrations: sqliteMigrations, prefix: sqlitePrefix, batchReads: true}, cfg, log, reg)
 }

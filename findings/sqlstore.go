@@ -35,6 +35,11 @@ type dialect struct {
 	migrations []string
 	// lockMigrations serialises replicas migrating one database at once.
 	lockMigrations string
+	// batchReads reads a batch's stored findings and correlation
+	// candidates with one statement each (SQLite: the transaction holds the
+	// write lock, so nothing changes between read and write); PostgreSQL
+	// reads and locks row by row, in fingerprint order.
+	batchReads bool
 	// prefix renders "col starts with p" so that an index can serve it.
 	prefix func(col, p string) (string, []any)
 	// retryable reports errors after which the whole transaction may be
@@ -276,12 +281,18 @@ func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, 
 		if err != nil {
 			return nil, false, err
 		}
+		var pre map[string]*vigilv1.Finding
+		if s.d.batchReads {
+			if pre, err = s.prefetch(ctx, tx, cands); err != nil {
+				return nil, false, err
+			}
+		}
 		touched := map[string]int64{}
 		for _, c := range cands {
 			// Build a fresh copy per attempt: a retried transaction must
 			// not see a finding merged by the failed one.
 			cand := proto.Clone(c.Finding).(*vigilv1.Finding)
-			f, err := s.upsert(ctx, tx, c.Fingerprint, c.ResourceKey, cand, sups, now)
+			f, err := s.upsert(ctx, tx, c.Fingerprint, c.ResourceKey, cand, sups, now, pre)
 			if err != nil {
 				return nil, false, err
 			}
@@ -298,8 +309,14 @@ func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, 
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		var members map[string][]sequenceMember
+		if s.d.batchReads {
+			if members, err = s.sequenceCandidates(ctx, tx, touched); err != nil {
+				return nil, false, err
+			}
+		}
 		for _, k := range keys {
-			more, err := s.correlate(ctx, tx, k, touched[k], sups, now)
+			more, err := s.correlate(ctx, tx, k, touched[k], members, sups, now)
 			if err != nil {
 				return nil, false, err
 			}
@@ -337,9 +354,15 @@ func mergeChanged(list, more []*vigilv1.Finding) []*vigilv1.Finding {
 // concurrent insert of the same fingerprint and then does nothing, and the
 // locked read after it sees the committed row. So two replicas never create
 // two findings for one fingerprint, nor lose a count.
-func (s *sqlStore) upsert(ctx context.Context, tx *sql.Tx, fp, resKey string, f *vigilv1.Finding, sups []*vigilv1.Suppression, now time.Time) (*vigilv1.Finding, error) {
-	existing, err := s.findingByFingerprint(ctx, tx, fp)
-	if err != nil {
+//
+// pre, when not nil, holds the stored findings of the batch's fingerprints,
+// read at once (SQLite, where the transaction already excludes writers).
+func (s *sqlStore) upsert(ctx context.Context, tx *sql.Tx, fp, resKey string, f *vigilv1.Finding, sups []*vigilv1.Suppression, now time.Time, pre map[string]*vigilv1.Finding) (*vigilv1.Finding, error) {
+	var existing *vigilv1.Finding
+	var err error
+	if pre != nil {
+		existing = pre[fp]
+	} else if existing, err = s.findingByFingerprint(ctx, tx, fp); err != nil {
 		return nil, err
 	}
 	if existing == nil {
@@ -374,6 +397,49 @@ func (s *sqlStore) upsert(ctx context.Context, tx *sql.Tx, fp, resKey string, f 
 	}
 	s.m.updated.Inc()
 	return existing, nil
+}
+
+// prefetchChunk bounds the parameters of one IN list (SQLite allows 32766).
+const prefetchChunk = 500
+
+// prefetch reads the stored findings of all candidates' fingerprints in a
+// few statements instead of one per candidate.
+func (s *sqlStore) prefetch(ctx context.Context, tx *sql.Tx, cands []*Candidate) (map[string]*vigilv1.Finding, error) {
+	out := make(map[string]*vigilv1.Finding, len(cands))
+	for start := 0; start < len(cands); start += prefetchChunk {
+		chunk := cands[start:min(start+prefetchChunk, len(cands))]
+		args := make([]any, len(chunk))
+		for i, c := range chunk {
+			args[i] = c.Fingerprint
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT f.fingerprint, d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.fingerprint IN (`+placeholders(len(chunk))+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("apply batch: prefetch findings: %w", err)
+		}
+		for rows.Next() {
+			var fp string
+			var data []byte
+			if err := rows.Scan(&fp, &data); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("apply batch: prefetch findings: %w", err)
+			}
+			f := &vigilv1.Finding{}
+			if err := proto.Unmarshal(data, f); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("apply batch: decode stored finding: %w", err)
+			}
+			out[fp] = f
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("apply batch: prefetch findings: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 // findingByFingerprint reads (and on PostgreSQL locks) the finding with a
