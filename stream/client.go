@@ -204,7 +204,7 @@ func (c *Client) batchLoop(ctx context.Context, in <-chan *vigilv1.Event) error 
 	timer.Stop()
 	seal := func() error {
 		timer.Stop()
-		if b.count == 0 {
+		if b.count == 0 && !c.spool.unreported() {
 			return nil
 		}
 		n := b.count
@@ -227,6 +227,14 @@ func (c *Client) batchLoop(ctx context.Context, in <-chan *vigilv1.Event) error 
 		case <-timer.C:
 			if err := seal(); err != nil {
 				return err
+			}
+		case <-c.spool.lost:
+			// Report a loss now, in a batch of its own if need be,
+			// rather than when the next event comes.
+			if b.count == 0 {
+				if err := seal(); err != nil {
+					return err
+				}
 			}
 		case e, ok := <-in:
 			if !ok {

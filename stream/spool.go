@@ -69,6 +69,10 @@ type spool struct {
 	memBytes int64
 	nextID   uint64
 	notify   chan struct{}
+	// lost is signalled when a drop happened outside append (a refused or
+	// unreadable batch), so that a loss report goes out without waiting
+	// for the next event.
+	lost chan struct{}
 
 	bootID    string
 	lastSeq   uint64
@@ -95,7 +99,7 @@ const spoolWriteAfter = time.Second
 // that a restarted sensor never reuses a sequence number the backend has
 // already seen for this boot.
 func openSpool(dir string, max int64, bootID string) (*spool, []string, error) {
-	s := &spool{dir: dir, max: max, bootID: bootID, nextID: 1, notify: make(chan struct{}, 1)}
+	s := &spool{dir: dir, max: max, bootID: bootID, nextID: 1, notify: make(chan struct{}, 1), lost: make(chan struct{}, 1)}
 	if dir == "" {
 		s.lastSeq = uint64(time.Now().UnixMicro())
 		return s, nil, nil
@@ -182,6 +186,10 @@ func (s *spool) load() ([]string, error) {
 			os.Remove(s.path(id))
 			s.pendingBatches++
 			s.droppedBatches++
+			select {
+			case s.lost <- struct{}{}:
+			default:
+			}
 			continue
 		}
 		s.entries = append(s.entries, e)
@@ -368,6 +376,10 @@ func (s *spool) markSent(e *spoolEntry, sent bool) {
 
 // dropLocked removes e and counts it as lost.
 func (s *spool) dropLocked(e *spoolEntry) {
+	select {
+	case s.lost <- struct{}{}:
+	default:
+	}
 	s.pendingBatches++
 	s.pendingEvents += uint64(e.events)
 	s.droppedBatches++
@@ -464,6 +476,13 @@ func (s *spool) frame(e *spoolEntry) ([]byte, error) {
 	s.dropLocked(e)
 	s.mu.Unlock()
 	return nil, fmt.Errorf("read spooled batch %d: %w", e.seq, err)
+}
+
+// unreported says whether drops wait to be reported in a batch.
+func (s *spool) unreported() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pendingBatches > 0 || s.pendingEvents > 0
 }
 
 func (s *spool) lastAckedSeq() uint64 {
