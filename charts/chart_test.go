@@ -612,10 +612,8 @@ func TestChartRendersWhatTheBinariesNeed(t *testing.T) {
 				if string(tokens.Data["sensor-token"]) == string(tokens.Data["api-token"]) {
 					t.Error("sensor and API tokens must differ")
 				}
-				cm := r.configMap("vigil-rules")
-				var policy map[string]any
-				if err := yaml.Unmarshal([]byte(cm.Data["collection.yaml"]), &policy); err != nil || len(policy) != 5 {
-					t.Errorf("collection.yaml = %q (%v)", cm.Data["collection.yaml"], err)
+				if cm := r.configMap("vigil-rules"); len(cm.Data) != 0 {
+					t.Errorf("by default the rules ConfigMap should be empty (built-in rules, derived policy), got %v", cm.Data)
 				}
 				if !strings.Contains(r.notes, "port-forward svc/vigil-backend") {
 					t.Errorf("NOTES.txt does not say how to reach the web page:\n%s", r.notes)
@@ -729,14 +727,22 @@ func TestChartRendersWhatTheBinariesNeed(t *testing.T) {
 				if cm.Data["blocked-domains.txt"] != "evil.example\nbad.example\n" {
 					t.Errorf("list file changed on its way into the ConfigMap: %q", cm.Data["blocked-domains.txt"])
 				}
-				var policy struct {
-					EnabledEvents   []string `json:"enabled_events"`
-					IgnoredBinaries []string `json:"ignored_binaries"`
-					RatePerSecond   int      `json:"rate_limit_per_second"`
-					RateBurst       int      `json:"rate_limit_burst"`
+				// The policy is a rules-file item, as the backend's loader reads it.
+				var items []struct {
+					Collection struct {
+						EnabledEvents   []string `json:"enabled_events"`
+						IgnoredBinaries []string `json:"ignored_binaries"`
+						IgnoredCgroups  []string `json:"ignored_cgroups"`
+						RatePerSecond   int      `json:"rate_limit_per_second"`
+						RateBurst       int      `json:"rate_limit_burst"`
+					} `json:"collection"`
 				}
-				if err := yaml.Unmarshal([]byte(cm.Data["collection.yaml"]), &policy); err != nil {
-					t.Fatal(err)
+				if err := yaml.UnmarshalStrict([]byte(cm.Data["collection.yaml"]), &items); err != nil || len(items) != 1 {
+					t.Fatalf("collection.yaml is not one collection item: %v\n%s", err, cm.Data["collection.yaml"])
+				}
+				policy := items[0].Collection
+				if policy.IgnoredCgroups != nil {
+					t.Errorf("an empty key should be left out so the backend keeps its default: %v", policy.IgnoredCgroups)
 				}
 				if !slices.Equal(policy.EnabledEvents, []string{"exec", "connect"}) || policy.RatePerSecond != 500 || policy.RateBurst != 2000 || policy.IgnoredBinaries[0] != "/usr/bin/node_exporter" {
 					t.Errorf("collection policy = %+v", policy)
