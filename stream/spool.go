@@ -19,10 +19,10 @@ import (
 // so names sort in arrival order, holding a fixed header and then the
 // SensorMessage frame exactly as it goes on the wire.
 const (
-	spoolMagic      = "VGS1"
+	spoolMagic      = "VGS2"
 	spoolExt        = ".vsp"
 	spoolBootIDLen  = 64
-	spoolHeaderSize = 4 + 8 + 4 + 4 + spoolBootIDLen // magic, seq, events, crc32c, boot id
+	spoolHeaderSize = 4 + 8 + 4 + 4 + spoolBootIDLen + 8 + 8 // magic, seq, events, crc32c, boot id, carried drops
 	spoolStateFile  = "state"
 	spoolStateSize  = 512
 	// spoolMemoryBytes is how much of a disk spool is also kept in memory,
@@ -42,6 +42,9 @@ type spoolEntry struct {
 	frame  []byte // nil when only on disk
 	onDisk bool
 	sealed time.Time
+	// carried* are the earlier drops this batch reports; if it is dropped
+	// too they pass to the next batch, so no loss goes unreported.
+	carriedBatches, carriedEvents uint64
 	// sent is set while the batch is in flight on a stream: dropping it
 	// then would report as lost a batch the backend may well accept.
 	sent bool
@@ -229,6 +232,9 @@ func (s *spool) readHeader(id uint64) (*spoolEntry, error) {
 		events: binary.LittleEndian.Uint32(h[12:]),
 		bootID: strings.TrimRight(string(h[20:20+spoolBootIDLen]), "\x00"),
 		size:   fi.Size(),
+
+		carriedBatches: binary.LittleEndian.Uint64(h[20+spoolBootIDLen:]),
+		carriedEvents:  binary.LittleEndian.Uint64(h[28+spoolBootIDLen:]),
 	}, nil
 }
 
@@ -268,8 +274,9 @@ func (s *spool) append(b *batchBuilder, sensorID string, now time.Time) (*spoolE
 		droppedBatches: s.pendingBatches,
 		droppedEvents:  s.pendingEvents,
 	})
+	e := &spoolEntry{id: s.nextID, seq: s.lastSeq, events: events, bootID: s.bootID, size: int64(len(frame) + spoolHeaderSize), frame: frame, sealed: now,
+		carriedBatches: s.pendingBatches, carriedEvents: s.pendingEvents}
 	s.pendingBatches, s.pendingEvents = 0, 0
-	e := &spoolEntry{id: s.nextID, seq: s.lastSeq, events: events, bootID: s.bootID, size: int64(len(frame) + spoolHeaderSize), frame: frame, sealed: now}
 	s.nextID++
 	s.entries = append(s.entries, e)
 	s.bytes += e.size
@@ -343,6 +350,8 @@ func (s *spool) writeFile(e *spoolEntry) error {
 	binary.LittleEndian.PutUint32(h[12:], e.events)
 	binary.LittleEndian.PutUint32(h[16:], crc32.Checksum(e.frame, crcTable))
 	copy(h[20:], e.bootID)
+	binary.LittleEndian.PutUint64(h[20+spoolBootIDLen:], e.carriedBatches)
+	binary.LittleEndian.PutUint64(h[28+spoolBootIDLen:], e.carriedEvents)
 	_, err = f.Write(h[:])
 	if err == nil {
 		_, err = f.Write(e.frame)
@@ -380,8 +389,8 @@ func (s *spool) dropLocked(e *spoolEntry) {
 	case s.lost <- struct{}{}:
 	default:
 	}
-	s.pendingBatches++
-	s.pendingEvents += uint64(e.events)
+	s.pendingBatches += 1 + e.carriedBatches
+	s.pendingEvents += uint64(e.events) + e.carriedEvents
 	s.droppedBatches++
 	s.droppedEvents += uint64(e.events)
 	s.removeLocked(e.id)
