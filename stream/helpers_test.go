@@ -42,12 +42,15 @@ type eventFactory struct {
 	k8s       *vigilv1.Kubernetes
 	lineage   []*vigilv1.Ancestor
 	start     time.Time
+	// procs hands out one *Process per pid, as the process table does.
+	procs map[uint32]*vigilv1.Process
 }
 
 func newEventFactory() *eventFactory {
 	start := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 	return &eventFactory{
 		start: start,
+		procs: map[uint32]*vigilv1.Process{},
 		container: &vigilv1.Container{
 			Id:          "3f6d2a8c9b1e4f7a0d5c8e2b6a9f1d4c7e0b3a6d9c2f5e8b1a4d7c0f3e6b9a2d",
 			Name:        "payments-api",
@@ -82,6 +85,11 @@ func newEventFactory() *eventFactory {
 // event's tid is i, so tests can check each one arrives exactly once.
 func (f *eventFactory) event(i int) *vigilv1.Event {
 	pid := uint32(20000 + i/10)
+	proc := f.procs[pid]
+	if proc == nil {
+		proc = f.process(pid)
+		f.procs[pid] = proc
+	}
 	e := &vigilv1.Event{
 		Time:       timestamppb.New(f.start.Add(time.Duration(i) * time.Microsecond)),
 		Tid:        uint32(i),
@@ -89,25 +97,7 @@ func (f *eventFactory) event(i int) *vigilv1.Event {
 		CgroupPath: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0c6f3b0e_6a55_4f1c_9d2b_4be1f3a2c9d7.slice/cri-containerd-3f6d2a8c9b1e4f7a0d5c8e2b6a9f1d4c7e0b3a6d9c2f5e8b1a4d7c0f3e6b9a2d.scope",
 		Container:  f.container,
 		Kubernetes: f.k8s,
-		Process: &vigilv1.Process{
-			ExecId:       "b1d3:" + strconv.Itoa(int(pid)) + ":1764115200123456789",
-			ParentExecId: f.lineage[0].ExecId,
-			Pid:          pid,
-			Ppid:         1742,
-			NsPid:        pid - 19000,
-			Comm:         "curl",
-			ExePath:      "/usr/bin/curl",
-			Args:         []string{"curl", "-sS", "--max-time", "5", "https://internal-billing.payments.svc.cluster.local:8443/v1/health"},
-			Cwd:          "/opt/app",
-			Uid:          1000, Gid: 1000, Euid: 1000, Egid: 1000,
-			Loginuid:  4294967295,
-			StartTime: timestamppb.New(f.start),
-			ExeSha256: "4f2a9c1d7b3e8a6f0c5d2b9e7a4f1c8d3b6e0a9f2c5d8b1e4a7f0c3d6b9e2a5f",
-			ExeInode:  1835017,
-			ExeDev:    64769,
-			UserName:  "app",
-			Lineage:   f.lineage,
-		},
+		Process:    proc,
 	}
 	switch i % 10 {
 	case 0:
@@ -260,3 +250,27 @@ func runClient(t testing.TB, c *Client, ctx context.Context, in <-chan *vigilv1.
 }
 
 func grpcStatsHandler(h stats.Handler) grpc.ServerOption { return grpc.StatsHandler(h) }
+
+// process is what the process table knows of pid: a curl started by the
+// pod's shell, with its lineage.
+func (f *eventFactory) process(pid uint32) *vigilv1.Process {
+	return &vigilv1.Process{
+		ExecId:       "b1d3:" + strconv.Itoa(int(pid)) + ":1764115200123456789",
+		ParentExecId: f.lineage[0].ExecId,
+		Pid:          pid,
+		Ppid:         1742,
+		NsPid:        pid - 19000,
+		Comm:         "curl",
+		ExePath:      "/usr/bin/curl",
+		Args:         []string{"curl", "-sS", "--max-time", "5", "https://internal-billing.payments.svc.cluster.local:8443/v1/health"},
+		Cwd:          "/opt/app",
+		Uid:          1000, Gid: 1000, Euid: 1000, Egid: 1000,
+		Loginuid:  4294967295,
+		StartTime: timestamppb.New(f.start),
+		ExeSha256: "4f2a9c1d7b3e8a6f0c5d2b9e7a4f1c8d3b6e0a9f2c5d8b1e4a7f0c3d6b9e2a5f",
+		ExeInode:  1835017,
+		ExeDev:    64769,
+		UserName:  "app",
+		Lineage:   f.lineage,
+	}
+}
