@@ -13,8 +13,9 @@ import (
 // mergeInto aggregates a repeat (next) into an existing finding: the count
 // adds up, first and last seen widen, and the latest process, context and
 // evidence (bounded) replace older ones. The id, creation time, archive
-// state and attack sequence stay.
-func mergeInto(existing, next *vigilv1.Finding, now time.Time) {
+// state and attack sequence stay. It reports whether next was the latest
+// and so replaced the details (its evidence events were appended).
+func mergeInto(existing, next *vigilv1.Finding, now time.Time) bool {
 	if existing.Service == nil {
 		existing.Service = &vigilv1.Service{}
 	}
@@ -36,7 +37,7 @@ func mergeInto(existing, next *vigilv1.Finding, now time.Time) {
 	if !newer {
 		// An older repeat (a late batch) still counts, but does not replace
 		// the latest details.
-		return
+		return false
 	}
 	existing.Title = next.Title
 	existing.Description = next.Description
@@ -63,6 +64,7 @@ func mergeInto(existing, next *vigilv1.Finding, now time.Time) {
 			ee.RelatedFindingIds = ne.RelatedFindingIds
 		}
 	}
+	return true
 }
 
 // AttackSequencePrefix starts the type of every attack-sequence finding.

@@ -258,10 +258,10 @@ func (s *sqlStore) sequenceCandidates(ctx context.Context, tx *sql.Tx, touched m
 // lockedFinding reads one finding inside tx, locking it on PostgreSQL; nil
 // when it is gone (purged).
 func (s *sqlStore) lockedFinding(ctx context.Context, tx *sql.Tx, id string) (*vigilv1.Finding, error) {
-	var data []byte
-	row, err := s.queryRow(ctx, tx, `SELECT d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.id = ?`+s.d.forUpdate, id)
+	var head, events []byte
+	row, err := s.queryRow(ctx, tx, `SELECT d.data, d.events FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.id = ?`+s.d.forUpdate, id)
 	if err == nil {
-		err = row.Scan(&data)
+		err = row.Scan(&head, &events)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -269,9 +269,9 @@ func (s *sqlStore) lockedFinding(ctx context.Context, tx *sql.Tx, id string) (*v
 	if err != nil {
 		return nil, fmt.Errorf("correlate: read finding: %w", err)
 	}
-	f := &vigilv1.Finding{}
-	if err := proto.Unmarshal(data, f); err != nil {
-		return nil, fmt.Errorf("correlate: decode finding: %w", err)
+	f, err := decodeFinding(head, events)
+	if err != nil {
+		return nil, fmt.Errorf("correlate: %w", err)
 	}
 	return f, nil
 }

@@ -45,12 +45,12 @@ var sqliteMigrations = []string{
 	sequence_id TEXT NOT NULL,
 	tactics TEXT NOT NULL
 );
-CREATE TABLE finding_data (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE finding_data (id TEXT PRIMARY KEY, data BLOB NOT NULL, events BLOB);
 CREATE INDEX findings_last_seen ON findings (last_seen, id, type, severity, archived, updated_at);
 CREATE INDEX findings_severity ON findings (severity, last_seen, id, type, archived, updated_at);
 CREATE INDEX findings_updated ON findings (updated_at);
 CREATE INDEX findings_type ON findings (type, last_seen);
-CREATE INDEX findings_resource ON findings (resource_key, last_seen);
+CREATE INDEX findings_resource ON findings (resource_key, last_seen, archived, type, id, tactics, sequence_id);
 CREATE INDEX findings_cluster ON findings (cluster);
 CREATE INDEX findings_cluster_arn ON findings (cluster_arn);
 CREATE INDEX findings_task ON findings (task_arn);

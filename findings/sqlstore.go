@@ -201,18 +201,22 @@ func (s *sqlStore) Close() error {
 
 // ApplyBatch implements Store.
 func (s *sqlStore) ApplyBatch(ctx context.Context, key BatchKey, eventCount int, alerts []*detect.Alert) (bool, error) {
-	_, dup, err := s.ApplyBatchChanges(ctx, key, eventCount, alerts)
+	_, dup, err := s.applyBatch(ctx, key, eventCount, alerts, false)
 	return dup, err
 }
 
 // ApplyBatchChanges implements ChangeReporter.
 func (s *sqlStore) ApplyBatchChanges(ctx context.Context, key BatchKey, eventCount int, alerts []*detect.Alert) ([]*vigilv1.Finding, bool, error) {
+	return s.applyBatch(ctx, key, eventCount, alerts, true)
+}
+
+func (s *sqlStore) applyBatch(ctx context.Context, key BatchKey, eventCount int, alerts []*detect.Alert, wantEvents bool) ([]*vigilv1.Finding, bool, error) {
 	start := time.Now()
 	defer func() { s.m.applyTime.Observe(time.Since(start).Seconds()) }()
 	now := s.cfg.Now()
 	cands := s.candidates(alerts, now)
 	for attempt := 0; ; attempt++ {
-		changed, dup, err := s.applyOnce(ctx, key, eventCount, cands, now)
+		changed, dup, err := s.applyOnce(ctx, key, eventCount, cands, now, wantEvents)
 		if err != nil && s.d.retryable != nil && s.d.retryable(err) && attempt < 8 && ctx.Err() == nil {
 			s.m.retries.Inc()
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
@@ -254,7 +258,9 @@ func (s *sqlStore) candidates(alerts []*detect.Alert, now time.Time) []*Candidat
 	return out
 }
 
-func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, cands []*Candidate, now time.Time) ([]*vigilv1.Finding, bool, error) {
+// wantEvents asks for the changed findings' evidence events too (for the
+// exporters), which aggregation otherwise leaves encoded.
+func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, cands []*Candidate, now time.Time, wantEvents bool) ([]*vigilv1.Finding, bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, false, fmt.Errorf("apply batch: begin: %w", err)
@@ -281,7 +287,7 @@ func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, 
 		if err != nil {
 			return nil, false, err
 		}
-		var pre map[string]*vigilv1.Finding
+		var pre map[string]storedFinding
 		if s.d.batchReads {
 			if pre, err = s.prefetch(ctx, tx, cands); err != nil {
 				return nil, false, err
@@ -289,10 +295,13 @@ func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, 
 		}
 		touched := map[string]int64{}
 		for _, c := range cands {
-			// Build a fresh copy per attempt: a retried transaction must
-			// not see a finding merged by the failed one.
-			cand := proto.Clone(c.Finding).(*vigilv1.Finding)
-			f, err := s.upsert(ctx, tx, c.Fingerprint, c.ResourceKey, cand, sups, now, pre)
+			// A retried transaction must not see a finding merged by the
+			// failed one: give each attempt a copy where retries happen.
+			cand := c.Finding
+			if s.d.retryable != nil {
+				cand = proto.Clone(c.Finding).(*vigilv1.Finding)
+			}
+			f, err := s.upsert(ctx, tx, c.Fingerprint, c.ResourceKey, cand, sups, now, pre, wantEvents)
 			if err != nil {
 				return nil, false, err
 			}
@@ -357,15 +366,16 @@ func mergeChanged(list, more []*vigilv1.Finding) []*vigilv1.Finding {
 //
 // pre, when not nil, holds the stored findings of the batch's fingerprints,
 // read at once (SQLite, where the transaction already excludes writers).
-func (s *sqlStore) upsert(ctx context.Context, tx *sql.Tx, fp, resKey string, f *vigilv1.Finding, sups []*vigilv1.Suppression, now time.Time, pre map[string]*vigilv1.Finding) (*vigilv1.Finding, error) {
-	var existing *vigilv1.Finding
+func (s *sqlStore) upsert(ctx context.Context, tx *sql.Tx, fp, resKey string, f *vigilv1.Finding, sups []*vigilv1.Suppression, now time.Time, pre map[string]storedFinding, wantEvents bool) (*vigilv1.Finding, error) {
+	var existing storedFinding
+	var found bool
 	var err error
 	if pre != nil {
-		existing = pre[fp]
-	} else if existing, err = s.findingByFingerprint(ctx, tx, fp); err != nil {
+		existing, found = pre[fp]
+	} else if existing, found, err = s.findingByFingerprint(ctx, tx, fp); err != nil {
 		return nil, err
 	}
-	if existing == nil {
+	if !found {
 		for _, sup := range sups {
 			if Match(sup.GetFilter(), f) {
 				f.Service.Archived = true
@@ -384,51 +394,75 @@ func (s *sqlStore) upsert(ctx context.Context, tx *sql.Tx, fp, resKey string, f 
 			return f, nil
 		}
 		f.Service.Archived = false
-		if existing, err = s.findingByFingerprint(ctx, tx, fp); err != nil {
+		if existing, found, err = s.findingByFingerprint(ctx, tx, fp); err != nil {
 			return nil, err
 		}
-		if existing == nil {
+		if !found {
 			return nil, fmt.Errorf("apply batch: finding %s vanished during insert", fp)
 		}
 	}
-	mergeInto(existing, f, now)
-	if err := s.updateFinding(ctx, tx, existing); err != nil {
+	merged := existing.f
+	events := existing.events
+	if mergeInto(merged, f, now) {
+		if events, err = appendEvents(events, f.GetEvidence().GetEvents(), MaxEvidenceEvents); err != nil {
+			return nil, fmt.Errorf("apply batch: %w", err)
+		}
+	}
+	if merged.Evidence != nil {
+		merged.Evidence.Events = nil
+	}
+	if err := s.writeFinding(ctx, tx, merged, events); err != nil {
 		return nil, err
 	}
+	if wantEvents {
+		if full, err := decodeFinding(nil, events); err == nil && full.Evidence != nil {
+			if merged.Evidence == nil {
+				merged.Evidence = &vigilv1.Evidence{}
+			}
+			merged.Evidence.Events = full.Evidence.Events
+		}
+	}
 	s.m.updated.Inc()
-	return existing, nil
+	return merged, nil
 }
 
 // prefetchChunk bounds the parameters of one IN list (SQLite allows 32766).
 const prefetchChunk = 500
 
+// storedFinding is a finding read for aggregation: the finding without
+// its evidence events, and the encoded events.
+type storedFinding struct {
+	f      *vigilv1.Finding
+	events []byte
+}
+
 // prefetch reads the stored findings of all candidates' fingerprints in a
 // few statements instead of one per candidate.
-func (s *sqlStore) prefetch(ctx context.Context, tx *sql.Tx, cands []*Candidate) (map[string]*vigilv1.Finding, error) {
-	out := make(map[string]*vigilv1.Finding, len(cands))
+func (s *sqlStore) prefetch(ctx context.Context, tx *sql.Tx, cands []*Candidate) (map[string]storedFinding, error) {
+	out := make(map[string]storedFinding, len(cands))
 	for start := 0; start < len(cands); start += prefetchChunk {
 		chunk := cands[start:min(start+prefetchChunk, len(cands))]
 		args := make([]any, len(chunk))
 		for i, c := range chunk {
 			args[i] = c.Fingerprint
 		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT f.fingerprint, d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.fingerprint IN (`+placeholders(len(chunk))+`)`), args...)
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT f.fingerprint, d.data, d.events FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.fingerprint IN (`+placeholders(len(chunk))+`)`), args...)
 		if err != nil {
 			return nil, fmt.Errorf("apply batch: prefetch findings: %w", err)
 		}
 		for rows.Next() {
 			var fp string
-			var data []byte
-			if err := rows.Scan(&fp, &data); err != nil {
+			var head, events []byte
+			if err := rows.Scan(&fp, &head, &events); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("apply batch: prefetch findings: %w", err)
 			}
-			f := &vigilv1.Finding{}
-			if err := proto.Unmarshal(data, f); err != nil {
+			f, err := decodeFinding(head, nil)
+			if err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("apply batch: decode stored finding: %w", err)
+				return nil, fmt.Errorf("apply batch: %w", err)
 			}
-			out[fp] = f
+			out[fp] = storedFinding{f: f, events: events}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -443,24 +477,24 @@ func placeholders(n int) string {
 }
 
 // findingByFingerprint reads (and on PostgreSQL locks) the finding with a
-// fingerprint; nil when there is none.
-func (s *sqlStore) findingByFingerprint(ctx context.Context, tx *sql.Tx, fp string) (*vigilv1.Finding, error) {
-	var data []byte
-	row, err := s.queryRow(ctx, tx, `SELECT d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.fingerprint = ?`+s.d.forUpdate, fp)
+// fingerprint; ok is false when there is none.
+func (s *sqlStore) findingByFingerprint(ctx context.Context, tx *sql.Tx, fp string) (storedFinding, bool, error) {
+	var head, events []byte
+	row, err := s.queryRow(ctx, tx, `SELECT d.data, d.events FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.fingerprint = ?`+s.d.forUpdate, fp)
 	if err == nil {
-		err = row.Scan(&data)
+		err = row.Scan(&head, &events)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
+		return storedFinding{}, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("apply batch: read finding to aggregate: %w", err)
+		return storedFinding{}, false, fmt.Errorf("apply batch: read finding to aggregate: %w", err)
 	}
-	f := &vigilv1.Finding{}
-	if err := proto.Unmarshal(data, f); err != nil {
-		return nil, fmt.Errorf("apply batch: decode stored finding: %w", err)
+	f, err := decodeFinding(head, nil)
+	if err != nil {
+		return storedFinding{}, false, fmt.Errorf("apply batch: %w", err)
 	}
-	return f, nil
+	return storedFinding{f: f, events: events}, true, nil
 }
 
 func (s *sqlStore) insertFinding(ctx context.Context, tx *sql.Tx, fp, resKey string, f *vigilv1.Finding) (bool, error) {
@@ -480,17 +514,40 @@ func (s *sqlStore) insertFinding(ctx context.Context, tx *sql.Tx, fp, resKey str
 	if n == 0 {
 		return false, nil
 	}
-	data, err := proto.Marshal(f)
+	head, events, err := encodeFinding(f)
 	if err != nil {
-		return false, fmt.Errorf("apply batch: encode finding: %w", err)
+		return false, fmt.Errorf("apply batch: %w", err)
 	}
-	if _, err := s.exec(ctx, tx, `INSERT INTO finding_data (id, data) VALUES (?, ?)`, f.Id, data); err != nil {
+	if _, err := s.exec(ctx, tx, `INSERT INTO finding_data (id, data, events) VALUES (?, ?, ?)`, f.Id, head, events); err != nil {
 		return false, fmt.Errorf("apply batch: insert finding data: %w", err)
 	}
 	return true, nil
 }
 
 func (s *sqlStore) updateFinding(ctx context.Context, tx *sql.Tx, f *vigilv1.Finding) error {
+	head, events, err := encodeFinding(f)
+	if err != nil {
+		return err
+	}
+	return s.writeRaw(ctx, tx, f, head, events)
+}
+
+// writeFinding stores a finding whose evidence events are already encoded
+// (f's own events are ignored).
+func (s *sqlStore) writeFinding(ctx context.Context, tx *sql.Tx, f *vigilv1.Finding, events []byte) error {
+	var evs []*vigilv1.Event
+	if f.Evidence != nil {
+		evs, f.Evidence.Events = f.Evidence.Events, nil
+		defer func() { f.Evidence.Events = evs }()
+	}
+	head, err := proto.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode finding: %w", err)
+	}
+	return s.writeRaw(ctx, tx, f, head, events)
+}
+
+func (s *sqlStore) writeRaw(ctx context.Context, tx *sql.Tx, f *vigilv1.Finding, head, events []byte) error {
 	c := columnsOf(f)
 	// Only what a repeat, an archive or a correlation changes: the type,
 	// rule and resource columns are part of the fingerprint, and SQLite
@@ -499,11 +556,7 @@ func (s *sqlStore) updateFinding(ctx context.Context, tx *sql.Tx, f *vigilv1.Fin
 		c.severity, c.updatedAt, c.firstSeen, c.lastSeen, boolInt(c.archived), c.sequenceID, c.tactics, f.Id); err != nil {
 		return fmt.Errorf("update finding: %w", err)
 	}
-	data, err := proto.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("encode finding: %w", err)
-	}
-	if _, err := s.exec(ctx, tx, `UPDATE finding_data SET data = ? WHERE id = ?`, data, f.Id); err != nil {
+	if _, err := s.exec(ctx, tx, `UPDATE finding_data SET data = ?, events = ? WHERE id = ?`, head, events, f.Id); err != nil {
 		return fmt.Errorf("update finding data: %w", err)
 	}
 	return nil
@@ -551,17 +604,17 @@ func boolInt(b bool) int {
 
 // GetFinding implements Store.
 func (s *sqlStore) GetFinding(ctx context.Context, id string) (*vigilv1.Finding, error) {
-	var data []byte
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT data FROM finding_data WHERE id = ?`), id).Scan(&data)
+	var head, events []byte
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT data, events FROM finding_data WHERE id = ?`), id).Scan(&head, &events)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("finding %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get finding: %w", err)
 	}
-	f := &vigilv1.Finding{}
-	if err := proto.Unmarshal(data, f); err != nil {
-		return nil, fmt.Errorf("get finding: decode: %w", err)
+	f, err := decodeFinding(head, events)
+	if err != nil {
+		return nil, fmt.Errorf("get finding: %w", err)
 	}
 	return f, nil
 }
@@ -569,23 +622,23 @@ func (s *sqlStore) GetFinding(ctx context.Context, id string) (*vigilv1.Finding,
 // SetArchived implements Store.
 func (s *sqlStore) SetArchived(ctx context.Context, id string, archived bool) error {
 	return s.retry(ctx, func(tx *sql.Tx) error {
-		var data []byte
-		err := tx.QueryRowContext(ctx, s.q(`SELECT d.data FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.id = ?`+s.d.forUpdate), id).Scan(&data)
+		var head, events []byte
+		err := tx.QueryRowContext(ctx, s.q(`SELECT d.data, d.events FROM findings f JOIN finding_data d ON d.id = f.id WHERE f.id = ?`+s.d.forUpdate), id).Scan(&head, &events)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("finding %s: %w", id, ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("archive: read: %w", err)
 		}
-		f := &vigilv1.Finding{}
-		if err := proto.Unmarshal(data, f); err != nil {
-			return fmt.Errorf("archive: decode: %w", err)
+		f, err := decodeFinding(head, nil)
+		if err != nil {
+			return fmt.Errorf("archive: %w", err)
 		}
 		if f.Service == nil {
 			f.Service = &vigilv1.Service{}
 		}
 		f.Service.Archived = archived
-		return s.updateFinding(ctx, tx, f)
+		return s.writeFinding(ctx, tx, f, events)
 	})
 }
 
@@ -808,7 +861,7 @@ func (s *sqlStore) ListFindings(ctx context.Context, q Query) ([]*vigilv1.Findin
 		inner += " WHERE " + strings.Join(conds, " AND ")
 	}
 	inner += " ORDER BY " + order + " LIMIT " + strconv.Itoa(limit+1)
-	query := `SELECT f.severity, f.last_seen, f.id, d.data FROM (` + inner + `) f JOIN finding_data d ON d.id = f.id ORDER BY ` + order
+	query := `SELECT f.severity, f.last_seen, f.id, d.data, d.events FROM (` + inner + `) f JOIN finding_data d ON d.id = f.id ORDER BY ` + order
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list findings: %w", err)
@@ -820,17 +873,17 @@ func (s *sqlStore) ListFindings(ctx context.Context, q Query) ([]*vigilv1.Findin
 		var sev float64
 		var ls int64
 		var id string
-		var data []byte
-		if err := rows.Scan(&sev, &ls, &id, &data); err != nil {
+		var head, events []byte
+		if err := rows.Scan(&sev, &ls, &id, &head, &events); err != nil {
 			return nil, "", fmt.Errorf("list findings: scan: %w", err)
 		}
 		if len(out) == limit {
 			tok := encodeToken(pageToken{Sort: q.SortBy, Ascending: q.Ascending, Severity: last.Severity, LastSeen: last.LastSeen, ID: last.ID})
 			return out, tok, rows.Err()
 		}
-		f := &vigilv1.Finding{}
-		if err := proto.Unmarshal(data, f); err != nil {
-			return nil, "", fmt.Errorf("list findings: decode %s: %w", id, err)
+		f, err := decodeFinding(head, events)
+		if err != nil {
+			return nil, "", fmt.Errorf("list findings: %s: %w", id, err)
 		}
 		out = append(out, f)
 		last = pageToken{Severity: sev, LastSeen: ls, ID: id}
