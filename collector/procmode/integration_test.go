@@ -85,7 +85,7 @@ func TestWorkloads(t *testing.T) {
 		},
 		{
 			name: "a process stopped with SIGSTOP stays stopped until SIGCONT and then exits normally",
-			script: `sleep 0.6 & p=$!; sleep 0.1; kill -STOP $p; sleep 0.8; st=$(cut -d' ' -f3 /proc/$p/stat); ` +
+			script: `sleep 2 & p=$!; sleep 0.1; kill -STOP $p; sleep 0.3; st=$(cut -d' ' -f3 /proc/$p/stat); ` +
 				`kill -CONT $p; wait $p; echo "stopped=$st rc=$?"`,
 			check: func(t *testing.T, w *workload, out string, s *sink) {
 				if st := outputValue(out, "stopped"); st != "T" && st != "t" {
