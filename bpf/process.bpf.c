@@ -35,6 +35,24 @@ static __always_inline __u32 tty_dev(struct task_struct *t)
 	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 }
 
+#define OVERLAYFS_SUPER_MAGIC_VAL 0x794c7630
+
+/*
+ * exe_upper_layer tells whether an overlay inode has an upper dentry: the
+ * file was written in the container (created or copied up), not taken from
+ * the image. Kernels whose BTF lacks struct ovl_inode (overlay built as a
+ * module) report false; the CO-RE check removes the read there.
+ */
+static __always_inline __u8 exe_upper_layer(struct inode *ino)
+{
+	if (!bpf_core_type_exists(struct ovl_inode))
+		return 0;
+	if (BPF_CORE_READ(ino, i_sb, s_magic) != OVERLAYFS_SUPER_MAGIC_VAL)
+		return 0;
+	struct ovl_inode *oi = container_of(ino, struct ovl_inode, vfs_inode);
+	return BPF_CORE_READ(oi, __upperdentry) != NULL;
+}
+
 static __always_inline void mark_ignored_binary(struct rec_config *cfg, __u32 tgid, struct file *exe)
 {
 	if (!(cfg->flags & VIGIL_CFG_IGNORE_BINARIES))
@@ -132,6 +150,8 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->exe_ino = BPF_CORE_READ(ino, i_ino);
 	e->exe_dev = BPF_CORE_READ(ino, i_sb, s_dev);
 	e->fileless = BPF_CORE_READ(ino, __i_nlink) == 0;
+	e->upper_layer = exe_upper_layer(ino);
+	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
 
 	for (int i = 0; i < 3; i++) {
 		struct rec_fdinfo *fi = &e->stdio[i];

@@ -167,6 +167,8 @@ struct rec_exec {
 	__u8 fileless;           /* memfd or deleted file */
 	__u8 args_truncated;
 	__u8 env_truncated;
+	__u8 upper_layer;        /* executable is in an overlay's upper layer */
+	__u8 _pad[3];
 	struct rec_fdinfo stdio[3];
 };
 

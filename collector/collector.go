@@ -388,7 +388,7 @@ func (c *Collector) attribute(rec *Record) *vigilv1.Event {
 			Comm: p.Comm, ExePath: p.ExePath, Args: p.Args, ArgsTruncated: p.ArgsTruncated,
 			Cwd: p.Cwd, Uid: p.Uid, Gid: p.Gid, Euid: p.Euid, Egid: p.Egid,
 			LoginUID: p.Loginuid, Sid: p.Sid, Tty: p.Tty,
-			ExeInode: p.ExeInode, ExeDev: p.ExeDev, ExeFileless: p.ExeFileless,
+			ExeInode: p.ExeInode, ExeDev: p.ExeDev, ExeFileless: p.ExeFileless, ExeUpperLayer: p.ExeUpperLayer,
 		})
 	case probes.VigilRecTypeVIGIL_REC_FORK:
 		f := ev.GetFork()

@@ -246,6 +246,49 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 			}
 		}},
+		{"an exec from an overlay's upper layer is marked, one from the lower layer is not", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
+			root := filepath.Join(dir, "ovl")
+			lower, upper, work, merged := filepath.Join(root, "lower"), filepath.Join(root, "upper"), filepath.Join(root, "work"), filepath.Join(root, "merged")
+			for _, d := range []string{lower, upper, work, merged} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bin, err := os.ReadFile("/bin/true")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(lower, "image-true"), bin, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mount("overlay", merged, "overlay", 0, "lowerdir="+lower+",upperdir="+upper+",workdir="+work); err != nil {
+				t.Skipf("cannot mount overlay here: %v", err)
+			}
+			t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
+			if err := os.WriteFile(filepath.Join(merged, "dropped-true"), bin, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"image-true", "dropped-true"} {
+				cmd := exec.Command(filepath.Join(merged, name))
+				cmd.Env = testEnv
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%s: %v %s", name, err, out)
+				}
+			}
+			image := cp.waitFor(t, "exec from the lower layer", func(ev *vigilv1.Event) bool {
+				return ev.GetExec() != nil && strings.HasSuffix(ev.Process.ExePath, "/image-true")
+			})
+			if image.Process.ExeUpperLayer {
+				t.Errorf("exec of an image file marked as upper layer: %v", image.Process)
+			}
+			return func(ev *vigilv1.Event) bool {
+					return ev.GetExec() != nil && strings.HasSuffix(ev.Process.ExePath, "/dropped-true")
+				}, func(t *testing.T, ev *vigilv1.Event) {
+					if !ev.Process.ExeUpperLayer {
+						t.Errorf("exec of a file written in the overlay not marked as upper layer: %v", ev.Process)
+					}
+				}
+		}},
 		{"a raw packet socket shows its family", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
 			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 			if err != nil {

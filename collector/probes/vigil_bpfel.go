@@ -92,7 +92,10 @@ type VigilRecExec struct {
 	Fileless        uint8
 	ArgsTruncated   uint8
 	EnvTruncated    uint8
+	UpperLayer      uint8
+	Pad             [3]uint8
 	Stdio           [3]VigilRecFdinfo
+	_               [4]byte
 }
 
 type VigilRecExit struct {
