@@ -1,7 +1,3 @@
-// Package collector is the capture stage of the sensor: it loads and
-// attaches the eBPF probes in bpf/, reads their records from one ring
-// buffer, decodes them into *vigilv1.Event, and attributes each event to a
-// process (collector/proctable) and a cgroup.
 package collector
 
 import (
