@@ -538,10 +538,11 @@ func (c *Collector) Health(h *vigilv1.SensorHealth) {
 	h.Mode = "ebpf"
 }
 
-// ApplyPolicy applies a collection policy pushed by the backend: enabled
-// event kinds (probes attached or detached live), ignored binaries and
-// cgroups, and the rate limit. Empty policy fields keep the configured
-// values.
+// ApplyPolicy applies a collection policy pushed by the backend. The policy
+// replaces the enabled event kinds (empty: all; probes are attached or
+// detached live), the ignored binaries and cgroups, and the rate limit (0:
+// off). Event kinds this sensor does not know are ignored with a warning, so
+// a newer backend's policy still applies.
 func (c *Collector) ApplyPolicy(p *vigilv1.CollectionPolicy) error {
 	if p == nil {
 		return errors.New("nil policy")
@@ -549,21 +550,24 @@ func (c *Collector) ApplyPolicy(p *vigilv1.CollectionPolicy) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cfg := c.cfg
-	if len(p.EnabledEvents) > 0 {
-		cfg.EnabledEvents = p.EnabledEvents
-	}
-	if len(p.IgnoredBinaries) > 0 {
-		cfg.IgnoredBinaries = p.IgnoredBinaries
-	}
-	if len(p.IgnoredCgroups) > 0 {
-		cfg.IgnoredCgroups = p.IgnoredCgroups
-	}
-	if p.RateLimitPerSecond > 0 {
-		cfg.RateLimitPerSecond = p.RateLimitPerSecond
-		cfg.RateLimitBurst = p.RateLimitBurst
-		if cfg.RateLimitBurst == 0 {
-			cfg.RateLimitBurst = 4 * p.RateLimitPerSecond
+	cfg.EnabledEvents = nil
+	known := EventKinds()
+	for _, k := range p.EnabledEvents {
+		if slices.Contains(known, k) {
+			cfg.EnabledEvents = append(cfg.EnabledEvents, k)
+		} else {
+			c.log.Warn("policy names an unknown event kind; ignored", "kind", k, "version", p.Version)
 		}
+	}
+	if len(p.EnabledEvents) > 0 && len(cfg.EnabledEvents) == 0 {
+		return fmt.Errorf("policy %s: no known event kind in %v", p.Version, p.EnabledEvents)
+	}
+	cfg.IgnoredBinaries = p.IgnoredBinaries
+	cfg.IgnoredCgroups = p.IgnoredCgroups
+	cfg.RateLimitPerSecond = p.RateLimitPerSecond
+	cfg.RateLimitBurst = p.RateLimitBurst
+	if cfg.RateLimitBurst == 0 {
+		cfg.RateLimitBurst = 4 * p.RateLimitPerSecond
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("policy %s: %w", p.Version, err)
