@@ -99,20 +99,7 @@ func BenchmarkListFindingsFiltered100k(b *testing.B) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	queries := []Query{
-		{Filter: &vigilv1.FindingFilter{Type: "Execution:*", SeverityMin: 7}},
-		{Filter: &vigilv1.FindingFilter{Hostname: "host-17", Archived: "false"}},
-		{Filter: &vigilv1.FindingFilter{Namespace: "ns-3", Pod: "pod-153"}},
-		{Filter: &vigilv1.FindingFilter{Cluster: "cluster-4", Type: "PrivilegeEscalation:*"}, SortBy: SortSeverity},
-		{Filter: &vigilv1.FindingFilter{Image: "registry.example/team5/*", SeverityMin: 4, SeverityMax: 6.9}},
-		{Filter: &vigilv1.FindingFilter{UpdatedAfter: timestamppb.New(baseTime.Add(50_000 * time.Second)), Rule: "Crypto miner"}},
-		{Filter: &vigilv1.FindingFilter{ContainerId: fmt.Sprintf("%064x", 1234)}},
-		{Filter: &vigilv1.FindingFilter{InstanceId: fmt.Sprintf("i-%017x", 42), Type: "Discovery:Runtime/SuspiciousCommand"}, SortBy: SortSeverity, Ascending: true},
-		{Filter: &vigilv1.FindingFilter{TaskArn: fmt.Sprintf("arn:aws:ecs:us-east-1:111122223333:task/cluster-2/%032x", 1002)}},
-		{Filter: &vigilv1.FindingFilter{SeverityMax: 3}, Limit: 100},
-		{Filter: &vigilv1.FindingFilter{Type: "Backdoor:*"}},                                            // matches nothing: a full walk
-		{Filter: &vigilv1.FindingFilter{Type: "Impact:Runtime/CryptoMinerExecuted", Archived: "false"}}, // exact type
-	}
+	queries := benchQueries()
 	// Some second pages, as a reader paging through results.
 	for _, q := range queries[:4] {
 		_, next, err := s.ListFindings(ctx, q)
@@ -210,4 +197,23 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchQueries is the list benchmark's mix: filters people combine in the
+// UI and CLI, selective and broad.
+func benchQueries() []Query {
+	return []Query{
+		{Filter: &vigilv1.FindingFilter{Type: "Execution:*", SeverityMin: 7}},
+		{Filter: &vigilv1.FindingFilter{Hostname: "host-17", Archived: "false"}},
+		{Filter: &vigilv1.FindingFilter{Namespace: "ns-3", Pod: "pod-153"}},
+		{Filter: &vigilv1.FindingFilter{Cluster: "cluster-4", Type: "PrivilegeEscalation:*"}, SortBy: SortSeverity},
+		{Filter: &vigilv1.FindingFilter{Image: "registry.example/team5/*", SeverityMin: 4, SeverityMax: 6.9}},
+		{Filter: &vigilv1.FindingFilter{UpdatedAfter: timestamppb.New(baseTime.Add(50_000 * time.Second)), Rule: "Crypto miner"}},
+		{Filter: &vigilv1.FindingFilter{ContainerId: fmt.Sprintf("%064x", 1234)}},
+		{Filter: &vigilv1.FindingFilter{InstanceId: fmt.Sprintf("i-%017x", 42), Type: "Discovery:Runtime/SuspiciousCommand"}, SortBy: SortSeverity, Ascending: true},
+		{Filter: &vigilv1.FindingFilter{TaskArn: fmt.Sprintf("arn:aws:ecs:us-east-1:111122223333:task/cluster-2/%032x", 1002)}},
+		{Filter: &vigilv1.FindingFilter{SeverityMax: 3}, Limit: 100},
+		{Filter: &vigilv1.FindingFilter{Type: "Backdoor:*"}},                                            // matches nothing: a full walk
+		{Filter: &vigilv1.FindingFilter{Type: "Impact:Runtime/CryptoMinerExecuted", Archived: "false"}}, // exact type
+	}
 }

@@ -19,7 +19,8 @@ const DefaultSQLitePath = "vigil-data/vigil.db"
 // sqliteMigrations is the SQLite schema, one entry per version. Findings'
 // indexed columns live apart from their encoded bodies so that filtered
 // scans and sorts handle small rows. Indexes that hold last_seen change on
-// every repeat, so only the sort, type and correlation indexes do.
+// every repeat, so only the sort, type, rule and correlation indexes (the
+// filters that match many findings) do.
 var sqliteMigrations = []string{
 	`CREATE TABLE findings (
 	id TEXT PRIMARY KEY,
@@ -59,7 +60,7 @@ CREATE INDEX findings_image ON findings (image);
 CREATE INDEX findings_container ON findings (container_id);
 CREATE INDEX findings_instance ON findings (instance_id);
 CREATE INDEX findings_hostname ON findings (hostname);
-CREATE INDEX findings_rule ON findings (rule);
+CREATE INDEX findings_rule ON findings (rule, last_seen);
 CREATE TABLE batches (
 	sensor_id TEXT NOT NULL,
 	boot_id TEXT NOT NULL,
