@@ -745,3 +745,30 @@ func TestRedactURLHidesPasswords(t *testing.T) {
 		t.Errorf("redactURL = %q", got)
 	}
 }
+
+func TestRunRetentionPurgesOnSchedule(t *testing.T) {
+	clk := &clock{t: baseTime}
+	s := openTestStore(t, "sqlite://"+filepath.Join(t.TempDir(), "vigil.db"), clk)
+	a := &applier{t: t, s: s, sensor: "sensor-a"}
+	a.apply(alertAt(ruleReverseShell, inContainer, baseTime, "/tmp/old"))
+	clk.Set(baseTime.Add(10 * 24 * time.Hour))
+	a.apply(alertAt(ruleReverseShell, inContainer, baseTime.Add(10*24*time.Hour), "/tmp/new"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		RunRetention(ctx, s, 7*24*time.Hour, 10*time.Millisecond, clk.Now, nil)
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(listAll(t, s, Query{})) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the old finding was not purged")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if left := listAll(t, s, Query{}); left[0].GetService().GetRuntimeDetails().GetProcess().GetExecutablePath() != "/tmp/new" {
+		t.Errorf("retention purged the wrong finding")
+	}
+}
