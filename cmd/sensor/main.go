@@ -25,13 +25,9 @@ func main() {
 	flag.StringVar(&cfg.BTFPath, "btf", "", "BTF file for kernels without /sys/kernel/btf/vmlinux")
 	flag.IntVar(&cfg.RingBufferBytes, "ring-buffer-bytes", 0, "ring buffer size, a power of two (default 32 MiB)")
 	flag.IntVar(&cfg.ArgvBytes, "argv-bytes", 0, "argument bytes captured per exec (default 4096)")
-	flag.Uint("rate-limit", 0, "per-process events per second (0: unlimited)")
+	rate := flag.Uint("rate-limit", 0, "per-process events per second, in the kernel (0: unlimited)")
 	flag.Parse()
-	if f := flag.Lookup("rate-limit"); f != nil {
-		var n uint
-		fmt.Sscan(f.Value.String(), &n)
-		cfg.RateLimitPerSecond = uint32(n)
-	}
+	cfg.RateLimitPerSecond = uint32(*rate)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if os.Getenv("GOGC") == "" {
 		// Events are short-lived garbage and the live heap is small: collect
