@@ -1,6 +1,3 @@
-// Package findings turns detection alerts into GuardDuty-shaped findings,
-// aggregates repeats, applies suppressions, correlates findings into attack
-// sequences and keeps them in a Store (embedded SQLite or PostgreSQL).
 package findings
 
 import (

@@ -772,3 +772,39 @@ func TestRunRetentionPurgesOnSchedule(t *testing.T) {
 		t.Errorf("retention purged the wrong finding")
 	}
 }
+
+func TestOpenSQLite(t *testing.T) {
+	t.Run("sqlite:// opens vigil-data/vigil.db in the working directory", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		s, err := Open(context.Background(), "sqlite://", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if _, err := os.Stat(DefaultSQLitePath); err != nil {
+			t.Errorf("default database file: %v", err)
+		}
+	})
+	t.Run("reopening keeps the findings and migrates nothing twice", func(t *testing.T) {
+		url := "sqlite://" + filepath.Join(t.TempDir(), "vigil.db")
+		s := openTestStore(t, url, &clock{t: baseTime})
+		(&applier{t: t, s: s, sensor: "sensor-a"}).apply(alertAt(ruleReverseShell, inContainer, baseTime, "/tmp/b4sh"))
+		s.Close()
+		s2 := openTestStore(t, url, nil)
+		if n := len(listAll(t, s2, Query{})); n != 1 {
+			t.Errorf("%d findings after reopening, want 1", n)
+		}
+	})
+	t.Run("a database from a newer version is refused", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "vigil.db")
+		s := openTestStore(t, "sqlite://"+path, nil)
+		if _, err := s.(*sqlStore).db.Exec(`UPDATE schema_version SET version = 99`); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if s2, err := Open(context.Background(), "sqlite://"+path, nil, nil); err == nil {
+			s2.Close()
+			t.Error("opened a database with schema version 99")
+		}
+	})
+}
