@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -64,6 +65,22 @@ func (a *attachment) close() {
 		l.Close()
 	}
 	a.links = nil
+}
+
+// closeAll detaches probes concurrently: each detach waits for an RCU grace
+// period in the kernel, so one after the other a hundred probes take
+// seconds to stop.
+func closeAll(as []*attachment) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, a := range as {
+		wg.Go(func() {
+			sem <- struct{}{}
+			a.close()
+			<-sem
+		})
+	}
+	wg.Wait()
 }
 
 // attachCore attaches the process lifecycle probes every configuration

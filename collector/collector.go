@@ -467,9 +467,7 @@ func (c *Collector) reattachLocked(cfg Config) {
 				c.log.Info("probe skipped", "probe", s.Name, "reason", s.Reason)
 			}
 		case !want && have:
-			for _, a := range c.attached[g.kind] {
-				a.close()
-			}
+			closeAll(c.attached[g.kind])
 			delete(c.attached, g.kind)
 			delete(c.skipped, g.kind)
 		}
@@ -498,16 +496,13 @@ func (c *Collector) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lastLoaded, c.lastSkipped = c.probeNamesLocked()
-	for _, a := range c.core {
-		a.close()
-	}
-	c.core = nil
+	all := c.core
 	for k, as := range c.attached {
-		for _, a := range as {
-			a.close()
-		}
+		all = append(all, as...)
 		delete(c.attached, k)
 	}
+	c.core = nil
+	closeAll(all)
 	if c.coll != nil {
 		c.lastLost, _ = c.kernel.sum(probes.VigilRecCounterVIGIL_CNT_LOST)
 		c.lastRate, _ = c.kernel.sum(probes.VigilRecCounterVIGIL_CNT_RATE_LIMITED)
