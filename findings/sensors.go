@@ -38,6 +38,21 @@ func (s *sqlStore) RecordHealth(ctx context.Context, hello *vigilv1.Hello, h *vi
 			return fmt.Errorf("record health: read sensor: %w", err)
 		}
 		if hello != nil {
+			// A sensor that remembers fewer acknowledged batches than we
+			// accepted lost its spool: its sequence numbers restart and its
+			// next batches would look like replays.
+			var accepted sql.NullInt64
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT max(sequence) FROM batches WHERE sensor_id = ? AND boot_id = ?`), id, hello.GetBootId()).Scan(&accepted); err != nil {
+				return fmt.Errorf("record health: accepted sequences: %w", err)
+			}
+			problem := ""
+			if accepted.Valid && uint64(accepted.Int64) > hello.GetLastAckedSequence() {
+				problem = fmt.Sprintf("sensor remembers batch %d acknowledged but the backend accepted up to %d for boot %s: it lost its spool state",
+					hello.GetLastAckedSequence(), accepted.Int64, hello.GetBootId())
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE sensors SET stream_problem = ? WHERE sensor_id = ?`), problem, id); err != nil {
+				return fmt.Errorf("record health: %w", err)
+			}
 			data, err := proto.Marshal(hello)
 			if err != nil {
 				return fmt.Errorf("record health: encode hello: %w", err)
@@ -71,7 +86,7 @@ func (s *sqlStore) RecordHealth(ctx context.Context, hello *vigilv1.Hello, h *vi
 	})
 }
 
-const sensorColumns = `sensor_id, first_seen, last_contact, batches_total, events_total, version, hello, health, last_health, loss_delta`
+const sensorColumns = `sensor_id, first_seen, last_contact, batches_total, events_total, version, hello, health, last_health, loss_delta, stream_problem`
 
 // ListSensors implements Store.
 func (s *sqlStore) ListSensors(ctx context.Context) ([]*vigilv1.SensorStatus, error) {
@@ -112,12 +127,12 @@ func (s *sqlStore) GetSensor(ctx context.Context, sensorID string) (*vigilv1.Sen
 
 func (s *sqlStore) scanSensor(rows *sql.Rows) (*vigilv1.SensorStatus, error) {
 	var (
-		id, version                               string
+		id, version, streamProblem                string
 		firstSeen, lastContact, lastHealth, delta int64
 		batches, events                           int64
 		helloData, healthData                     []byte
 	)
-	if err := rows.Scan(&id, &firstSeen, &lastContact, &batches, &events, &version, &helloData, &healthData, &lastHealth, &delta); err != nil {
+	if err := rows.Scan(&id, &firstSeen, &lastContact, &batches, &events, &version, &helloData, &healthData, &lastHealth, &delta, &streamProblem); err != nil {
 		return nil, fmt.Errorf("scan sensor: %w", err)
 	}
 	st := &vigilv1.SensorStatus{
@@ -151,6 +166,9 @@ func (s *sqlStore) scanSensor(rows *sql.Rows) (*vigilv1.SensorStatus, error) {
 		st.Problems = append(st.Problems, "no health report received")
 	case st.Health != nil && now.Sub(time.Unix(0, lastHealth)) > s.cfg.HealthWindow:
 		st.Problems = append(st.Problems, fmt.Sprintf("no health report for %s", now.Sub(time.Unix(0, lastHealth)).Truncate(time.Second)))
+	}
+	if streamProblem != "" {
+		st.Problems = append(st.Problems, streamProblem)
 	}
 	if delta > 0 {
 		st.Problems = append(st.Problems, fmt.Sprintf("lost %d events since the previous report", delta))

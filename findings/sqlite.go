@@ -84,6 +84,9 @@ CREATE TABLE sensors (
 	loss_delta INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE suppressions (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, data BLOB NOT NULL)`,
+	// 2: what the backend noticed about a sensor's stream (a sensor that
+	// lost its spool and so its place in the sequence).
+	`ALTER TABLE sensors ADD COLUMN stream_problem TEXT NOT NULL DEFAULT ''`,
 }
 
 func openSQLite(ctx context.Context, cfg StoreConfig, path string, log *slog.Logger, reg prometheus.Registerer) (Store, error) {

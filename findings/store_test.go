@@ -696,6 +696,15 @@ func TestStoreSensorCoverage(t *testing.T) {
 			{"a report without loss keeps it healthy", func() error { return s.RecordHealth(ctx, nil, health(0)) }, true},
 			{"a report with new loss makes it unhealthy", func() error { return s.RecordHealth(ctx, nil, health(12)) }, false},
 			{"the next report without more loss heals it", func() error { return s.RecordHealth(ctx, nil, health(12)) }, true},
+			{"a hello that forgot accepted batches makes it unhealthy", func() error {
+				if _, err := s.ApplyBatch(ctx, BatchKey{"sensor-a", "boot-1", 5}, 1, nil); err != nil {
+					return err
+				}
+				return s.RecordHealth(ctx, &vigilv1.Hello{SensorId: "sensor-a", BootId: "boot-1", Version: "0.1.0", Host: testHost, LastAckedSequence: 0}, nil)
+			}, false},
+			{"a hello that remembers them heals it", func() error {
+				return s.RecordHealth(ctx, &vigilv1.Hello{SensorId: "sensor-a", BootId: "boot-1", Version: "0.1.0", Host: testHost, LastAckedSequence: 5}, nil)
+			}, true},
 			{"silence beyond the health window makes it unhealthy", func() error { clk.Set(baseTime.Add(10 * time.Minute)); return nil }, false},
 		}
 		for _, st := range steps {
