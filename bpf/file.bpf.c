@@ -8,9 +8,37 @@
 #include "common.h"
 #include "syscall.h"
 
+/*
+ * Open arguments wait for sys_exit in a slot of an array indexed by the low
+ * bits of the thread id, not in the hash map the other syscalls use: opens
+ * are the most frequent calls, and an array slot costs no helper call and no
+ * lock. Two threads whose ids collide in the low 16 bits and that open at
+ * the same moment take the same slot; the exit then finds another thread's
+ * id, drops the record and counts it (VIGIL_CNT_SLOT_CLASH).
+ */
+#define OPEN_SLOTS 65536
+
+struct open_slot {
+	__u32 tid;
+	__u32 sys;
+	__u64 args[4];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OPEN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct open_slot);
+} open_slots SEC(".maps");
+
 static __always_inline int open_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
 {
 	if (!enter_filter())
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 idx = tid & (OPEN_SLOTS - 1);
+	struct open_slot *slot = bpf_map_lookup_elem(&open_slots, &idx);
+	if (!slot)
 		return 0;
 	/* Arguments are normalised to (dfd, path, flags, mode). */
 	struct inflight in = {};
@@ -44,16 +72,38 @@ static __always_inline int open_enter(struct trace_event_raw_sys_enter *ctx, __u
 		in.args[2] = ctx->args[2];
 		in.args[3] = ctx->args[3];
 	}
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&inflight_map, &tid, &in, BPF_ANY) != 0)
-		count(VIGIL_CNT_INFLIGHT_FULL);
+	if (slot->tid != 0)
+		count(VIGIL_CNT_SLOT_CLASH); /* a stale or colliding entry is replaced */
+	slot->sys = sys;
+	slot->args[0] = in.args[0];
+	slot->args[1] = in.args[1];
+	slot->args[2] = in.args[2];
+	slot->args[3] = in.args[3];
+	slot->tid = tid;
 	return 0;
+}
+
+/* open_recall takes this thread's open arguments from its slot. */
+static __always_inline bool open_recall(struct inflight *out, __u32 sys)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 idx = tid & (OPEN_SLOTS - 1);
+	struct open_slot *slot = bpf_map_lookup_elem(&open_slots, &idx);
+	if (!slot || slot->tid != tid)
+		return false;
+	out->sys = slot->sys;
+	out->args[0] = slot->args[0];
+	out->args[1] = slot->args[1];
+	out->args[2] = slot->args[2];
+	out->args[3] = slot->args[3];
+	slot->tid = 0;
+	return out->sys == sys;
 }
 
 static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 	struct inflight in;
-	if (!recall(&in, sys))
+	if (!open_recall(&in, sys))
 		return 0;
 	struct rec_config *cfg = get_config();
 	struct scratch *s = scratch();

@@ -259,7 +259,8 @@ enum rec_counter {
 	VIGIL_CNT_RATE_LIMITED = 1, /* dropped by the per-process token bucket */
 	VIGIL_CNT_IGNORED = 2,      /* dropped by ignore filters */
 	VIGIL_CNT_INFLIGHT_FULL = 3,/* enter could not remember its arguments */
-	VIGIL_CNT_MAX = 4,
+	VIGIL_CNT_SLOT_CLASH = 4,   /* an open's argument slot was taken by another thread */
+	VIGIL_CNT_MAX = 5,
 };
 
 /* Filter flags in vigil_config.flags. */

@@ -73,6 +73,7 @@ type kernelCounters struct {
 	rateLimited *prometheus.Desc
 	ignored     *prometheus.Desc
 	inflight    *prometheus.Desc
+	slotClash   *prometheus.Desc
 }
 
 func newKernelCounters(m *ebpf.Map) *kernelCounters {
@@ -86,6 +87,8 @@ func newKernelCounters(m *ebpf.Map) *kernelCounters {
 			"Records dropped in the kernel because the binary or cgroup is ignored.", nil, nil),
 		inflight: prometheus.NewDesc("vigil_collector_inflight_full_total",
 			"System calls whose arguments could not be remembered between enter and exit (map full).", nil, nil),
+		slotClash: prometheus.NewDesc("vigil_collector_open_slot_clashes_total",
+			"Opens whose argument slot another thread took before their exit (the open is not reported).", nil, nil),
 	}
 }
 
@@ -94,6 +97,7 @@ func (k *kernelCounters) Describe(ch chan<- *prometheus.Desc) {
 	ch <- k.rateLimited
 	ch <- k.ignored
 	ch <- k.inflight
+	ch <- k.slotClash
 }
 
 func (k *kernelCounters) Collect(ch chan<- prometheus.Metric) {
@@ -106,7 +110,7 @@ func (k *kernelCounters) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range []struct {
 		d    *prometheus.Desc
 		slot probes.VigilRecCounter
-	}{{k.rateLimited, probes.VigilRecCounterVIGIL_CNT_RATE_LIMITED}, {k.ignored, probes.VigilRecCounterVIGIL_CNT_IGNORED}, {k.inflight, probes.VigilRecCounterVIGIL_CNT_INFLIGHT_FULL}} {
+	}{{k.rateLimited, probes.VigilRecCounterVIGIL_CNT_RATE_LIMITED}, {k.ignored, probes.VigilRecCounterVIGIL_CNT_IGNORED}, {k.inflight, probes.VigilRecCounterVIGIL_CNT_INFLIGHT_FULL}, {k.slotClash, probes.VigilRecCounterVIGIL_CNT_SLOT_CLASH}} {
 		if v, err := k.sum(c.slot); err == nil {
 			ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(v))
 		}

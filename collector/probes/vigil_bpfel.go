@@ -20,6 +20,13 @@ type VigilInflight struct {
 	Pad  uint32
 }
 
+type VigilOpenSlot struct {
+	_    structs.HostLayout
+	Tid  uint32
+	Sys  uint32
+	Args [4]uint64
+}
+
 type VigilRecCfgFlag uint32
 
 const (
@@ -47,7 +54,8 @@ const (
 	VigilRecCounterVIGIL_CNT_RATE_LIMITED  VigilRecCounter = 1
 	VigilRecCounterVIGIL_CNT_IGNORED       VigilRecCounter = 2
 	VigilRecCounterVIGIL_CNT_INFLIGHT_FULL VigilRecCounter = 3
-	VigilRecCounterVIGIL_CNT_MAX           VigilRecCounter = 4
+	VigilRecCounterVIGIL_CNT_SLOT_CLASH    VigilRecCounter = 4
+	VigilRecCounterVIGIL_CNT_MAX           VigilRecCounter = 5
 )
 
 type VigilRecDns struct {
@@ -311,6 +319,7 @@ const (
 	VigilMapIgnoredBinaries       = "ignored_binaries"
 	VigilMapIgnoredCgroups        = "ignored_cgroups"
 	VigilMapInflightMap           = "inflight_map"
+	VigilMapOpenSlots             = "open_slots"
 	VigilMapProcState             = "proc_state"
 	VigilMapScratchMap            = "scratch_map"
 	VigilProgEnterAccept          = "enter_accept"
@@ -622,6 +631,7 @@ type VigilMapSpecs struct {
 	IgnoredBinaries *ebpf.MapSpec `ebpf:"ignored_binaries"`
 	IgnoredCgroups  *ebpf.MapSpec `ebpf:"ignored_cgroups"`
 	InflightMap     *ebpf.MapSpec `ebpf:"inflight_map"`
+	OpenSlots       *ebpf.MapSpec `ebpf:"open_slots"`
 	ProcState       *ebpf.MapSpec `ebpf:"proc_state"`
 	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
 }
@@ -673,6 +683,7 @@ type VigilMaps struct {
 	IgnoredBinaries *ebpf.Map `ebpf:"ignored_binaries"`
 	IgnoredCgroups  *ebpf.Map `ebpf:"ignored_cgroups"`
 	InflightMap     *ebpf.Map `ebpf:"inflight_map"`
+	OpenSlots       *ebpf.Map `ebpf:"open_slots"`
 	ProcState       *ebpf.Map `ebpf:"proc_state"`
 	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
 }
@@ -687,6 +698,7 @@ func (m *VigilMaps) Close() error {
 		m.IgnoredBinaries,
 		m.IgnoredCgroups,
 		m.InflightMap,
+		m.OpenSlots,
 		m.ProcState,
 		m.ScratchMap,
 	)
