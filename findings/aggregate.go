@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
@@ -71,8 +70,3 @@ func mergeInto(existing, next *vigilv1.Finding, now time.Time) bool {
 const AttackSequencePrefix = "AttackSequence:"
 
 func isAttackSequence(typ string) bool { return strings.HasPrefix(typ, AttackSequencePrefix) }
-
-// cloneFinding is proto.Clone with the type the callers want.
-func cloneFinding(f *vigilv1.Finding) *vigilv1.Finding {
-	return proto.Clone(f).(*vigilv1.Finding)
-}

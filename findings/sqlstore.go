@@ -341,18 +341,20 @@ func (s *sqlStore) applyOnce(ctx context.Context, key BatchKey, eventCount int, 
 // mergeChanged adds findings to a change list, replacing older copies of
 // the same finding.
 func mergeChanged(list, more []*vigilv1.Finding) []*vigilv1.Finding {
+	if len(more) == 0 {
+		return list
+	}
+	at := make(map[string]int, len(list))
+	for i, f := range list {
+		at[f.Id] = i
+	}
 	for _, f := range more {
-		replaced := false
-		for i, g := range list {
-			if g.Id == f.Id {
-				list[i] = f
-				replaced = true
-				break
-			}
+		if i, ok := at[f.Id]; ok {
+			list[i] = f
+			continue
 		}
-		if !replaced {
-			list = append(list, f)
-		}
+		at[f.Id] = len(list)
+		list = append(list, f)
 	}
 	return list
 }
