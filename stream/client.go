@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
+	"github.com/vigilsec/vigil/stream/limits"
 )
 
 // Client is the sensor's end of the wire: it batches events, spools them
@@ -101,7 +102,7 @@ func NewClient(cfg ClientConfig, log *slog.Logger, reg prometheus.Registerer) (*
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("stream client config: %w", err)
 	}
-	if err := checkID(cfg.BootID, spoolBootIDLen); err != nil {
+	if err := limits.CheckID(cfg.BootID, spoolBootIDLen); err != nil {
 		return nil, fmt.Errorf("stream client config: boot_id: %w", err)
 	}
 	if log == nil {

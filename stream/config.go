@@ -6,6 +6,7 @@ import (
 	"time"
 
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
+	"github.com/vigilsec/vigil/stream/limits"
 )
 
 // ClientConfig configures the sensor side of the wire.
@@ -13,7 +14,7 @@ type ClientConfig struct {
 	// Backend is the backend's gRPC address, HOST:PORT.
 	Backend string `yaml:"backend"`
 	// CAFile verifies the backend's certificate; empty uses the system roots.
-	CAFile string `yaml:"ca_file"`
+	CAFile string `yaml:"ca_file" flag:"ca"`
 	// ServerName overrides the name checked in the backend's certificate.
 	ServerName string `yaml:"server_name"`
 	// CertFile and KeyFile are the sensor's client certificate for mutual TLS.
@@ -143,7 +144,7 @@ func (c ClientConfig) Validate() error {
 	if c.Token == "" {
 		errs = append(errs, errors.New("token: required (VIGIL_SENSOR_TOKEN)"))
 	}
-	if err := checkID(c.SensorID, 256); err != nil {
+	if err := limits.CheckID(c.SensorID, 256); err != nil {
 		errs = append(errs, fmt.Errorf("sensor_id: %w", err))
 	}
 	if c.SpoolMaxBytes < 0 {
@@ -175,7 +176,7 @@ type ServerConfig struct {
 	// VIGIL_SENSOR_TOKEN and VIGIL_API_TOKEN.
 	Tokens Tokens `yaml:"-"`
 	// Limits bound what a sensor may send.
-	Limits Limits `yaml:"limits"`
+	Limits limits.Limits `yaml:"limits"`
 	// KeepaliveMinTime is the most often a sensor may ping; KeepaliveTime
 	// and KeepaliveTimeout are the server's own pings. Defaults 10 s, 60 s,
 	// 20 s.
@@ -187,7 +188,7 @@ type ServerConfig struct {
 // DefaultServerConfig returns a ServerConfig with every default filled in.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
-		Limits:           DefaultLimits(),
+		Limits:           limits.DefaultLimits(),
 		KeepaliveMinTime: 10 * time.Second,
 		KeepaliveTime:    60 * time.Second,
 		KeepaliveTimeout: 20 * time.Second,
@@ -196,7 +197,7 @@ func DefaultServerConfig() ServerConfig {
 
 func (c ServerConfig) withDefaults() ServerConfig {
 	d := DefaultServerConfig()
-	c.Limits = c.Limits.withDefaults()
+	c.Limits = c.Limits.WithDefaults()
 	if c.KeepaliveMinTime == 0 {
 		c.KeepaliveMinTime = d.KeepaliveMinTime
 	}

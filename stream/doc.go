@@ -9,7 +9,7 @@
 // sensor replays what its spool still holds, in order.
 //
 // On the backend, a Server authenticates sensors by token, checks every batch
-// against Limits, hands valid batches to an Ingester and acknowledges a batch
+// against limits.Limits, hands valid batches to an Ingester and acknowledges a batch
 // only after Ingest returns nil. The Ingester de-duplicates durably by
 // (sensor id, boot id, sequence); the Server also skips replays it has
 // already acknowledged on the same stream.

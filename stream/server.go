@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
+	"github.com/vigilsec/vigil/stream/limits"
 )
 
 // Ingester durably accepts batches. The findings stage implements it and
@@ -151,9 +152,9 @@ func NewGRPCServer(cfg ServerConfig, opts ...grpc.ServerOption) (*grpc.Server, *
 // field and limit (BadRequest) and the batch (ErrorInfo), so the sensor can
 // drop exactly that batch.
 func refuse(b *vigilv1.Batch, err error) error {
-	var ve *ValidationError
+	var ve *limits.ValidationError
 	if !errors.As(err, &ve) {
-		ve = &ValidationError{Field: "batch", Reason: err.Error()}
+		ve = &limits.ValidationError{Field: "batch", Reason: err.Error()}
 	}
 	msg := "invalid message: " + ve.Error()
 	if b != nil {
@@ -167,8 +168,8 @@ func refuse(b *vigilv1.Batch, err error) error {
 			Domain: errorDomain,
 			Metadata: map[string]string{
 				"sequence":  strconv.FormatUint(b.Sequence, 10),
-				"sensor_id": truncate(b.SensorId),
-				"boot_id":   truncate(b.BootId),
+				"sensor_id": limits.Truncate(b.SensorId),
+				"boot_id":   limits.Truncate(b.BootId),
 			},
 		})
 	}
@@ -189,7 +190,7 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[vigilv1.SensorMessage, vigil
 		return err
 	}
 	hello := first.GetHello()
-	if err := ValidateHello(hello, s.cfg.Limits); err != nil {
+	if err := limits.ValidateHello(hello, s.cfg.Limits); err != nil {
 		return refuse(nil, err)
 	}
 	log := s.log.With("sensor_id", hello.SensorId, "boot_id", hello.BootId)
@@ -234,7 +235,7 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[vigilv1.SensorMessage, vigil
 				return err
 			}
 		case *vigilv1.SensorMessage_Health:
-			if err := ValidateHealth(k.Health, s.cfg.Limits); err != nil {
+			if err := limits.ValidateHealth(k.Health, s.cfg.Limits); err != nil {
 				return refuse(nil, err)
 			}
 			if s.health != nil {
@@ -244,24 +245,24 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[vigilv1.SensorMessage, vigil
 				}
 			}
 		case *vigilv1.SensorMessage_Hello:
-			return refuse(nil, &ValidationError{Field: "hello", Reason: "sent twice on one stream"})
+			return refuse(nil, &limits.ValidationError{Field: "hello", Reason: "sent twice on one stream"})
 		default:
-			return refuse(nil, &ValidationError{Field: "kind", Reason: "empty or unknown message"})
+			return refuse(nil, &limits.ValidationError{Field: "kind", Reason: "empty or unknown message"})
 		}
 	}
 }
 
 func (s *Server) batch(ctx context.Context, hello *vigilv1.Hello, b *vigilv1.Batch, lastSeq map[string]uint64, send func(*vigilv1.BackendMessage) error) error {
 	if b == nil {
-		return refuse(nil, &ValidationError{Field: "batch", Reason: "empty"})
+		return refuse(nil, &limits.ValidationError{Field: "batch", Reason: "empty"})
 	}
-	if err := ValidateBatch(b, s.cfg.Limits); err != nil {
+	if err := limits.ValidateBatch(b, s.cfg.Limits); err != nil {
 		s.m.batches.WithLabelValues("invalid").Inc()
 		return refuse(b, err)
 	}
 	if b.SensorId != hello.SensorId {
 		s.m.batches.WithLabelValues("invalid").Inc()
-		return refuse(b, &ValidationError{Field: "batch.sensor_id", Reason: fmt.Sprintf("%q differs from the stream's sensor %q", truncate(b.SensorId), hello.SensorId)})
+		return refuse(b, &limits.ValidationError{Field: "batch.sensor_id", Reason: fmt.Sprintf("%q differs from the stream's sensor %q", limits.Truncate(b.SensorId), hello.SensorId)})
 	}
 	ack := func(dup bool) error {
 		return send(&vigilv1.BackendMessage{Kind: &vigilv1.BackendMessage_Ack{Ack: &vigilv1.Ack{Sequence: b.Sequence, Duplicate: dup}}})
@@ -270,14 +271,14 @@ func (s *Server) batch(ctx context.Context, hello *vigilv1.Hello, b *vigilv1.Bat
 		s.m.batches.WithLabelValues("duplicate").Inc()
 		return ack(true)
 	}
-	resolve(b, hello.Host)
+	limits.Resolve(b, hello.Host)
 	start := time.Now()
 	dup, err := s.ing.Ingest(ctx, b)
 	s.m.ingestDur.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if errors.Is(err, ErrBatchRejected) {
 			s.m.batches.WithLabelValues("invalid").Inc()
-			return refuse(b, &ValidationError{Field: "batch", Reason: err.Error()})
+			return refuse(b, &limits.ValidationError{Field: "batch", Reason: err.Error()})
 		}
 		s.m.batches.WithLabelValues("failed").Inc()
 		if ctx.Err() != nil {
@@ -341,31 +342,4 @@ func (b *PolicyBroadcaster) Set(p *vigilv1.CollectionPolicy) {
 	b.policy = p
 	close(b.changed)
 	b.changed = make(chan struct{})
-}
-
-// resolve turns a batch from its wire form into the form every later stage
-// reads: each event's process, container, pod and ECS task filled in from
-// the batch's shared entries (by pointer, so they stay shared), the host
-// from the stream's Hello, and the sensor id from the batch. Called after
-// ValidateBatch, which checked every reference.
-func resolve(b *vigilv1.Batch, host *vigilv1.Host) {
-	for _, e := range b.Events {
-		if e.ProcessRef != 0 {
-			e.Process, e.ProcessRef = b.Processes[e.ProcessRef-1], 0
-		}
-		if e.ContainerRef != 0 {
-			e.Container, e.ContainerRef = b.Containers[e.ContainerRef-1], 0
-		}
-		if e.KubernetesRef != 0 {
-			e.Kubernetes, e.KubernetesRef = b.Pods[e.KubernetesRef-1], 0
-		}
-		if e.EcsRef != 0 {
-			e.Ecs, e.EcsRef = b.EcsTasks[e.EcsRef-1], 0
-		}
-		e.SensorId = b.SensorId
-		if e.Host == nil {
-			e.Host = host
-		}
-	}
-	b.Processes, b.Containers, b.Pods, b.EcsTasks = nil, nil, nil, nil
 }

@@ -1,4 +1,8 @@
-package stream
+// Package limits checks what a sensor sends against the backend's limits
+// (sizes, counts, ids, timestamps, references) and turns a checked batch
+// into the form later stages read. It depends on nothing but the event
+// model, so its fuzz target runs fast.
+package limits
 
 import (
 	"errors"
@@ -43,7 +47,8 @@ func DefaultLimits() Limits {
 	}
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills zero limits from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	if l.MaxMessageBytes == 0 {
 		l.MaxMessageBytes = d.MaxMessageBytes
@@ -94,14 +99,14 @@ func invalid(field, format string, args ...any) *ValidationError {
 
 // ValidateHello checks the message that opens a stream.
 func ValidateHello(h *vigilv1.Hello, l Limits) error {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	if h == nil {
 		return invalid("hello", "required as the first message")
 	}
-	if err := checkID(h.GetSensorId(), l.MaxIDBytes); err != nil {
+	if err := CheckID(h.GetSensorId(), l.MaxIDBytes); err != nil {
 		return invalid("hello.sensor_id", "%v", err)
 	}
-	if err := checkID(h.GetBootId(), l.MaxIDBytes); err != nil {
+	if err := CheckID(h.GetBootId(), l.MaxIDBytes); err != nil {
 		return invalid("hello.boot_id", "%v", err)
 	}
 	v := validator{l: l}
@@ -118,7 +123,7 @@ func ValidateHello(h *vigilv1.Hello, l Limits) error {
 
 // ValidateHealth checks a sensor health report.
 func ValidateHealth(h *vigilv1.SensorHealth, l Limits) error {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	v := validator{l: l}
 	return v.message("health", h.ProtoReflect())
 }
@@ -127,14 +132,14 @@ func ValidateHealth(h *vigilv1.SensorHealth, l Limits) error {
 // every string, list and timestamp of every event. It returns a
 // *ValidationError for the first problem found.
 func ValidateBatch(b *vigilv1.Batch, l Limits) error {
-	l = l.withDefaults()
+	l = l.WithDefaults()
 	if b == nil {
 		return invalid("batch", "required")
 	}
-	if err := checkID(b.SensorId, l.MaxIDBytes); err != nil {
+	if err := CheckID(b.SensorId, l.MaxIDBytes); err != nil {
 		return invalid("batch.sensor_id", "%v", err)
 	}
-	if err := checkID(b.BootId, l.MaxIDBytes); err != nil {
+	if err := CheckID(b.BootId, l.MaxIDBytes); err != nil {
 		return invalid("batch.boot_id", "%v", err)
 	}
 	if b.Sequence == 0 {
@@ -453,7 +458,7 @@ func (v *validator) addr(field string, a *vigilv1.SocketAddress) *ValidationErro
 		return nil
 	}
 	if !socketFamilies[a.Family] {
-		return invalid(prefix(field, "family"), "%q is not one of inet, inet6, unix", truncate(a.Family))
+		return invalid(prefix(field, "family"), "%q is not one of inet, inet6, unix", Truncate(a.Family))
 	}
 	if err := v.str(prefix(field, "ip"), a.Ip, 64); err != nil {
 		return err
@@ -545,7 +550,7 @@ func (v *validator) walk(m protoreflect.Message) *ValidationError {
 					return false
 				}
 				if verr = v.value(fd.MapValue(), mv); verr != nil {
-					verr.Field = prefix(name+"["+strconv.Quote(truncate(k.String()))+"]", verr.Field)
+					verr.Field = prefix(name+"["+strconv.Quote(Truncate(k.String()))+"]", verr.Field)
 					return false
 				}
 				return true
@@ -575,9 +580,9 @@ func (v *validator) value(fd protoreflect.FieldDescriptor, val protoreflect.Valu
 	return nil
 }
 
-// checkID accepts a non-empty identifier of printable ASCII without spaces,
+// CheckID accepts a non-empty identifier of printable ASCII without spaces,
 // so ids are safe in logs, file names and SQL keys.
-func checkID(s string, max int) error {
+func CheckID(s string, max int) error {
 	if s == "" {
 		return errors.New("required")
 	}
@@ -600,8 +605,8 @@ func checkTime(ts *timestamppb.Timestamp) error {
 	return nil
 }
 
-// truncate shortens attacker-chosen text before it goes into an error.
-func truncate(s string) string {
+// Truncate shortens attacker-chosen text before it goes into an error.
+func Truncate(s string) string {
 	if len(s) <= 64 {
 		return s
 	}
@@ -610,4 +615,32 @@ func truncate(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s + "..."
+}
+
+// Resolve turns a batch from its wire form into the form every later stage
+// reads: each event's process, container, pod and ECS task filled in from
+// the batch's shared entries (by pointer, so they stay shared), the host
+// from the stream's Hello, and the sensor id from the batch. Call it only
+// on a batch ValidateBatch accepted: it relies on the references being in
+// range.
+func Resolve(b *vigilv1.Batch, host *vigilv1.Host) {
+	for _, e := range b.Events {
+		if e.ProcessRef != 0 {
+			e.Process, e.ProcessRef = b.Processes[e.ProcessRef-1], 0
+		}
+		if e.ContainerRef != 0 {
+			e.Container, e.ContainerRef = b.Containers[e.ContainerRef-1], 0
+		}
+		if e.KubernetesRef != 0 {
+			e.Kubernetes, e.KubernetesRef = b.Pods[e.KubernetesRef-1], 0
+		}
+		if e.EcsRef != 0 {
+			e.Ecs, e.EcsRef = b.EcsTasks[e.EcsRef-1], 0
+		}
+		e.SensorId = b.SensorId
+		if e.Host == nil {
+			e.Host = host
+		}
+	}
+	b.Processes, b.Containers, b.Pods, b.EcsTasks = nil, nil, nil, nil
 }

@@ -1,4 +1,4 @@
-package stream
+package limits
 
 import (
 	"strings"
@@ -7,69 +7,37 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
-// sealedBatch builds a batch through the client's batchBuilder and reads
-// it back, so tests see exactly what goes on the wire (shared context and
-// references included).
-func sealedBatch(t testing.TB, events []*vigilv1.Event) (*vigilv1.Batch, []byte) {
-	t.Helper()
-	b := newBatchBuilder()
-	for _, e := range events {
-		if err := b.add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	frame := b.seal(batchHeader{sensorID: "sensor-1", bootID: "boot-1", sequence: 9, sentAt: time.Unix(1764115200, 5), droppedBatches: 2, droppedEvents: 30})
-	var m vigilv1.SensorMessage
-	if err := proto.Unmarshal(frame, &m); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := proto.Marshal(m.GetBatch())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.GetBatch(), raw
-}
-
-func TestSealedBatchReadsBackAsTheEventsSent(t *testing.T) {
-	f := newEventFactory()
-	var events []*vigilv1.Event
-	for i := 0; i < 40; i++ {
-		events = append(events, f.event(i))
-	}
-	b, _ := sealedBatch(t, events)
-	if b.SensorId != "sensor-1" || b.BootId != "boot-1" || b.Sequence != 9 || b.DroppedBatches != 2 || b.DroppedEvents != 30 || !b.SentAt.AsTime().Equal(time.Unix(1764115200, 5)) {
-		t.Fatalf("header read back as %v", b)
-	}
-	if len(b.Processes) != 4 || len(b.Containers) != 1 || len(b.Pods) != 1 {
-		t.Fatalf("shared context: %d processes, %d containers, %d pods; want 4, 1, 1 (shared by pointer)", len(b.Processes), len(b.Containers), len(b.Pods))
-	}
-	if err := ValidateBatch(b, DefaultLimits()); err != nil {
-		t.Fatal(err)
-	}
-	resolve(b, nil)
-	for i, e := range b.Events {
-		e.SensorId = "" // filled in by resolve
-		if !proto.Equal(e, events[i]) {
-			t.Fatalf("event %d read back as\n%v\nwant\n%v", i, e, events[i])
-		}
-	}
-	for i, e := range events {
-		if e.Process == nil || e.ProcessRef != 0 || e.Container == nil {
-			t.Fatalf("event %d was left changed by the builder", i)
-		}
+// goodBatch is a batch in wire form, as the sensor's client builds it: a
+// process, container and pod sent once and referred to by three events.
+func goodBatch() *vigilv1.Batch {
+	now := timestamppb.New(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC))
+	return &vigilv1.Batch{
+		SensorId: "sensor-1", BootId: "8c0f1e4a-5b2d-4e7f-9a3c-6d1b0e8f2a4c", Sequence: 3, SentAt: now,
+		Processes: []*vigilv1.Process{{
+			ExecId: "b:20000:1", ParentExecId: "b:1742:1", Pid: 20000, Comm: "curl", ExePath: "/usr/bin/curl",
+			Args: []string{"curl", "-sS", "https://example.internal/"}, Cwd: "/opt/app", StartTime: now,
+			Lineage: []*vigilv1.Ancestor{
+				{ExecId: "b:1742:1", Comm: "bash", ExePath: "/usr/bin/bash", Args: []string{"bash", "-c", "run"}},
+				{ExecId: "b:1:1", Comm: "tini", ExePath: "/sbin/tini", Args: []string{"/sbin/tini", "--"}},
+			},
+		}},
+		Containers: []*vigilv1.Container{{Id: "3f6d2a8c9b1e", Image: "payments-api:v2", Labels: map[string]string{"k": "v"}}},
+		Pods:       []*vigilv1.Kubernetes{{PodName: "payments-api-x2k4p", Namespace: "payments", PodLabels: map[string]string{"k": "v"}}},
+		Events: []*vigilv1.Event{
+			{Time: now, ProcessRef: 1, ContainerRef: 1, KubernetesRef: 1, Syscall: "execve", Kind: &vigilv1.Event_Exec{Exec: &vigilv1.Exec{Filename: "/usr/bin/curl"}}},
+			{Time: now, ProcessRef: 1, ContainerRef: 1, KubernetesRef: 1, Syscall: "openat", Kind: &vigilv1.Event_Open{Open: &vigilv1.FileOpen{Path: "/etc/hosts"}}},
+			{Time: now, ProcessRef: 1, ContainerRef: 1, KubernetesRef: 1, Syscall: "connect", Kind: &vigilv1.Event_Connect{Connect: &vigilv1.Connect{Remote: &vigilv1.SocketAddress{Family: "inet", Ip: "10.0.0.1", Port: 443}}}},
+		},
 	}
 }
 
 func TestValidateBatch(t *testing.T) {
-	f := newEventFactory()
-	good := func() *vigilv1.Batch {
-		b, _ := sealedBatch(t, []*vigilv1.Event{f.event(0), f.event(1), f.event(7)})
-		return b
-	}
+	good := goodBatch
 	long := strings.Repeat("a", 4097)
 	for _, tc := range []struct {
 		name   string
@@ -151,16 +119,11 @@ func withinLimits(m protoreflect.Message, l Limits) bool {
 // resolve into events that each have a process, with every string and list
 // within the limits.
 func FuzzValidateBatch(f *testing.F) {
-	ef := newEventFactory()
-	var events []*vigilv1.Event
-	for i := 0; i < 12; i++ {
-		events = append(events, ef.event(i))
-	}
-	_, raw := sealedBatch(f, events)
+	raw, _ := proto.Marshal(goodBatch())
 	f.Add(raw)
-	_, raw = sealedBatch(f, events[:1])
-	f.Add(raw)
-	inline, _ := proto.Marshal(&vigilv1.Batch{SensorId: "s", BootId: "b", Sequence: 1, Events: events[:3]})
+	b := goodBatch()
+	Resolve(b, nil)
+	inline, _ := proto.Marshal(b)
 	f.Add(inline)
 	f.Add([]byte{})
 	limits := DefaultLimits()
@@ -182,7 +145,7 @@ func FuzzValidateBatch(f *testing.F) {
 		if !withinLimits(b.ProtoReflect(), limits) {
 			t.Fatal("accepted a batch with a string or list over the limits")
 		}
-		resolve(&b, host)
+		Resolve(&b, host)
 		for i, e := range b.Events {
 			if e.Process == nil || e.Kind == nil || e.Time == nil {
 				t.Fatalf("accepted event %d without process, kind or time", i)
