@@ -125,7 +125,11 @@ func ValidateHello(h *vigilv1.Hello, l Limits) error {
 func ValidateHealth(h *vigilv1.SensorHealth, l Limits) error {
 	l = l.WithDefaults()
 	v := validator{l: l}
-	return v.message("health", h.ProtoReflect())
+	// Return a nil error, not a nil *ValidationError in an error.
+	if err := v.message("health", h.ProtoReflect()); err != nil {
+		return err
+	}
+	return nil
 }
 
 // ValidateBatch checks a batch against l: ids, sequence, event count, and
