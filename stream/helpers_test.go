@@ -274,3 +274,13 @@ func (f *eventFactory) process(pid uint32) *vigilv1.Process {
 		Lineage:   f.lineage,
 	}
 }
+
+// listen opens a loopback listener on a free port.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lis
+}

@@ -156,3 +156,21 @@ func FuzzValidateBatch(f *testing.F) {
 		}
 	})
 }
+
+func TestValidatorsReturnUntypedNil(t *testing.T) {
+	l := DefaultLimits()
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"a valid hello gives a nil error", ValidateHello(&vigilv1.Hello{SensorId: "s", BootId: "b", Host: &vigilv1.Host{Hostname: "h"}}, l)},
+		{"a valid health report gives a nil error", ValidateHealth(&vigilv1.SensorHealth{SensorId: "s", LoadedProbes: []string{"exec"}}, l)},
+		{"a valid batch gives a nil error", ValidateBatch(goodBatch(), l)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err != nil {
+				t.Fatalf("got %#v", tc.err)
+			}
+		})
+	}
+}
