@@ -450,6 +450,10 @@ func scenarios() []scenario {
 		scenario{"/etc/ld.so.preload created with creat(2)", preload, true, evs(openEv(echo, "creat", "/etc/ld.so.preload", oWRONLY|oCREAT|oTRUNC)), nil},
 		scenario{"a file renamed over /etc/ld.so.preload", preload, true, evs(renameEv(echo, "renameat2", "/tmp/p", "/etc/ld.so.preload")), nil},
 		scenario{"a symlink planted at /etc/ld.so.preload", preload, true, evs(linkEv(echo, "symlinkat", "/tmp/p", "/etc/ld.so.preload")), nil},
+		scenario{"/etc/ld.so.preload written through /proc/self/fd is seen at its resolved path", preload, true,
+			evs(openEv(echo, "openat", "/etc/ld.so.preload", oWRONLY|oTRUNC, requested("/proc/self/fd/7"))), nil},
+		scenario{"/etc/ld.so.preload written through a symlink in /tmp is seen at its resolved path", preload, true,
+			evs(openEv(echo, "openat2", "/etc/ld.so.preload", oWRONLY|oCREAT, requested("/tmp/innocent"))), nil},
 		scenario{"the loader reading /etc/ld.so.preload is not", preload, false, evs(readEv(proc("ls", "/usr/bin/ls", "ls"), "/etc/ld.so.preload")), nil},
 	)
 	add(
@@ -594,6 +598,8 @@ func scenarios() []scenario {
 			evs(execEv(asUser(proc("bash", "/tmp/.b", "/tmp/.b", "-p"), 1000, 0))), nil},
 		scenario{"sudo is the usual way and not", elevate, false,
 			evs(execEv(asUser(proc("sudo", "/usr/bin/sudo", "sudo", "apt", "update"), 1000, 0))), nil},
+		scenario{"cron mail through setuid exim is not", elevate, false,
+			evs(execEv(asUser(proc("exim4", "/usr/sbin/exim4", "/usr/sbin/sendmail", "-i", "-t"), 1000, 0))), nil},
 		scenario{"root running a program is not an elevation", elevate, false, evs(execEv(proc("ls", "/usr/bin/ls", "ls"))), nil},
 		scenario{"a user's own program is not", elevate, false, evs(execEv(asUser(proc("ls", "/usr/bin/ls", "ls"), 1000, 1000))), nil},
 	)
@@ -669,6 +675,8 @@ func scenarios() []scenario {
 	curlP := proc("curl", "/usr/bin/curl", "curl")
 	add(
 		scenario{"a lookup of GuardDuty's C&C test domain", c2DNS, true, evs(dnsQueryEv(dig, "c2.guarddutyc2activityb.com")), nil},
+		scenario{"a C&C lookup sent with write(2) on a connected socket", c2DNS, true, evs(dnsQueryEv(dig, "c2.guarddutyc2activityb.com", via("write"))), nil},
+		scenario{"a C&C lookup sent with sendmsg(2)", c2DNS, true, evs(dnsQueryEv(dig, "C2.GuardDutyC2ActivityB.com", via("sendmsg"))), nil},
 		scenario{"a lookup of the crypto test subdomain is not C&C (it is more specific)", c2DNS, false, evs(dnsQueryEv(dig, "crypto.guarddutyc2activityb.com")), nil},
 		scenario{"dig of a normal domain is not C&C", c2DNS, false, evs(dnsQueryEv(dig, "example.com")), nil},
 		scenario{"a connect to a C&C address from the config map", c2IP, true, evs(connectEv(curlP, "203.0.113.10", 443)), nil},

@@ -179,6 +179,7 @@ func openEv(p *vigilv1.Process, syscall, path string, flags uint32, opts ...opt)
 		o.Created = true
 	}
 	e.Kind = &vigilv1.Event_Open{Open: o}
+	apply(e, opts) // again, now that there is a FileOpen to adjust
 	return e
 }
 
@@ -378,4 +379,24 @@ func childOf(p, parent *vigilv1.Process) *vigilv1.Process {
 	}}, parent.Lineage...)
 	p.ParentExecId, p.Ppid = parent.ExecId, parent.Pid
 	return p
+}
+
+// requested sets the path as the process passed it; the event's path stays
+// the one the kernel resolved (through symlinks and /proc/self/fd).
+func requested(path string) opt {
+	return func(e *vigilv1.Event) {
+		if o := e.GetOpen(); o != nil {
+			o.RequestedPath = path
+		}
+	}
+}
+
+// via sets the system call a DNS query went out with.
+func via(syscall string) opt {
+	return func(e *vigilv1.Event) {
+		e.Syscall = syscall
+		if q := e.GetDnsQuery(); q != nil {
+			q.Syscall = syscall
+		}
+	}
 }
