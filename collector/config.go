@@ -54,7 +54,7 @@ type Config struct {
 	// RateLimitBurst is the bucket size (default 4 × RateLimitPerSecond).
 	RateLimitBurst uint32 `yaml:"rate_limit_burst"`
 	// BTFPath is a BTF file for kernels without /sys/kernel/btf/vmlinux.
-	BTFPath string `yaml:"btf_path"`
+	BTFPath string `yaml:"btf_path" flag:"btf"`
 	// IncludeSelf keeps the sensor's own events; by default they are
 	// dropped in the kernel so the sensor cannot feed on itself.
 	IncludeSelf bool `yaml:"include_self"`

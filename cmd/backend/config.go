@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/internal/logging"
 	"github.com/vigilsec/vigil/stream"
 )
 
@@ -82,10 +83,8 @@ func (c *Config) Validate() error {
 	if c.Retention < 0 {
 		errs = append(errs, fmt.Errorf("retention: %s is negative", c.Retention))
 	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		errs = append(errs, fmt.Errorf("log_format: %q is not text or json", c.LogFormat))
+	if _, err := logging.New(c.LogLevel, c.LogFormat); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

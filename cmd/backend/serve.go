@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +18,7 @@ import (
 	"github.com/vigilsec/vigil/api"
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/findings"
+	"github.com/vigilsec/vigil/internal/logging"
 	"github.com/vigilsec/vigil/internal/version"
 	"github.com/vigilsec/vigil/rules"
 	"github.com/vigilsec/vigil/stream"
@@ -88,7 +87,10 @@ func assemble(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.
 
 // serve assembles the backend and runs it until ctx ends.
 func serve(ctx context.Context, cfg Config) error {
-	log := newLogger(cfg.LogLevel, cfg.LogFormat)
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	log.Info("starting backend", "version", version.Version, "grpc", cfg.GRPCListen, "http", cfg.HTTPListen)
@@ -170,14 +172,4 @@ func purge(ctx context.Context, store findings.Store, retention time.Duration, l
 		case <-t.C:
 		}
 	}
-}
-
-func newLogger(level, format string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(strings.ToUpper(level)))
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vigilsec/vigil/collector"
+	"github.com/vigilsec/vigil/enrich"
+	"github.com/vigilsec/vigil/internal/logging"
+	"github.com/vigilsec/vigil/stream"
+)
+
+// Config is the sensor's configuration: YAML file (--config), then VIGIL_*
+// variables, then flags. docs/config-sensor.md is generated from it.
+type Config struct {
+	// Stream is the connection to the backend: address, TLS, spool and
+	// batching.
+	Stream stream.ClientConfig `yaml:",inline"`
+	// Token is the sensor token the backend expects. Read it from the
+	// environment or the file, never from the command line.
+	Token string `yaml:"token" flag:"-" env:"VIGIL_SENSOR_TOKEN"`
+	// Stdout prints one JSON event per line instead of sending to a backend
+	// (the protobuf JSON mapping of vigil.v1.Event).
+	Stdout bool `yaml:"stdout" flag:"stdout"`
+	// MetricsListen is the address of /metrics and /healthz; empty turns
+	// them off.
+	MetricsListen string `yaml:"metrics_listen" flag:"metrics-listen"`
+	// Collector configures the eBPF capture.
+	Collector collector.Config `yaml:"collector"`
+	// Enrich configures the container, Kubernetes, ECS and EC2 context.
+	Enrich enrich.Config `yaml:"enrich"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level" flag:"log-level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format" flag:"log-format"`
+}
+
+func defaultConfig() Config {
+	return Config{
+		Stream:        stream.DefaultClientConfig(),
+		MetricsListen: ":9090",
+		Enrich:        enrich.DefaultConfig(),
+		LogLevel:      "info",
+		LogFormat:     "text",
+	}
+}
+
+// Validate says which key is wrong and why.
+func (c *Config) Validate() error {
+	var errs []error
+	if !c.Stdout {
+		if c.Stream.Backend == "" {
+			errs = append(errs, errors.New("backend: required (or run with --stdout)"))
+		}
+		if c.Token == "" {
+			errs = append(errs, errors.New("token: required (set VIGIL_SENSOR_TOKEN)"))
+		}
+	}
+	if _, err := logging.New(c.LogLevel, c.LogFormat); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Enrich.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("enrich: %w", err))
+	}
+	return errors.Join(errs...)
+}
