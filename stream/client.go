@@ -303,15 +303,22 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	hello := &vigilv1.SensorMessage{Kind: &vigilv1.SensorMessage_Hello{Hello: &vigilv1.Hello{
-		SensorId:          c.cfg.SensorID,
-		BootId:            c.cfg.BootID,
-		Version:           c.cfg.Version,
-		Host:              c.cfg.Host,
-		LastAckedSequence: c.spool.lastAckedSeq(),
-	}}}
-	if err := st.Send(hello); err != nil {
-		return 0, c.recvErr(st, err)
+	// A failed Send says only io.EOF; the stream's status comes from Recv,
+	// which only the receive goroutine below calls.
+	recvErr := make(chan error, 1)
+	streamErr := func(err error) error {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		select {
+		case err := <-recvErr:
+			if err == io.EOF {
+				return status.Error(codes.Unavailable, "backend closed the stream")
+			}
+			return err
+		case <-time.After(5 * time.Second):
+			return status.Error(codes.Unavailable, "stream broke without a status")
+		}
 	}
 
 	window := c.cfg.MaxInFlight
@@ -320,7 +327,6 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 		window = 1
 	}
 	acks := make(chan *vigilv1.Ack, window+1)
-	recvErr := make(chan error, 1)
 	go func() {
 		for {
 			m, err := st.Recv()
@@ -330,7 +336,12 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 			}
 			switch k := m.Kind.(type) {
 			case *vigilv1.BackendMessage_Ack:
-				acks <- k.Ack
+				select {
+				case acks <- k.Ack:
+				case <-sctx.Done():
+					recvErr <- sctx.Err()
+					return
+				}
 			case *vigilv1.BackendMessage_Policy:
 				if c.cfg.OnPolicy != nil && k.Policy != nil {
 					c.cfg.OnPolicy(k.Policy)
@@ -338,6 +349,16 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 			}
 		}
 	}()
+	hello := &vigilv1.SensorMessage{Kind: &vigilv1.SensorMessage_Hello{Hello: &vigilv1.Hello{
+		SensorId:          c.cfg.SensorID,
+		BootId:            c.cfg.BootID,
+		Version:           c.cfg.Version,
+		Host:              c.cfg.Host,
+		LastAckedSequence: c.spool.lastAckedSeq(),
+	}}}
+	if err := st.Send(hello); err != nil {
+		return 0, streamErr(err)
+	}
 	c.m.connected.Set(1)
 	if err := c.spool.setConnected(true); err != nil {
 		return 0, err
@@ -353,7 +374,9 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 		t := time.NewTicker(c.cfg.HealthInterval)
 		defer t.Stop()
 		health = t.C
-		c.sendHealth(st)
+		if err := c.sendHealth(st); err != nil {
+			return 0, streamErr(err)
+		}
 	}
 
 	var pending []inflight
@@ -396,7 +419,7 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 				c.spool.markSent(e, true)
 				pending = append(pending, inflight{e: e})
 				if err := st.SendMsg(rawFrame(frame)); err != nil {
-					return acked, fail(c.recvErr(st, err))
+					return acked, fail(streamErr(err))
 				}
 				c.m.batchesSent.Inc()
 				continue
@@ -431,25 +454,9 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 			}
 		case <-health:
 			if err := c.sendHealth(st); err != nil {
-				return acked, fail(c.recvErr(st, err))
+				return acked, fail(streamErr(err))
 			}
 		case <-c.spool.notify:
-		}
-	}
-}
-
-// recvErr turns a failed Send into the stream's real status: gRPC reports
-// io.EOF from Send and the reason from Recv.
-func (c *Client) recvErr(st grpc.BidiStreamingClient[vigilv1.SensorMessage, vigilv1.BackendMessage], err error) error {
-	if !errors.Is(err, io.EOF) {
-		return err
-	}
-	for {
-		if _, rerr := st.Recv(); rerr != nil {
-			if rerr == io.EOF {
-				return status.Error(codes.Unavailable, "backend closed the stream")
-			}
-			return rerr
 		}
 	}
 }

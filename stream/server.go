@@ -211,7 +211,18 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[vigilv1.SensorMessage, vigil
 				return err
 			}
 		}
-		go s.pushPolicies(ctx, changed, send)
+		// The pusher must be gone before Stream returns: a stream may not
+		// be sent on after its handler ends.
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.pushPolicies(pctx, changed, send)
+		}()
+		defer func() {
+			stop()
+			<-done
+		}()
 	}
 
 	// Replays within one stream are skipped here; across streams (after a
