@@ -275,9 +275,7 @@ func (c *Client) sendLoop(ctx context.Context) {
 		if acked > 0 {
 			backoff = c.cfg.ReconnectMin
 		}
-		// Full jitter over [backoff/2, backoff) so that sensors cut off
-		// together do not reconnect together.
-		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		wait := jitter(backoff)
 		c.log.Warn("stream to backend ended; reconnecting", "err", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
@@ -286,6 +284,12 @@ func (c *Client) sendLoop(ctx context.Context) {
 		}
 		backoff = min(backoff*2, c.cfg.ReconnectMax)
 	}
+}
+
+// jitter spreads a wait over [d/2, d], so that sensors cut off together do
+// not all reconnect at the same moment.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 // inflight is a sent batch awaiting its ack.
