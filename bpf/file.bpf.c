@@ -100,6 +100,70 @@ static __always_inline bool open_recall(struct inflight *out, __u32 sys)
 	return out->sys == sys;
 }
 
+/*
+ * What an open reports about the opened file. Each kernel read is a helper
+ * call the traced process pays for, so where the fields sit close together
+ * (CO-RE offsets, checked at load time) one read fetches a span of the
+ * struct: struct file's f_mode..f_path, struct inode's i_sb..i_ino and
+ * struct super_block's s_dev..s_magic. Otherwise fields are read one by one.
+ */
+struct file_facts {
+	struct path path;
+	__u64 ino;
+	__u64 magic;
+	__u32 dev;
+	__u32 mode;
+};
+
+#define SPAN_MAX 128
+
+/* span_ok: fields at offsets lo and hi (hi's size sz) fit one read. */
+#define SPAN_OK(lo, hi, sz) ((hi) >= (lo) && (hi) + (sz) - (lo) <= SPAN_MAX)
+
+static __always_inline void read_file_facts(struct file *f, struct file_facts *ff)
+{
+	/* Spans start 8-byte aligned so every field load from buf is aligned. */
+	__u8 buf[SPAN_MAX] __attribute__((aligned(8)));
+	__u32 mo = bpf_core_field_offset(struct file, f_mode) & ~7U;
+	__u32 mf = bpf_core_field_offset(struct file, f_mode) - mo;
+	__u32 io = bpf_core_field_offset(struct file, f_inode);
+	__u32 po = bpf_core_field_offset(struct file, f_path);
+	struct inode *ino;
+	if (SPAN_OK(mo, po, 16) && io > mo && io < po && !(io & 7) && !(po & 7)) {
+		bpf_probe_read_kernel(buf, po + 16 - mo, (void *)f + mo);
+		barrier_var(mf);
+		ff->mode = *(fmode_t *)(buf + mf);
+		ino = *(struct inode **)(buf + (io - mo));
+		ff->path.mnt = *(struct vfsmount **)(buf + (po - mo));
+		ff->path.dentry = *(struct dentry **)(buf + (po - mo) + 8);
+	} else {
+		ff->mode = BPF_CORE_READ(f, f_mode);
+		ino = BPF_CORE_READ(f, f_inode);
+		BPF_CORE_READ_INTO(&ff->path, f, f_path);
+	}
+	__u32 so = bpf_core_field_offset(struct inode, i_sb);
+	__u32 no = bpf_core_field_offset(struct inode, i_ino);
+	struct super_block *sb;
+	if (SPAN_OK(so, no, 8) && !(so & 7) && !(no & 7)) {
+		bpf_probe_read_kernel(buf, no + 8 - so, (void *)ino + so);
+		sb = *(struct super_block **)(buf + 0);
+		ff->ino = *(__u64 *)(buf + (no - so));
+	} else {
+		sb = BPF_CORE_READ(ino, i_sb);
+		ff->ino = BPF_CORE_READ(ino, i_ino);
+	}
+	__u32 dvo = bpf_core_field_offset(struct super_block, s_dev);
+	__u32 mgo = bpf_core_field_offset(struct super_block, s_magic);
+	if (SPAN_OK(dvo, mgo, 8) && !(dvo & 7) && !(mgo & 7)) {
+		bpf_probe_read_kernel(buf, mgo + 8 - dvo, (void *)sb + dvo);
+		ff->dev = *(__u32 *)(buf + 0);
+		ff->magic = *(__u64 *)(buf + (mgo - dvo));
+	} else {
+		ff->dev = BPF_CORE_READ(sb, s_dev);
+		ff->magic = BPF_CORE_READ(sb, s_magic);
+	}
+}
+
 static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 	struct inflight in;
@@ -125,19 +189,23 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 	struct file *f = NULL;
 	if (ret >= 0) {
 		f = fd_file(current_task(), ret);
-		off = put_file_path(s, off, 0, f);
+		if (f) {
+			struct file_facts ff;
+			read_file_facts(f, &ff);
+			o->ino = ff.ino;
+			o->dev = ff.dev;
+			o->fs_magic = ff.magic;
+			o->created = (ff.mode & FMODE_CREATED_VAL) != 0;
+			off = put_path(s, off, 0, ff.path.dentry, ff.path.mnt);
+		} else {
+			off = set_len(s, off, 0, 0);
+		}
 	} else {
 		off = set_len(s, off, 0, 0);
 	}
 	off = put_user_str(s, off, 1, upath, 4096);
 	if (f) {
 		off = set_len(s, off, 2, 0);
-		struct inode *ino = BPF_CORE_READ(f, f_inode);
-		struct super_block *sb = BPF_CORE_READ(ino, i_sb);
-		o->ino = BPF_CORE_READ(ino, i_ino);
-		o->dev = BPF_CORE_READ(sb, s_dev);
-		o->fs_magic = BPF_CORE_READ(sb, s_magic);
-		o->created = (BPF_CORE_READ(f, f_mode) & FMODE_CREATED_VAL) != 0;
 	} else {
 		/* Failed: user space resolves the requested path against this. */
 		off = put_base(s, off, 2, in.args[0], upath);
