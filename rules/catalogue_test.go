@@ -473,6 +473,8 @@ func scenarios() []scenario {
 	add(
 		scenario{"LD_PRELOAD naming an unknown library", ldPre, true,
 			evs(execEv(proc("sshd", "/usr/sbin/sshd", "sshd"), ldPreload("/tmp/.l/libprocesshider.so"))), nil},
+		scenario{"LD_PRELOAD with a library named like jemalloc in /tmp", ldPre, true,
+			evs(execEv(proc("sshd", "/usr/sbin/sshd", "sshd"), ldPreload("/tmp/libjemalloc.so"))), nil},
 		scenario{"LD_PRELOAD with jemalloc is not", ldPre, false,
 			evs(execEv(proc("redis-server", "/usr/bin/redis-server", "redis-server"), ldPreload("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"))), nil},
 		scenario{"no LD_PRELOAD is not", ldPre, false, evs(execEv(proc("ls", "/usr/bin/ls", "ls"))), nil},
@@ -581,6 +583,9 @@ func scenarios() []scenario {
 	add(
 		scenario{"runc opened for write", runc, true, evs(openEv(proc("x", "/tmp/x", "./x"), "openat", "/usr/bin/runc", oWRONLY|oTRUNC, inCtr)), nil},
 		scenario{"runc replaced through creat(2)", runc, true, evs(openEv(proc("x", "/tmp/x", "./x"), "creat", "/usr/local/sbin/runc", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"runc at a custom path under /opt replaced", runc, true, evs(openEv(proc("x", "/tmp/x", "./x"), "openat", "/opt/bin/runc", oWRONLY|oTRUNC)), nil},
+		scenario{"a CI job linking a runc binary it is building is not", runc, false,
+			evs(writeEv(proc("link", "/usr/local/go/pkg/tool/linux_amd64/link", "link", "-o", "runc"), "/home/ci/src/runc/runc")), nil},
 		scenario{"dpkg upgrading runc is not", runc, false, evs(openEv(dpkg, "openat", "/usr/bin/runc", oWRONLY|oCREAT|oTRUNC)), nil},
 		scenario{"containerd executing runc reads it and is not", runc, false,
 			evs(readEv(proc("containerd", "/usr/bin/containerd", "containerd"), "/usr/bin/runc")), nil},
