@@ -401,6 +401,11 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 			}
 		}
 		code := status.Code(err)
+		if code == codes.InvalidArgument && hasErrorInfo(err) {
+			// Refused for something no batch caused (a bad Hello):
+			// keep every batch and retry with backoff.
+			return err
+		}
 		if code == codes.InvalidArgument || code == codes.ResourceExhausted {
 			if lockstep && len(pending) == 1 {
 				c.quarantine(pending[0].e, err)
@@ -517,4 +522,18 @@ func grpcConnectParams(cfg ClientConfig) grpc.ConnectParams {
 		},
 		MinConnectTimeout: 5 * time.Second,
 	}
+}
+
+// hasErrorInfo says whether a status carries one of our ErrorInfo details.
+func hasErrorInfo(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == errorDomain {
+			return true
+		}
+	}
+	return false
 }

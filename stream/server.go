@@ -56,6 +56,11 @@ type PolicySource interface {
 // metadata carries "sequence", "sensor_id" and "boot_id".
 const ReasonBatchInvalid = "BATCH_INVALID"
 
+// ReasonMessageInvalid is the ErrorInfo reason when a stream is refused
+// for something other than a batch (a bad Hello, a second Hello, an empty
+// message): no batch is to blame, so the sensor keeps its spool.
+const ReasonMessageInvalid = "MESSAGE_INVALID"
+
 // errorDomain is the ErrorInfo domain of Vigil's statuses.
 const errorDomain = "vigil.dev"
 
@@ -95,7 +100,7 @@ func NewServer(cfg ServerConfig, ing Ingester, health HealthRecorder, pol Policy
 		events:    prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_stream_server_events_total", Help: "Events in accepted batches."}),
 		dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_stream_server_sensor_dropped_events_total", Help: "Events sensors reported dropping (spool full, refused batches)."}),
 		ingestDur: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_stream_server_ingest_seconds", Help: "Time Ingest took per batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		healthErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_stream_server_health_errors_total", Help: "Health reports that could not be recorded."}),
+		healthErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_stream_server_health_errors_total", Help: "Health reports that were invalid or could not be recorded."}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.streams, m.batches, m.events, m.dropped, m.ingestDur, m.healthErr} {
@@ -162,7 +167,9 @@ func refuse(b *vigilv1.Batch, err error) error {
 	}
 	st := status.New(codes.InvalidArgument, msg)
 	details := []protoadapt.MessageV1{&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: ve.Field, Description: ve.Reason}}}}
-	if b != nil {
+	if b == nil {
+		details = append(details, &errdetails.ErrorInfo{Reason: ReasonMessageInvalid, Domain: errorDomain})
+	} else {
 		details = append(details, &errdetails.ErrorInfo{
 			Reason: ReasonBatchInvalid,
 			Domain: errorDomain,
@@ -246,8 +253,12 @@ func (s *Server) Stream(st grpc.BidiStreamingServer[vigilv1.SensorMessage, vigil
 				return err
 			}
 		case *vigilv1.SensorMessage_Health:
+			// Health is advisory: a bad report is dropped, the stream
+			// and its batches go on.
 			if err := limits.ValidateHealth(k.Health, s.cfg.Limits); err != nil {
-				return refuse(nil, err)
+				s.m.healthErr.Inc()
+				log.Warn("health report refused", "err", err)
+				continue
 			}
 			if s.health != nil {
 				if err := s.health.RecordHealth(ctx, hello, k.Health); err != nil {

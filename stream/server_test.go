@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,4 +140,50 @@ func TestHealthReportsAndPolicyPushes(t *testing.T) {
 			t.Fatalf("hello %v", hello)
 		}
 	})
+}
+
+func TestRefusalsNoBatchCausedKeepTheSpool(t *testing.T) {
+	long := strings.Repeat("h", 5000)
+	for _, tc := range []struct {
+		name          string
+		hostname      string
+		healthKernel  string
+		wantDelivered bool
+	}{
+		{"a refused hello keeps every batch spooled", long, "", false},
+		{"a refused health report is dropped and batches flow", "host", long, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			certs := writeCerts(t)
+			ing := newCountingIngester(false)
+			ts := startServer(t, certs, "", ing, nil)
+			cfg := clientConfig(ts.addr, certs, "sensor-refused", t.TempDir())
+			cfg.Host.Hostname = tc.hostname
+			cfg.HealthInterval = 20 * time.Millisecond
+			cfg.HealthFunc = func() *vigilv1.SensorHealth { return &vigilv1.SensorHealth{Kernel: tc.healthKernel} }
+			c, err := NewClient(cfg, testLogger(t), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := make(chan *vigilv1.Event)
+			ctx, cancel := context.WithCancel(context.Background())
+			wait := runClient(t, c, ctx, in)
+			f := newEventFactory()
+			for i := 0; i < 50; i++ {
+				in <- f.event(i)
+			}
+			if tc.wantDelivered {
+				waitFor(t, 10*time.Second, "the events", func() bool { return ing.events.Load() == 50 })
+			} else {
+				time.Sleep(500 * time.Millisecond)
+				if st := c.spool.stats(); st.entries == 0 || st.droppedBatches != 0 || ing.events.Load() != 0 {
+					t.Fatalf("spool %+v, %d ingested; want the batch kept, nothing dropped or ingested", st, ing.events.Load())
+				}
+			}
+			cancel()
+			if err := wait(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
