@@ -103,7 +103,7 @@ func helperSpawn() {
 }
 
 // helperUnixPair listens on a unix socket at path, connects to it,
-// accepts, and holds both ends longer than the test's poll interval.
+// accepts, and holds both ends until it exits.
 func helperUnixPair(path string) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -118,15 +118,15 @@ func helperUnixPair(path string) {
 		fail(err)
 	}
 	fmt.Println("unix-ok")
+	// Held past a poll, and still open at exit: on a loaded machine the
+	// exit-time poll is the one that sees them.
 	time.Sleep(600 * time.Millisecond)
-	c.Close()
-	s.Close()
-	ln.Close()
+	_, _, _ = c, s, ln
 	os.Exit(0)
 }
 
 // helperTCPPair listens on a loopback port, connects to it, accepts, and
-// holds both ends longer than the test's poll interval.
+// holds both ends until it exits.
 func helperTCPPair() {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -142,10 +142,10 @@ func helperTCPPair() {
 		fail(err)
 	}
 	fmt.Printf("port=%d client=%d\n", port, c.LocalAddr().(*net.TCPAddr).Port)
+	// Held past a poll, and still open at exit: on a loaded machine the
+	// exit-time poll is the one that sees them.
 	time.Sleep(600 * time.Millisecond)
-	c.Close()
-	s.Close()
-	ln.Close()
+	_, _ = s, ln
 	os.Exit(0)
 }
 
@@ -370,6 +370,7 @@ func (s *sink) waitFor(t testing.TB, what string, timeout time.Duration, pred fu
 // traced is a running collector tracing one workload.
 type traced struct {
 	c      *Collector
+	reg    *prometheus.Registry
 	sink   *sink
 	cancel context.CancelFunc
 	done   chan error
@@ -380,13 +381,14 @@ type traced struct {
 func traceWorkload(t testing.TB, w *workload, cfg Config) *traced {
 	t.Helper()
 	cfg.RootPid = uint32(w.pid)
-	c, err := New(cfg, nil, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	c, err := New(cfg, nil, reg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan *vigilv1.Event, 1024)
-	tr := &traced{c: c, sink: &sink{}, cancel: cancel, done: make(chan error, 1)}
+	tr := &traced{c: c, reg: reg, sink: &sink{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { tr.done <- c.Run(ctx, out) }()
 	go func() {
 		for {
@@ -409,6 +411,39 @@ func traceWorkload(t testing.TB, w *workload, cfg Config) *traced {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return tr
+}
+
+// hashesSettled waits until the process table has stopped hashing what it
+// queued when it was seeded from /proc (every process on the machine), so a
+// measurement does not include the sensor's start-up.
+func (tr *traced) hashesSettled(t testing.TB) {
+	t.Helper()
+	read := func() float64 {
+		mfs, err := tr.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v float64
+		for _, mf := range mfs {
+			switch mf.GetName() {
+			case "vigil_proctable_hash_read_bytes_total", "vigil_proctable_hash_cache_hits_total", "vigil_proctable_hash_errors_total":
+				for _, m := range mf.GetMetric() {
+					v += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return v
+	}
+	last, still := read(), 0
+	deadline := time.Now().Add(60 * time.Second)
+	for still < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if v := read(); v == last {
+			still++
+		} else {
+			last, still = v, 0
+		}
+	}
 }
 
 // stop cancels the collector and waits for Run to return.

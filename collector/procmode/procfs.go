@@ -11,6 +11,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// readProcFile reads a /proc file with open, read and close only. os.ReadFile
+// also stats the file and tries to register it with the runtime's poller,
+// which doubles the system calls for the small files the tracer reads while
+// a tracee waits.
+func readProcFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 2048)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+}
+
 // procStat is what the collector reads from /proc/PID/stat and status.
 type procStat struct {
 	comm                 string
@@ -35,7 +64,7 @@ func pidDir(procRoot string, pid uint32) string {
 // readStat reads /proc/PID/stat. comm may hold spaces and parentheses, so
 // fields are counted from the last ')'.
 func readStat(procRoot string, pid uint32) (procStat, error) {
-	b, err := os.ReadFile(pidDir(procRoot, pid) + "/stat")
+	b, err := readProcFile(pidDir(procRoot, pid) + "/stat")
 	if err != nil {
 		return procStat{}, err
 	}
@@ -71,7 +100,7 @@ func parseStat(b []byte) (procStat, error) {
 // readStatus adds ids, the thread group, the namespace pid and the
 // effective capabilities from /proc/PID/status to s.
 func readStatus(procRoot string, pid uint32, s *procStat) error {
-	b, err := os.ReadFile(pidDir(procRoot, pid) + "/status")
+	b, err := readProcFile(pidDir(procRoot, pid) + "/status")
 	if err != nil {
 		return err
 	}
@@ -122,7 +151,7 @@ func parseU32(s string) uint32 {
 
 // readLoginUID returns /proc/PID/loginuid, or 4294967295 (unset).
 func readLoginUID(procRoot string, pid uint32) uint32 {
-	b, err := os.ReadFile(pidDir(procRoot, pid) + "/loginuid")
+	b, err := readProcFile(pidDir(procRoot, pid) + "/loginuid")
 	if err != nil {
 		return ^uint32(0)
 	}
@@ -167,7 +196,7 @@ func kernelDev(dev uint64) uint64 {
 // unified (v2) hierarchy when it places the process below the root, else the
 // systemd (v1) one, as the eBPF collector does.
 func cgroupPath(procRoot string, pid uint32) string {
-	b, err := os.ReadFile(pidDir(procRoot, pid) + "/cgroup")
+	b, err := readProcFile(pidDir(procRoot, pid) + "/cgroup")
 	if err != nil {
 		return ""
 	}
@@ -224,7 +253,7 @@ func fdKind(link string) (kind string, sockIno uint64) {
 // fdinfoFlags returns the open(2) flags of fd from /proc/PID/fdinfo/FD
 // (printed in octal), and its mount id.
 func fdinfoFlags(procRoot string, pid uint32, fd int) (flags uint32, mntID int, err error) {
-	b, err := os.ReadFile(pidDir(procRoot, pid) + "/fdinfo/" + strconv.Itoa(fd))
+	b, err := readProcFile(pidDir(procRoot, pid) + "/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
 		return 0, 0, err
 	}

@@ -254,18 +254,16 @@ func (t *tracer) lookup(tid uint32) *tracee {
 		return tr
 	}
 	tgid := tid
-	var st procStat
-	if readStatus(t.cfg.ProcRoot, tid, &st) == nil && st.tgid != 0 {
+	st, err := readStat(t.cfg.ProcRoot, tid)
+	if err == nil && readStatus(t.cfg.ProcRoot, tid, &st) == nil {
 		tgid = st.tgid
 	}
 	tr := t.add(tid, tgid)
-	if tgid == tid {
+	if err == nil && tgid == tid {
 		// A new process: report its fork now, so that what it does
 		// before its parent's event is handled has a known process.
-		if s, err := readStat(t.cfg.ProcRoot, tid); err == nil {
-			if p := t.tracees[s.ppid]; p != nil {
-				t.announce(p.tgid, p.tid, tr)
-			}
+		if p := t.tracees[st.ppid]; p != nil {
+			t.announce(p.tgid, p.tid, tr, &st)
 		}
 	}
 	return tr
@@ -370,24 +368,27 @@ func (t *tracer) onClone(tr *tracee, child uint32) {
 		ct = t.add(child, child)
 	}
 	if !thread {
-		t.announce(tr.tgid, tr.tid, ct)
+		t.announce(tr.tgid, tr.tid, ct, nil)
 	}
 }
 
 // announce reports the fork of process ct by parentTgid (thread
-// parentTid), once.
-func (t *tracer) announce(parentTgid, parentTid uint32, ct *tracee) {
+// parentTid), once. st is the child's stat and status when the caller has
+// read them already.
+func (t *tracer) announce(parentTgid, parentTid uint32, ct *tracee, st *procStat) {
 	if ct.announced {
 		return
 	}
 	ct.announced = true
 	child := ct.tid
-	st, err := readStat(t.cfg.ProcRoot, child)
-	if err != nil {
-		return
+	if st == nil {
+		s, err := readStat(t.cfg.ProcRoot, child)
+		if err != nil {
+			return
+		}
+		_ = readStatus(t.cfg.ProcRoot, child, &s)
+		st = &s
 	}
-	var status procStat
-	_ = readStatus(t.cfg.ProcRoot, child, &status)
 	parent := t.c.state(parentTgid, true)
 	ps := t.c.state(child, true)
 	// The child starts with its parent's descriptors: they are not new.
@@ -408,7 +409,7 @@ func (t *tracer) announce(parentTgid, parentTid uint32, ct *tracee) {
 	}
 	parentCgroup, parentCgroupID := parent.cgroupInfo()
 	childProc := t.c.procs.OnForkInfo(proctable.ForkInfo{
-		ParentPid: parentTgid, ChildPid: child, ChildNsPid: status.nsPid, ChildStart: st.startTicks * proctable.TickNanos,
+		ParentPid: parentTgid, ChildPid: child, ChildNsPid: st.nsPid, ChildStart: st.startTicks * proctable.TickNanos,
 	})
 	f := &vigilv1.Fork{ChildPid: child}
 	if childProc != nil {
@@ -448,7 +449,7 @@ func (t *tracer) onExec(pid uint32) {
 		LoginUID: readLoginUID(root, pid), Sid: st.sid, Tty: st.tty, CapEffective: st.capEff,
 		MntNs: nsInode(root, pid, "mnt"),
 	}
-	if b, err := os.ReadFile(dir + "/cmdline"); err == nil {
+	if b, err := readProcFile(dir + "/cmdline"); err == nil {
 		info.Args, info.ArgsTruncated = splitCmdline(b, t.cfg.ArgvBytes)
 	}
 	if exe, err := os.Readlink(dir + "/exe"); err == nil {
@@ -470,7 +471,7 @@ func (t *tracer) onExec(pid uint32) {
 		info.Cwd = cwd
 	}
 	x := &vigilv1.Exec{Filename: info.ExePath}
-	if env, err := os.ReadFile(dir + "/environ"); err == nil {
+	if env, err := readProcFile(dir + "/environ"); err == nil {
 		x.LdPreload = envValue(env, "LD_PRELOAD")
 		x.LdLibraryPath = envValue(env, "LD_LIBRARY_PATH")
 	}
