@@ -221,7 +221,7 @@ func scanMembers(rows *sql.Rows) (map[string][]sequenceMember, error) {
 
 // sequenceCandidates reads the correlation candidates of every touched
 // workload in a few statements; correlate narrows them to each workload's
-// window. Members come ordered by id, as the per-workload query orders them.
+// window. (Only SQLite reads this way, so no lock order matters.)
 func (s *sqlStore) sequenceCandidates(ctx context.Context, tx *sql.Tx, touched map[string]int64) (map[string][]sequenceMember, error) {
 	keys := make([]string, 0, len(touched))
 	from := int64(1<<63 - 1)
@@ -239,8 +239,7 @@ func (s *sqlStore) sequenceCandidates(ctx context.Context, tx *sql.Tx, touched m
 		}
 		args = append(args, from, AttackSequencePrefix)
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT f.resource_key, f.id, f.tactics, f.sequence_id, f.last_seen FROM findings f
-			WHERE f.resource_key IN (`+placeholders(len(chunk))+`) AND f.last_seen >= ? AND f.archived = 0 AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?
-			ORDER BY f.resource_key, f.id`), args...)
+			WHERE f.resource_key IN (`+placeholders(len(chunk))+`) AND f.last_seen >= ? AND f.archived = 0 AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?`), args...)
 		if err != nil {
 			return nil, fmt.Errorf("correlate: %w", err)
 		}
