@@ -564,6 +564,10 @@ func scenarios() []scenario {
 			evs(mountEv(proc("mount", "/usr/bin/mount", "mount", "/dev/nvme0n1p1", "/mnt"), "/dev/nvme0n1p1", "/mnt", "ext4", inCtr)), nil},
 		scenario{"runc setting up the container's mounts is not", mount, false,
 			evs(mountEv(runcP, "proc", "/proc", "proc", inCtr)), nil},
+		scenario{"the Vigil sensor mounting tracefs from its DaemonSet container is not", mount, false,
+			evs(mountEv(proc("vigil-sensor", "/usr/local/bin/vigil-sensor", "vigil-sensor"), "tracefs", "/sys/kernel/tracing", "tracefs", inCtr, image("ghcr.io/vigilsec/vigil-sensor:0.1.0"))), nil},
+		scenario{"an agent image mounting the host disk still is a host mount", mount, true,
+			evs(mountEv(proc("sh", "/bin/sh", "sh"), "/dev/nvme0n1p1", "/mnt", "ext4", inCtr, image("ghcr.io/vigilsec/vigil-sensor:0.1.0"))), nil},
 		scenario{"a mount on the host is not", mount, false, evs(mountEv(proc("mount", "/usr/bin/mount", "mount"), "/dev/sdb1", "/data", "xfs")), nil},
 	)
 	add(
@@ -573,6 +577,8 @@ func scenarios() []scenario {
 			evs(connectUnixEv(proc("curl", "/usr/bin/curl", "curl"), "/run/containerd/containerd.sock.ttrpc", inCtr)), nil},
 		scenario{"a host program renamed docker in /tmp is not the docker CLI", dockerSock, true,
 			evs(connectUnixEv(proc("docker", "/tmp/docker", "docker"), "/run/docker.sock")), nil},
+		scenario{"the Vigil sensor asking containerd about containers from its DaemonSet is not", dockerSock, false,
+			evs(connectUnixEv(proc("vigil-sensor", "/usr/local/bin/vigil-sensor", "vigil-sensor"), "/run/containerd/containerd.sock", inCtr, image("ghcr.io/vigilsec/vigil-sensor:0.1.0"))), nil},
 		scenario{"the docker CLI on the host is not", dockerSock, false,
 			evs(connectUnixEv(proc("docker", "/usr/bin/docker", "docker", "ps"), "/run/docker.sock")), nil},
 		scenario{"kubelet talking to containerd is not", dockerSock, false,
@@ -622,6 +628,8 @@ func scenarios() []scenario {
 	add(
 		scenario{"BPF_PROG_LOAD in a container", bpfCtr, true, evs(bpfEv(proc("x", "/tmp/x", "./x"), 5, "BPF_PROG_LOAD", inCtr)), nil},
 		scenario{"BPF_MAP_CREATE in a container is not a program load", bpfCtr, false, evs(bpfEv(proc("x", "/tmp/x", "./x"), 0, "BPF_MAP_CREATE", inCtr)), nil},
+		scenario{"the Vigil sensor's DaemonSet container loading its probes is not", bpfCtr, false,
+			evs(bpfEv(proc("vigil-sensor", "/usr/local/bin/vigil-sensor", "vigil-sensor"), 5, "BPF_PROG_LOAD", inCtr, image("ghcr.io/vigilsec/vigil-sensor:0.1.0"))), nil},
 		scenario{"BPF_PROG_LOAD on the host (the sensor itself) is not", bpfCtr, false,
 			evs(bpfEv(proc("vigil-sensor", "/usr/local/bin/vigil-sensor", "vigil-sensor"), 5, "BPF_PROG_LOAD")), nil},
 	)

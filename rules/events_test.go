@@ -400,3 +400,8 @@ func via(syscall string) opt {
 		}
 	}
 }
+
+// image sets the container's image reference (call after inCtr).
+func image(ref string) opt {
+	return func(e *vigilv1.Event) { e.Container.Image = ref }
+}
