@@ -102,10 +102,16 @@ func Build(a *detect.Alert, now time.Time) (*Candidate, error) {
 	if a == nil || a.Rule == nil {
 		return nil, fmt.Errorf("alert without rule")
 	}
-	if len(a.Events) == 0 {
+	events := make([]*vigilv1.Event, 0, len(a.Events))
+	for _, e := range a.Events {
+		if e != nil {
+			events = append(events, e)
+		}
+	}
+	if len(events) == 0 {
 		return nil, fmt.Errorf("alert %q without events", a.Rule.Name)
 	}
-	ev := a.Events[len(a.Events)-1]
+	ev := events[len(events)-1]
 	typ := a.Rule.FindingType
 	if typ == "" {
 		typ = "Vigil:Runtime/" + sanitizeTypeName(a.Rule.Name)
@@ -145,7 +151,7 @@ func Build(a *detect.Alert, now time.Time) (*Candidate, error) {
 			Rule:     a.Rule.Name,
 			Output:   a.Output,
 			RuleKind: a.Rule.Kind,
-			Events:   evidenceEvents(a.Events),
+			Events:   evidenceEvents(events),
 			Fields:   map[string]string{},
 		},
 		MitreTactics:    append([]string(nil), a.Rule.MitreTactics...),
@@ -158,8 +164,8 @@ func Build(a *detect.Alert, now time.Time) (*Candidate, error) {
 		f.Evidence.RuleKind = "falco"
 	}
 	ctx := f.Service.RuntimeDetails.Context
-	for i, e := range a.Events {
-		deriveContext(ctx, typ, e, i < len(a.Events)-1, ev)
+	for i, e := range events {
+		deriveContext(ctx, typ, e, i < len(events)-1, ev)
 	}
 	applyAlertContext(f, a.Context)
 	for k, v := range a.Captures {

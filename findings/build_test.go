@@ -228,6 +228,7 @@ func TestBuildRejectsIncompleteAlerts(t *testing.T) {
 	}{
 		{"an alert without a rule is rejected", &detect.Alert{Events: []*vigilv1.Event{execEvent(onHost, baseTime, "/bin/sh")}}},
 		{"an alert without events is rejected", &detect.Alert{Rule: ruleReverseShell}},
+		{"an alert of nil events only is rejected", &detect.Alert{Rule: ruleReverseShell, Events: []*vigilv1.Event{nil}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,5 +236,20 @@ func TestBuildRejectsIncompleteAlerts(t *testing.T) {
 				t.Error("Build succeeded, want an error")
 			}
 		})
+	}
+}
+
+func TestBuildSkipsNilEvents(t *testing.T) {
+	a := alertAt(ruleReverseShell, inContainer, baseTime, "/tmp/b4sh")
+	a.Events = []*vigilv1.Event{nil, a.Events[0], nil}
+	c, err := Build(a, baseTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.Finding.GetEvidence().GetEvents()); n != 1 {
+		t.Errorf("evidence holds %d events, want the one real event", n)
+	}
+	if _, err := proto.Marshal(c.Finding); err != nil {
+		t.Errorf("finding does not encode: %v", err)
 	}
 }
