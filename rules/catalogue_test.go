@@ -86,6 +86,8 @@ func scenarios() []scenario {
 		preload    = "Dynamic linker preload file written"
 		history    = "Shell history truncated or removed"
 		ldPre      = "LD_PRELOAD set for a program"
+		wx         = "Memory made writable and executable"
+		keySearch  = "Private keys or cloud secrets searched for"
 		persistCmd = "Persistence command"
 		recon      = "Reconnaissance in a container"
 		cloudID    = "Cloud credentials and identity discovery"
@@ -480,7 +482,22 @@ func scenarios() []scenario {
 		scenario{"no LD_PRELOAD is not", ldPre, false, evs(execEv(proc("ls", "/usr/bin/ls", "ls"))), nil},
 	)
 
+	add(
+		scenario{"a loader making a buffer RWX", wx, true, evs(mprotectEv(proc("ld", "/tmp/ld", "./ld"), 7)), nil},
+		scenario{"a loader making a buffer WX", wx, true, evs(mprotectEv(proc("ld", "/tmp/ld", "./ld"), 6)), nil},
+		scenario{"a JIT flipping code to read-execute is not", wx, false, evs(mprotectEv(proc("python3", "/usr/bin/python3", "python3"), 5)), nil},
+		scenario{"java's code cache is not", wx, false, evs(mprotectEv(proc("java", "/usr/lib/jvm/java-17/bin/java", "java"), 7)), nil},
+		scenario{"a failed mprotect is not", wx, false, evs(mprotectEv(proc("ld", "/tmp/ld", "./ld"), 7, failed("EACCES", 13))), nil},
+	)
+
 	// Persistence and discovery.
+	add(
+		scenario{"find / -name id_rsa", keySearch, true, evs(execEv(proc("find", "/usr/bin/find", "find", "/", "-name", "id_rsa"))), nil},
+		scenario{"grep -r for private key headers", keySearch, true, evs(execEv(proc("grep", "/usr/bin/grep", "grep", "-r", "BEGIN OPENSSH PRIVATE", "/home"))), nil},
+		scenario{"grep for aws keys", keySearch, true, evs(execEv(proc("grep", "/usr/bin/grep", "grep", "-ri", "aws_secret_access_key", "/"))), nil},
+		scenario{"find for source files is not", keySearch, false, evs(execEv(proc("find", "/usr/bin/find", "find", ".", "-name", "*.go"))), nil},
+		scenario{"grep in logs is not", keySearch, false, evs(execEv(proc("grep", "/usr/bin/grep", "grep", "-i", "error", "/var/log/app.log"))), nil},
+	)
 	add(
 		scenario{"useradd creates an account", persistCmd, true, evs(execEv(proc("useradd", "/usr/sbin/useradd", "useradd", "-m", "bob"))), nil},
 		scenario{"systemctl enable installs a service", persistCmd, true, evs(execEv(proc("systemctl", "/usr/bin/systemctl", "systemctl", "enable", "x.service"))), nil},
@@ -621,6 +638,8 @@ func scenarios() []scenario {
 			evs(execEv(proc("nsenter", "/usr/bin/nsenter", "nsenter", "--target=1", "--mount", "--uts", "--ipc", "--net", "--pid"))), nil},
 		scenario{"a privileged container with the host root bind-mounted through --mount", privCmd, true,
 			evs(execEv(proc("docker", "/usr/bin/docker", "docker", "run", "--privileged", "--mount", "type=bind,source=/,target=/host", "alpine"))), nil},
+		scenario{"debugfs inside a container", privCmd, true, evs(execEv(proc("debugfs", "/sbin/debugfs", "debugfs", "/dev/nvme0n1p1"), inCtr)), nil},
+		scenario{"debugfs on the host is not", privCmd, false, evs(execEv(proc("debugfs", "/sbin/debugfs", "debugfs", "-R", "stat /", "/dev/sda1"))), nil},
 		scenario{"chmod 755 is not", privCmd, false, evs(execEv(proc("chmod", "/usr/bin/chmod", "chmod", "755", "/tmp/b"))), nil},
 		scenario{"docker run --privileged of a build image without host mounts is not", privCmd, false,
 			evs(execEv(proc("docker", "/usr/bin/docker", "docker", "run", "--privileged", "-v", "/var/lib/ci:/ci", "builder"))), nil},
@@ -846,6 +865,8 @@ var wantType = map[string]string{
 	"Dynamic linker preload file written":                         "DefenseEvasion:Runtime/SuspiciousCommand",
 	"Shell history truncated or removed":                          "DefenseEvasion:Runtime/SuspiciousCommand",
 	"LD_PRELOAD set for a program":                                "DefenseEvasion:Runtime/SuspiciousCommand",
+	"Memory made writable and executable":                         "DefenseEvasion:Runtime/MemoryMarkedExecutable",
+	"Private keys or cloud secrets searched for":                  "Discovery:Runtime/SuspiciousCommand",
 	"Persistence command":                                         "Persistence:Runtime/SuspiciousCommand",
 	"Reconnaissance in a container":                               "Discovery:Runtime/SuspiciousCommand",
 	"Cloud credentials and identity discovery":                    "Discovery:Runtime/SuspiciousCommand",

@@ -405,3 +405,10 @@ func via(syscall string) opt {
 func image(ref string) opt {
 	return func(e *vigilv1.Event) { e.Container.Image = ref }
 }
+
+func mprotectEv(p *vigilv1.Process, prot uint32, opts ...opt) *vigilv1.Event {
+	e := ev(p, "mprotect", 0, nil)
+	e.Kind = &vigilv1.Event_Mprotect{Mprotect: &vigilv1.Mprotect{Addr: 0x7f0000001000, Len: 4096, Prot: prot}}
+	apply(e, opts)
+	return e
+}
