@@ -289,6 +289,49 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 					}
 				}
 		}},
+		{"a DNS query by write and its answer by read on a connected socket show the name", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
+			srvAddr := [4]byte{127, 54, byte(os.Getpid() >> 8), byte(os.Getpid())}
+			srv, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(srv)
+			if err := unix.Bind(srv, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
+				t.Skipf("cannot bind a DNS server port: %v", err)
+			}
+			cl, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(cl)
+			if err := unix.Connect(cl, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
+				t.Fatal(err)
+			}
+			name := "write." + unique + ".example"
+			if _, err := unix.Write(cl, dnsQuery(t, name, 9)); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 512)
+			_, from, err := unix.Recvfrom(srv, buf, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Sendto(srv, dnsAnswer(t, name, 9, [4]byte{10, 1, 2, 3}), 0, from); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := unix.Read(cl, buf); err != nil {
+				t.Fatal(err)
+			}
+			q := cp.waitFor(t, "the query", func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == name })
+			if q.GetDnsQuery().Syscall != "write" || q.GetDnsQuery().Server.GetPort() != 53 {
+				t.Errorf("query = %v", q.GetDnsQuery())
+			}
+			return func(ev *vigilv1.Event) bool { return ev.GetDnsAnswer().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
+				if a := ev.GetDnsAnswer(); ev.Syscall != "read" || len(a.Addresses) != 1 || a.Addresses[0] != "10.1.2.3" {
+					t.Errorf("answer = %v syscall %s", a, ev.Syscall)
+				}
+			}
+		}},
 		{"a raw packet socket shows its family", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
 			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 			if err != nil {
