@@ -69,8 +69,8 @@ demo: ## Build, start a backend and a sensor on this host, and show findings liv
 
 .PHONY: images
 images: ## Build the sensor and backend container images (needs docker or buildah).
-	docker build -f deploy/docker/Dockerfile.sensor -t vigil-sensor:$(VERSION) .
-	docker build -f deploy/docker/Dockerfile.backend -t vigil-backend:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) -f deploy/docker/Dockerfile.sensor -t vigil-sensor:$(VERSION) .
+	docker build --build-arg VERSION=$(VERSION) -f deploy/docker/Dockerfile.backend -t vigil-backend:$(VERSION) .
 
 .PHONY: clean
 clean: ## Remove build output and demo data.
