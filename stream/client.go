@@ -55,6 +55,7 @@ type clientMetrics struct {
 	eventsAcked    prometheus.Counter
 	duplicates     prometheus.Counter
 	quarantined    prometheus.Counter
+	spoolErrors    prometheus.Counter
 	sessions       *prometheus.CounterVec
 	connected      prometheus.Gauge
 }
@@ -69,10 +70,11 @@ func newClientMetrics(reg prometheus.Registerer, s *spool) (clientMetrics, error
 		eventsAcked:    prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_stream_client_events_acked_total", Help: "Events in acknowledged batches."}),
 		duplicates:     prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_stream_client_duplicate_acks_total", Help: "Batches the backend had already accepted (replays)."}),
 		quarantined:    prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_stream_client_batches_quarantined_total", Help: "Batches the backend refused as invalid; dropped and reported."}),
+		spoolErrors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_stream_client_spool_write_errors_total", Help: "Spool writes that failed (the batch stayed in memory)."}),
 		sessions:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_stream_client_sessions_total", Help: "Stream sessions by how they ended."}, []string{"end"}),
 		connected:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_stream_client_connected", Help: "1 while a stream to the backend is open."}),
 	}
-	cs := []prometheus.Collector{m.eventsIn, m.eventsRejected, m.batchesSealed, m.batchesSent, m.batchesAcked, m.eventsAcked, m.duplicates, m.quarantined, m.sessions, m.connected,
+	cs := []prometheus.Collector{m.eventsIn, m.eventsRejected, m.batchesSealed, m.batchesSent, m.batchesAcked, m.eventsAcked, m.duplicates, m.quarantined, m.spoolErrors, m.sessions, m.connected,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_stream_client_spool_bytes", Help: "Bytes held in the spool."}, func() float64 { return float64(s.stats().bytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_stream_client_spool_batches", Help: "Batches held in the spool."}, func() float64 { return float64(s.stats().entries) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vigil_stream_client_spool_dropped_batches_total", Help: "Batches dropped because the spool was full or a batch was refused."}, func() float64 { return float64(s.stats().droppedBatches) }),
@@ -156,8 +158,13 @@ func NewClient(cfg ClientConfig, log *slog.Logger, reg prometheus.Registerer) (*
 // Run reads events from in until ctx is cancelled or in is closed,
 // batching, spooling and sending them. When in closes it keeps delivering
 // for up to FlushTimeout; whatever is still spooled then is replayed by the
-// next run (with a spool directory). Run returns nil on either way out, and
-// an error only when the spool fails. A Client runs once.
+// next run (with a spool directory). Run returns nil on either way out, or
+// the error of saving the spool at the end. A Client runs once. Run owns
+// the events it receives: it briefly swaps an event's context pointers
+// while marshalling it, and shared Process, Container, Kubernetes and Ecs
+// messages must not change once an event holding them has been sent (hand
+// out a new pointer instead); sharing them by pointer is what lets a batch
+// carry each of them once.
 func (c *Client) Run(ctx context.Context, in <-chan *vigilv1.Event) error {
 	defer c.conn.Close()
 	sendCtx, stopSend := context.WithCancel(context.Background())
@@ -215,7 +222,10 @@ func (c *Client) batchLoop(ctx context.Context, in <-chan *vigilv1.Event) error 
 			c.log.Warn("batch larger than the spool dropped", "events", n)
 			return nil
 		case err != nil:
-			return err
+			// A full or failing disk must not stop the sensor: the batch
+			// is queued in memory all the same and sent when it can be.
+			c.m.spoolErrors.Inc()
+			c.log.Warn("spool write failed; batch kept in memory only", "err", err)
 		}
 		c.m.batchesSealed.Inc()
 		return nil

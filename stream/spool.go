@@ -281,17 +281,20 @@ func (s *spool) append(b *batchBuilder, sensorID string, now time.Time) (*spoolE
 	s.entries = append(s.entries, e)
 	s.bytes += e.size
 	s.memBytes += int64(len(e.frame))
-	if s.dir != "" {
-		if err := s.writeState(); err != nil {
-			return nil, err
-		}
-		if err := s.writeBehindLocked(now); err != nil {
-			return nil, err
-		}
-	}
 	select {
 	case s.notify <- struct{}{}:
 	default:
+	}
+	if s.dir != "" {
+		// The entry is queued either way; an error means it is (for now)
+		// only in memory.
+		err := s.writeState()
+		if werr := s.writeBehindLocked(now); err == nil {
+			err = werr
+		}
+		if err != nil {
+			return e, err
+		}
 	}
 	return e, nil
 }
