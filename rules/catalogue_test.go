@@ -1,6 +1,8 @@
 package rules_test
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -1018,5 +1020,38 @@ func TestEveryRuleCarriesFindingMetadata(t *testing.T) {
 				t.Error("no description")
 			}
 		})
+	}
+}
+
+// TestScenariosHoldWithFalcoRulesLoaded loads upstream Falco's stable rules
+// from the config map on top of the catalogue, as users migrating from
+// Falco do. Falco's file redefines macros and lists the catalogue shares
+// names with (open_write, spawned_process, shell_binaries, ...); every
+// scenario must still come out the same.
+func TestScenariosHoldWithFalcoRulesLoaded(t *testing.T) {
+	dir := t.TempDir()
+	for dst, src := range map[string]string{
+		"10-falco_rules.yaml": "../detect/testdata/falco/falco_rules.yaml",
+		"50-intel.yaml":       configMap + "/intel.yaml",
+	} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := loadCatalogue(t, dir)
+	for _, sc := range scenarios() {
+		n := 0
+		for _, a := range run(rs, sc.events) {
+			if a.Rule.Name == sc.rule {
+				n++
+			}
+		}
+		if (n > 0) != sc.fire {
+			t.Errorf("with Falco's rules loaded, %q: fired=%v, want %v", sc.name, n > 0, sc.fire)
+		}
 	}
 }
