@@ -38,7 +38,6 @@ type Client struct {
 	conn  *grpc.ClientConn
 	spool *spool
 	m     clientMetrics
-	codec *frameCodec
 
 	// lockstep makes the next session send one batch at a time, after a
 	// failure that no status attributed to a batch, so that a batch that
@@ -152,7 +151,7 @@ func NewClient(cfg ClientConfig, log *slog.Logger, reg prometheus.Registerer) (*
 		conn.Close()
 		return nil, err
 	}
-	return &Client{cfg: cfg, log: log, conn: conn, spool: sp, m: m, codec: codec}, nil
+	return &Client{cfg: cfg, log: log, conn: conn, spool: sp, m: m}, nil
 }
 
 // Run reads events from in until ctx is cancelled or in is closed,
@@ -302,11 +301,6 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-// inflight is a sent batch awaiting its ack.
-type inflight struct {
-	e *spoolEntry
-}
-
 // session opens one stream and sends the spool from its head until the
 // stream fails; it returns how many batches were acknowledged.
 func (c *Client) session(ctx context.Context) (acked int, err error) {
@@ -393,19 +387,19 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 		}
 	}
 
-	var pending []inflight
+	var pending []*spoolEntry // sent, awaiting acks, in order
 	var lastID uint64
 	defer func() {
 		for _, p := range pending {
-			c.spool.markSent(p.e, false)
+			c.spool.markSent(p, false)
 		}
 	}()
 	// fail attributes a stream error to a batch when it can.
 	fail := func(err error) error {
 		if seq, ok := refusedSequence(err); ok {
 			for _, p := range pending {
-				if p.e.seq == seq {
-					c.quarantine(p.e, err)
+				if p.seq == seq {
+					c.quarantine(p, err)
 					return err
 				}
 			}
@@ -418,7 +412,7 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 		}
 		if code == codes.InvalidArgument || code == codes.ResourceExhausted {
 			if lockstep && len(pending) == 1 {
-				c.quarantine(pending[0].e, err)
+				c.quarantine(pending[0], err)
 				c.lockstep = false
 				return err
 			}
@@ -436,7 +430,7 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 					continue
 				}
 				c.spool.markSent(e, true)
-				pending = append(pending, inflight{e: e})
+				pending = append(pending, e)
 				if err := st.SendMsg(rawFrame(frame)); err != nil {
 					return acked, fail(streamErr(err))
 				}
@@ -454,10 +448,10 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 			}
 			return acked, fail(err)
 		case a := <-acks:
-			if len(pending) == 0 || pending[0].e.seq != a.Sequence {
+			if len(pending) == 0 || pending[0].seq != a.Sequence {
 				return acked, fmt.Errorf("ack for sequence %d out of order", a.Sequence)
 			}
-			e := pending[0].e
+			e := pending[0]
 			pending = pending[1:]
 			c.spool.ack(e)
 			acked++
