@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -148,8 +149,8 @@ func Build(a *detect.Alert, now time.Time) (*Candidate, error) {
 			},
 		},
 		Evidence: &vigilv1.Evidence{
-			Rule:     a.Rule.Name,
-			Output:   a.Output,
+			Rule:     validUTF8(a.Rule.Name),
+			Output:   validUTF8(a.Output),
 			RuleKind: a.Rule.Kind,
 			Events:   evidenceEvents(events),
 			Fields:   map[string]string{},
@@ -169,7 +170,7 @@ func Build(a *detect.Alert, now time.Time) (*Candidate, error) {
 	}
 	applyAlertContext(f, a.Context)
 	for k, v := range a.Captures {
-		f.Evidence.Fields[k] = v
+		f.Evidence.Fields[validUTF8(k)] = validUTF8(v)
 	}
 	f.Title, f.Description = describe(f, a)
 
@@ -401,7 +402,17 @@ func commandLine(args []string) string {
 	if len(s) > maxCommandLine {
 		s = s[:maxCommandLine]
 	}
-	return s
+	return validUTF8(s)
+}
+
+// validUTF8 replaces invalid UTF-8 (a rune cut by a length bound, raw bytes
+// rendered into a rule's output), which protobuf refuses to encode: one bad
+// string must not make a sensor's batch fail forever.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func lastEvents(evs []*vigilv1.Event, n int) []*vigilv1.Event {
@@ -632,8 +643,8 @@ func applyAlertContext(f *vigilv1.Finding, values map[string]string) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		v := values[k]
+	for _, key := range keys {
+		k, v := validUTF8(key), validUTF8(values[key])
 		if k == "threatListName" || k == "threatNames" {
 			continue
 		}
@@ -665,9 +676,9 @@ func applyAlertContext(f *vigilv1.Finding, values map[string]string) {
 			f.Evidence.Fields[k] = v
 		}
 	}
-	if list := values["threatListName"]; list != "" {
+	if list := validUTF8(values["threatListName"]); list != "" {
 		td := &vigilv1.ThreatIntelligenceDetail{ThreatListName: list}
-		for _, n := range strings.Split(values["threatNames"], ",") {
+		for _, n := range strings.Split(validUTF8(values["threatNames"]), ",") {
 			if n = strings.TrimSpace(n); n != "" {
 				td.ThreatNames = append(td.ThreatNames, n)
 			}

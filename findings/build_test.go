@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,5 +252,24 @@ func TestBuildSkipsNilEvents(t *testing.T) {
 	}
 	if _, err := proto.Marshal(c.Finding); err != nil {
 		t.Errorf("finding does not encode: %v", err)
+	}
+}
+
+func TestBuildRepairsInvalidUTF8(t *testing.T) {
+	long := strings.Repeat("é", maxCommandLine) // a byte bound cuts a rune
+	a := alertAt(ruleReverseShell, inContainer, baseTime, "/tmp/b4sh")
+	a.Events[0].Process.Args = []string{long}
+	a.Output = "raw \xff bytes"
+	a.Context = map[string]string{"commandLineExample": "x\xfe", "custom\xff": "v"}
+	a.Captures = map[string]string{"file": "/tmp/\xc3"}
+	c, err := Build(a, baseTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proto.Marshal(c.Finding); err != nil {
+		t.Fatalf("finding with repaired strings does not encode: %v", err)
+	}
+	if got := c.Finding.GetEvidence().GetOutput(); got != "raw \uFFFD bytes" {
+		t.Errorf("output = %q", got)
 	}
 }

@@ -62,7 +62,7 @@ func describe(f *vigilv1.Finding, a *detect.Alert) (string, string) {
 		what = typeTitles[f.Type[i+1:]]
 	}
 	if what == "" {
-		what = firstNonEmpty(a.Rule.Name, f.Type)
+		what = firstNonEmpty(validUTF8(a.Rule.Name), f.Type)
 	}
 	proc := f.GetService().GetRuntimeDetails().GetProcess()
 	by := ""
@@ -70,7 +70,7 @@ func describe(f *vigilv1.Finding, a *detect.Alert) (string, string) {
 		by = fmt.Sprintf(" by process %s", proc.GetName())
 	}
 	title := what + by + " " + where(f.GetResource()) + "."
-	desc := strings.TrimSpace(a.Rule.Description)
+	desc := strings.TrimSpace(validUTF8(a.Rule.Description))
 	if desc != "" && !strings.HasSuffix(desc, ".") {
 		desc += "."
 	}
@@ -78,7 +78,7 @@ func describe(f *vigilv1.Finding, a *detect.Alert) (string, string) {
 		if desc != "" {
 			desc += " "
 		}
-		desc += a.Output
+		desc += validUTF8(a.Output)
 	}
 	if desc == "" {
 		desc = title
