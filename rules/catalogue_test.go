@@ -296,6 +296,8 @@ func scenarios() []scenario {
 	webShell := childOf(proc("sh", "/bin/dash", "sh", "-i"), node)
 	webCmd := childOf(proc("sh", "/bin/dash", "sh", "-c", "grep -i error /var/log/app.log"), node)
 	renamedShell := childOf(proc("worker", "/bin/bash", "worker", "-i"), node)
+	sshdL := proc("sshd", "/usr/sbin/sshd", "sshd", "-D")
+	loginSh := childOf(withTTY(proc("bash", "/usr/bin/bash", "-bash")), childOf(proc("sshd", "/usr/sbin/sshd", "sshd: alice@pts/0"), sshdL))
 	add(
 		scenario{"a listening web server starting sh -i is a suspicious shell", svcShell, true,
 			evs(listenEv(node, 8080, inCtr), execEv(webShell, inCtr, after(time.Second))), []int{0, 1}},
@@ -303,6 +305,8 @@ func scenarios() []scenario {
 			evs(acceptEv(node, 8080, "10.0.0.66", inCtr), execEv(renamedShell, inCtr, after(time.Second))), []int{0, 1}},
 		scenario{"a web server running sh -c with a -i inside the command is not interactive", svcShell, false,
 			evs(listenEv(node, 8080, inCtr), execEv(webCmd, inCtr, after(time.Second))), nil},
+		scenario{"an ssh login shell on a terminal is not", svcShell, false,
+			evs(acceptEv(sshdL, 22, "10.0.0.66"), execEv(loginSh, stdio("tty", "tty", "tty"), after(time.Second))), nil},
 		scenario{"a shell without a network service parent is only a partial sequence", svcShell, false,
 			evs(execEv(childOf(proc("sh", "/bin/dash", "sh", "-i"), proc("make", "/usr/bin/make", "make")), inCtr)), nil},
 	)
