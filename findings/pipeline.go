@@ -125,7 +125,10 @@ func (p *Pipeline) hostOf(ctx context.Context, sensorID string) *vigilv1.Host {
 
 // Ingest runs one batch through detection and into the store. A batch the
 // store already accepted is reported as a duplicate before the engine sees
-// it, so a replay raises nothing twice.
+// it, so a replay raises nothing twice. When the store fails, the sensor
+// sends the batch again and the engine sees its events a second time: the
+// store still counts each finding once per accepted batch, but a sequence
+// or threshold rule may have advanced on the first pass.
 func (p *Pipeline) Ingest(ctx context.Context, b *vigilv1.Batch) (bool, error) {
 	start := time.Now()
 	defer func() { p.duration.Observe(time.Since(start).Seconds()) }()
