@@ -84,6 +84,7 @@ type ValidationError struct {
 	Reason string
 }
 
+// Error reads "field: reason".
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
 
 // validator walks one message; path building is deferred until an error so
