@@ -139,6 +139,7 @@ func NewClient(cfg ClientConfig, log *slog.Logger, reg prometheus.Registerer) (*
 		conn.Close()
 		return nil, err
 	}
+	sp.writeAfter = cfg.SpoolWriteAfter
 	for _, p := range problems {
 		log.Warn("spool file dropped", "problem", p)
 	}

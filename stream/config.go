@@ -38,6 +38,11 @@ type ClientConfig struct {
 	// SpoolMaxBytes bounds the spool; when a new batch does not fit, the
 	// oldest batches are dropped and counted. Default 256 MiB.
 	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
+	// SpoolWriteAfter is how long a batch may stay in memory only while the
+	// backend is reachable; a sensor killed outright (SIGKILL, OOM) loses at
+	// most this much unacknowledged data. Smaller is safer and costs disk
+	// writes at full event rate. Default 1 s.
+	SpoolWriteAfter time.Duration `yaml:"spool_write_after"`
 
 	// BatchMaxEvents, BatchMaxBytes and BatchMaxDelay seal a batch, whichever
 	// comes first. Defaults 2048 events, 1 MiB and 100 ms, which keeps an
@@ -77,6 +82,7 @@ type ClientConfig struct {
 func DefaultClientConfig() ClientConfig {
 	return ClientConfig{
 		SpoolMaxBytes:    256 << 20,
+		SpoolWriteAfter:  time.Second,
 		BatchMaxEvents:   2048,
 		BatchMaxBytes:    1 << 20,
 		BatchMaxDelay:    100 * time.Millisecond,
@@ -95,6 +101,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	d := DefaultClientConfig()
 	if c.SpoolMaxBytes == 0 {
 		c.SpoolMaxBytes = d.SpoolMaxBytes
+	}
+	if c.SpoolWriteAfter <= 0 {
+		c.SpoolWriteAfter = d.SpoolWriteAfter
 	}
 	if c.BatchMaxEvents == 0 {
 		c.BatchMaxEvents = d.BatchMaxEvents

@@ -86,15 +86,17 @@ type spool struct {
 	droppedBatches, droppedEvents uint64
 	state                         *os.File
 	// connected is set while a stream is up. Batches are then written to
-	// disk only once they are older than spoolWriteAfter (the backend
+	// disk only once they are older than writeAfter (the backend
 	// normally acknowledges them within milliseconds), or when memory is
 	// short; while the backend is away every batch is written at once.
-	connected bool
+	connected  bool
+	writeAfter time.Duration
 }
 
-// spoolWriteAfter is how long a batch may stay memory-only while connected:
-// a sensor killed outright loses at most this much unacknowledged data.
-const spoolWriteAfter = time.Second
+// defaultSpoolWriteAfter is how long a batch may stay memory-only while
+// connected: a sensor killed outright loses at most this much
+// unacknowledged data.
+const defaultSpoolWriteAfter = time.Second
 
 // openSpool opens (or creates) the spool in dir for bootID. Batches left
 // by an earlier run are queued for replay, in order. A spool without a
@@ -102,7 +104,7 @@ const spoolWriteAfter = time.Second
 // that a restarted sensor never reuses a sequence number the backend has
 // already seen for this boot.
 func openSpool(dir string, max int64, bootID string) (*spool, []string, error) {
-	s := &spool{dir: dir, max: max, bootID: bootID, nextID: 1, notify: make(chan struct{}, 1), lost: make(chan struct{}, 1)}
+	s := &spool{dir: dir, max: max, bootID: bootID, nextID: 1, notify: make(chan struct{}, 1), lost: make(chan struct{}, 1), writeAfter: defaultSpoolWriteAfter}
 	if dir == "" {
 		s.lastSeq = uint64(time.Now().UnixMicro())
 		return s, nil, nil
@@ -300,14 +302,14 @@ func (s *spool) append(b *batchBuilder, sensorID string, now time.Time) (*spoolE
 }
 
 // writeBehindLocked writes the batches that must be on disk now: all of
-// them while disconnected, else those older than spoolWriteAfter; and it
+// them while disconnected, else those older than writeAfter; and it
 // releases memory-held copies beyond spoolMemoryBytes.
 func (s *spool) writeBehindLocked(now time.Time) error {
 	for _, e := range s.entries {
 		if e.onDisk {
 			continue
 		}
-		if s.connected && now.Sub(e.sealed) < spoolWriteAfter && s.memBytes <= spoolMemoryBytes {
+		if s.connected && now.Sub(e.sealed) < s.writeAfter && s.memBytes <= spoolMemoryBytes {
 			// Entries are in sealing order: the rest are younger.
 			break
 		}
