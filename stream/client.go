@@ -388,6 +388,11 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 		}
 	}
 
+	// Batches still unacknowledged after SpoolWriteAfter go to disk even
+	// when no new batch comes to trigger it.
+	persist := time.NewTicker(max(c.cfg.SpoolWriteAfter/2, 10*time.Millisecond))
+	defer persist.Stop()
+
 	var pending []*spoolEntry // sent, awaiting acks, in order
 	var lastID uint64
 	defer func() {
@@ -471,6 +476,11 @@ func (c *Client) session(ctx context.Context) (acked int, err error) {
 				return acked, fail(streamErr(err))
 			}
 		case <-c.spool.notify:
+		case now := <-persist.C:
+			if err := c.spool.writeBehind(now); err != nil {
+				c.m.spoolErrors.Inc()
+				c.log.Warn("spool write failed", "err", err)
+			}
 		}
 	}
 }

@@ -332,6 +332,16 @@ func (s *spool) writeBehindLocked(now time.Time) error {
 	return nil
 }
 
+// writeBehind writes the batches that have waited writeAfter for an ack.
+func (s *spool) writeBehind(now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dir == "" {
+		return nil
+	}
+	return s.writeBehindLocked(now)
+}
+
 // setConnected tells the spool whether a stream is up; on disconnect every
 // memory-only batch goes to disk.
 func (s *spool) setConnected(up bool) error {

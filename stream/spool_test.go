@@ -293,3 +293,46 @@ func TestCorruptSpoolFileIsDroppedAndReported(t *testing.T) {
 		t.Fatalf("next batch: seq %d reports %d batches dropped; want seq 2 reporting 1", got.Sequence, got.DroppedBatches)
 	}
 }
+
+// stallIngester never answers until released, like a backend stuck on
+// its store.
+type stallIngester struct{ release chan struct{} }
+
+func (s stallIngester) Ingest(ctx context.Context, _ *vigilv1.Batch) (bool, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+	}
+	return false, ctx.Err()
+}
+
+func TestUnacknowledgedBatchReachesDiskAfterSpoolWriteAfter(t *testing.T) {
+	certs := writeCerts(t)
+	stall := stallIngester{release: make(chan struct{})}
+	defer close(stall.release)
+	ts := startServer(t, certs, "", stall, nil)
+	dir := t.TempDir()
+	cfg := clientConfig(ts.addr, certs, "sensor-stalled", dir)
+	cfg.SpoolWriteAfter = 100 * time.Millisecond
+	c, err := NewClient(cfg, testLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := make(chan *vigilv1.Event)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runClient(t, c, ctx, in)
+	defer func() {
+		cancel()
+		wait()
+	}()
+	f := newEventFactory()
+	for i := 0; i < 10; i++ {
+		in <- f.event(i)
+	}
+	// One batch, sent and never acknowledged, and no further batch to
+	// trigger a write: it must still reach the disk.
+	waitFor(t, 5*time.Second, "the batch file", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"+spoolExt))
+		return len(files) == 1
+	})
+}
