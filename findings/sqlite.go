@@ -20,7 +20,9 @@ const DefaultSQLitePath = "vigil-data/vigil.db"
 // indexed columns live apart from their encoded bodies so that filtered
 // scans and sorts handle small rows. Indexes that hold last_seen change on
 // every repeat, so only the sort, type, rule and correlation indexes (the
-// filters that match many findings) do.
+// filters that match many findings) do. updated_at has no index of its own:
+// time filters walk the sort indexes, which cover it, and only the
+// retention purge scans by it.
 var sqliteMigrations = []string{
 	`CREATE TABLE findings (
 	id TEXT PRIMARY KEY,
@@ -49,7 +51,6 @@ var sqliteMigrations = []string{
 CREATE TABLE finding_data (id TEXT PRIMARY KEY, data BLOB NOT NULL, events BLOB);
 CREATE INDEX findings_last_seen ON findings (last_seen, id, type, severity, archived, updated_at);
 CREATE INDEX findings_severity ON findings (severity, last_seen, id, type, archived, updated_at);
-CREATE INDEX findings_updated ON findings (updated_at);
 CREATE INDEX findings_type ON findings (type, last_seen);
 CREATE INDEX findings_resource ON findings (resource_key, last_seen, archived, type, id, tactics, sequence_id);
 CREATE INDEX findings_cluster ON findings (cluster);
