@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -181,4 +182,50 @@ func TestTransportSecurity(t *testing.T) {
 			t.Fatalf("insecure server: %v", err)
 		}
 	})
+}
+
+func TestPlaintextOnlyWhenBothSidesSayInsecure(t *testing.T) {
+	certs := writeCerts(t)
+	for _, tc := range []struct {
+		name           string
+		clientInsecure bool
+		wantDelivered  bool
+	}{
+		{"an insecure sensor reaches an insecure backend", true, true},
+		{"a TLS sensor does not talk to a plaintext backend", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ing := newCountingIngester(false)
+			ts := startServer(t, certs, "", ing, func(c *ServerConfig) {
+				c.Insecure, c.CertFile, c.KeyFile = true, "", ""
+			})
+			cfg := clientConfig(ts.addr, certs, "sensor-plain", "")
+			if tc.clientInsecure {
+				cfg.Insecure, cfg.CAFile = true, ""
+			}
+			c, err := NewClient(cfg, testLogger(t), prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := make(chan *vigilv1.Event)
+			ctx, cancel := context.WithCancel(context.Background())
+			wait := runClient(t, c, ctx, in)
+			f := newEventFactory()
+			for i := 0; i < 5; i++ {
+				in <- f.event(i)
+			}
+			if tc.wantDelivered {
+				waitFor(t, 10*time.Second, "delivery", func() bool { return ing.events.Load() == 5 })
+			} else {
+				time.Sleep(500 * time.Millisecond)
+				if n := ing.events.Load(); n != 0 {
+					t.Fatalf("%d events crossed from a TLS client to a plaintext server", n)
+				}
+			}
+			cancel()
+			if err := wait(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
