@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/internal/testutil"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -137,7 +138,7 @@ func BenchmarkListFindingsFiltered100k(b *testing.B) {
 	b.ReportMetric(float64(len(lat)), "queries")
 }
 
-// BenchmarkApplyBatchAggregation measures ingest into SQLite with
+// BenchmarkApplyBatchAggregation measures ingest with
 // aggregation and reports findings/s (target: at least 10k). Alerts repeat
 // findings of a pool; "distinct" batches hold no repeat within themselves,
 // so every alert costs a read and a write of its stored finding (the worst
@@ -149,13 +150,21 @@ func BenchmarkApplyBatchAggregation(b *testing.B) {
 		batch       int
 		perFinding  int
 		poolFinding int
+		postgres    bool
 	}{
-		{"distinct", 200, 1, 2000},
-		{"bursty", 1000, 20, 2000},
+		{"distinct", 200, 1, 2000, false},
+		{"bursty", 1000, 20, 2000, false},
+		// The same worst case on the real PostgreSQL, for comparison
+		// (reads and locks row by row).
+		{"postgres-distinct", 200, 1, 2000, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			clk := &clock{t: baseTime}
-			s, err := OpenConfig(context.Background(), StoreConfig{URL: "sqlite://" + filepath.Join(b.TempDir(), "vigil.db"), Now: clk.Now}, nil, nil)
+			url := "sqlite://" + filepath.Join(b.TempDir(), "vigil.db")
+			if bc.postgres {
+				url = testutil.Postgres(b)
+			}
+			s, err := OpenConfig(context.Background(), StoreConfig{URL: url, Now: clk.Now}, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
