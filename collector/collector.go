@@ -35,6 +35,10 @@ type Collector struct {
 	dec     Decoder
 	cgroups *cgroupPaths
 	reader  atomic.Pointer[ringbuf.Reader]
+	// procRoot and poll are fixed at New; the reader uses them without
+	// taking mu (ApplyPolicy replaces cfg under mu).
+	procRoot string
+	poll     time.Duration
 
 	mu       sync.Mutex // guards the fields below
 	cfg      Config
@@ -110,6 +114,8 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		kernel:   newKernelCounters(coll.Maps["counters"]),
 		dec:      Decoder{BootTime: time.Now().Add(-time.Duration(ts.Nano()))},
 		cfg:      cfg,
+		procRoot: cfg.ProcRoot,
+		poll:     cfg.PollInterval,
 		attached: make(map[string][]*attachment),
 		skipped:  make(map[string][]*vigilv1.SkippedProbe),
 	}
@@ -290,7 +296,7 @@ func (c *Collector) Run(ctx context.Context, out chan<- *vigilv1.Event) error {
 
 // read is the hot loop: one record at a time, buffers reused.
 func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vigilv1.Event) error {
-	poll := c.cfg.PollInterval
+	poll := c.poll
 	rd.SetDeadline(time.Now().Add(poll))
 	var raw ringbuf.Record
 	var rec Record
@@ -421,7 +427,7 @@ func (c *Collector) attribute(rec *Record) *vigilv1.Event {
 // envFromProc reads LD_PRELOAD and LD_LIBRARY_PATH from /proc/PID/environ
 // when the probe's bounded copy of the environment did not hold them.
 func (c *Collector) envFromProc(pid uint32, x *vigilv1.Exec) {
-	b, err := os.ReadFile(c.cfg.ProcRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/environ")
+	b, err := os.ReadFile(c.procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/environ")
 	if err != nil {
 		return
 	}
