@@ -36,8 +36,11 @@ type Config struct {
 }
 
 func defaultConfig() Config {
+	sc := stream.DefaultClientConfig()
+	// A spool on disk keeps batches (and the sequence) across restarts.
+	sc.SpoolDir = "/var/lib/vigil/spool"
 	return Config{
-		Stream:        stream.DefaultClientConfig(),
+		Stream:        sc,
 		MetricsListen: ":9090",
 		Enrich:        enrich.DefaultConfig(),
 		LogLevel:      "info",
