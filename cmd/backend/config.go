@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/detect"
+	"github.com/vigilsec/vigil/findings/export"
 	"github.com/vigilsec/vigil/internal/logging"
 	"github.com/vigilsec/vigil/stream"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	CorrelationWindow time.Duration `yaml:"correlation_window"`
 	// Engine bounds the detection engine's sequence and threshold state.
 	Engine detect.EngineConfig `yaml:"engine"`
+	// Export sends new and updated findings to a Falco-format webhook
+	// (falcosidekick), AWS Security Hub and EventBridge.
+	Export export.Settings `yaml:"export"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level" flag:"log-level"`
 	// LogFormat is text or json.

@@ -18,6 +18,7 @@ import (
 	"github.com/vigilsec/vigil/api"
 	"github.com/vigilsec/vigil/detect"
 	"github.com/vigilsec/vigil/findings"
+	"github.com/vigilsec/vigil/findings/export"
 	"github.com/vigilsec/vigil/internal/logging"
 	"github.com/vigilsec/vigil/internal/version"
 	"github.com/vigilsec/vigil/rules"
@@ -27,6 +28,7 @@ import (
 // backend is the assembled server: every stage wired, nothing listening yet.
 type backend struct {
 	store      findings.Store
+	exporter   *export.Dispatcher
 	watcher    *detect.Watcher
 	grpc       *grpc.Server
 	grpcHealth *health.Server
@@ -53,7 +55,16 @@ func assemble(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.
 		log.Warn("rules", "problem", e.Error(), "warning", e.Warning)
 	}
 
-	pipeline := findings.NewPipeline(store, engine, nil, log, reg)
+	b.exporter, err = export.NewFromSettings(ctx, cfg.Export, log, reg)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("exporters: %w", err)
+	}
+	var publisher findings.Publisher
+	if b.exporter != nil {
+		publisher = b.exporter
+	}
+	pipeline := findings.NewPipeline(store, engine, publisher, log, reg)
 	streamCfg := cfg.Stream
 	streamCfg.Tokens = stream.Tokens{Sensor: cfg.SensorToken, API: cfg.APIToken}
 	sensors, err := stream.NewServer(streamCfg, pipeline, pipeline, policies, log, reg)
@@ -113,7 +124,7 @@ func serve(ctx context.Context, cfg Config) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 3)
 	go func() { errc <- grpcServer.Serve(grpcLn) }()
 	go func() {
 		if err := httpServer.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
@@ -123,7 +134,10 @@ func serve(ctx context.Context, cfg Config) error {
 		errc <- nil
 	}()
 	go func() { errc <- watcher.Run(ctx) }()
-	go func() { errc <- purge(ctx, store, cfg.Retention, log) }()
+	go findings.RunRetention(ctx, store, cfg.Retention, time.Hour, time.Now, log)
+	if b.exporter != nil {
+		go b.exporter.Run(ctx)
+	}
 	grpcHealth.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	log.Info("backend ready", "rules", len(watcher.RuleSet().Rules()), "rules_dir", cfg.RulesDir)
 
@@ -149,27 +163,4 @@ func serve(ctx context.Context, cfg Config) error {
 		return runErr
 	}
 	return nil
-}
-
-// purge removes findings older than the retention period, hourly.
-func purge(ctx context.Context, store findings.Store, retention time.Duration, log *slog.Logger) error {
-	if retention <= 0 {
-		return nil
-	}
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		n, err := store.Purge(ctx, time.Now().Add(-retention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Warn("retention purge failed", "error", err)
-		case n > 0:
-			log.Info("retention purge", "removed", n)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }
