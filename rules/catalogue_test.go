@@ -111,6 +111,8 @@ func scenarios() []scenario {
 		privF      = "Privilege file modified"
 		logs       = "Logs or audit configuration tampered with"
 		shadow     = "Password hashes read"
+		sshKey     = "Private SSH key read"
+		saToken    = "Kubernetes service account token read by a shell tool"
 		c2DNS      = "DNS query for a command-and-control domain"
 		c2IP       = "Connection to a command-and-control address"
 		btcDNS     = "DNS query for a cryptocurrency domain"
@@ -742,6 +744,20 @@ func scenarios() []scenario {
 		scenario{"reading /etc/passwd is not", shadow, false, evs(readEv(proc("cat", "/usr/bin/cat", "cat"), "/etc/passwd")), nil},
 	)
 
+	// The token is a symlink into a timestamped directory, and /var/run
+	// links to /run: the kernel-resolved path is what the event carries.
+	tokenPath := "/run/secrets/kubernetes.io/serviceaccount/..2026_11_26_01_00_00.123456789/token"
+	add(
+		scenario{"cat of a user's private key", sshKey, true, evs(readEv(proc("cat", "/usr/bin/cat", "cat", "/home/alice/.ssh/id_ed25519"), "/home/alice/.ssh/id_ed25519")), nil},
+		scenario{"ssh using its key is not", sshKey, false, evs(readEv(proc("ssh", "/usr/bin/ssh", "ssh", "host"), "/root/.ssh/id_rsa")), nil},
+		scenario{"reading a public key is not", sshKey, false, evs(readEv(proc("cat", "/usr/bin/cat", "cat"), "/root/.ssh/id_rsa.pub")), nil},
+		scenario{"cat of the service account token in a pod", saToken, true, evs(readEv(proc("cat", "/bin/busybox", "cat", tokenPath), tokenPath, inCtr)), nil},
+		scenario{"an app's client library reading its token is not", saToken, false,
+			evs(readEv(proc("controller", "/manager", "/manager"), tokenPath, inCtr)), nil},
+		scenario{"a shell reading the namespace file is not", saToken, false,
+			evs(readEv(sh(), "/var/run/secrets/kubernetes.io/serviceaccount/namespace", inCtr)), nil},
+	)
+
 	// Threat intelligence.
 	dig := proc("dig", "/usr/bin/dig", "dig")
 	curlP := proc("curl", "/usr/bin/curl", "curl")
@@ -928,6 +944,8 @@ var wantType = map[string]string{
 	"Privilege file modified":                                     "PrivilegeEscalation:Runtime/SensitiveFileModified",
 	"Logs or audit configuration tampered with":                   "DefenseEvasion:Runtime/SensitiveFileModified",
 	"Password hashes read":                                        "CredentialAccess:Runtime/SensitiveFileRead",
+	"Private SSH key read":                                        "CredentialAccess:Runtime/SensitiveFileRead",
+	"Kubernetes service account token read by a shell tool":       "CredentialAccess:Runtime/SensitiveFileRead",
 	"DNS query for a command-and-control domain":                  "Backdoor:Runtime/C&CActivity.B!DNS",
 	"Connection to a command-and-control address":                 "Backdoor:Runtime/C&CActivity.B",
 	"DNS query for a cryptocurrency domain":                       "CryptoCurrency:Runtime/BitcoinTool.B!DNS",
