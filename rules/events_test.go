@@ -158,11 +158,12 @@ func ldPreload(v string) opt {
 	return func(e *vigilv1.Event) { e.GetExec().LdPreload = v }
 }
 
-// execveat makes the exec an execveat(fd, "", AT_EMPTY_PATH).
+// execveat makes the exec an execveat(fd, "", AT_EMPTY_PATH); the sensor
+// reports the file name as /dev/fd/N.
 func execveat(e *vigilv1.Event) {
 	e.Syscall = "execveat"
 	x := e.GetExec()
-	x.Execveat, x.Flags, x.Dirfd, x.Filename = true, 0x1000, 3, ""
+	x.Execveat, x.Flags, x.Dirfd, x.Filename = true, 0x1000, 3, "/dev/fd/3"
 }
 
 func openEv(p *vigilv1.Process, syscall, path string, flags uint32, opts ...opt) *vigilv1.Event {
