@@ -758,6 +758,8 @@ func scenarios() []scenario {
 		scenario{"cat of the service account token in a pod", saToken, true, evs(readEv(proc("cat", "/bin/busybox", "cat", tokenPath), tokenPath, inCtr)), nil},
 		scenario{"an app's client library reading its token is not", saToken, false,
 			evs(readEv(proc("controller", "/manager", "/manager"), tokenPath, inCtr)), nil},
+		scenario{"the Kubernetes python client reading its token is not", saToken, false,
+			evs(readEv(proc("python3", "/usr/local/bin/python3.12", "python3", "operator.py"), tokenPath, inCtr)), nil},
 		scenario{"a shell reading the namespace file is not", saToken, false,
 			evs(readEv(sh(), "/var/run/secrets/kubernetes.io/serviceaccount/namespace", inCtr)), nil},
 	)
