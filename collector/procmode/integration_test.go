@@ -1,6 +1,7 @@
 package procmode
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -564,4 +565,65 @@ func TestApplyPolicyFiltersEvents(t *testing.T) {
 			t.Errorf("rate_limited = %d, want 8", h.RateLimited)
 		}
 	})
+}
+
+func TestHealthWhenNothingCanBeTraced(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	// A process can have one tracer: a second collector on the same tree is
+	// refused, as the sidecar is when the workload is already traced or
+	// SYS_PTRACE is missing.
+	w := startWorkload(t, `exit 0`)
+	first := traceWorkload(t, w, testConfig())
+	cfg := testConfig()
+	cfg.RootPid = uint32(w.pid)
+	second, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx, make(chan *vigilv1.Event, 16)) }()
+	deadline := time.Now().Add(10 * time.Second)
+	var h vigilv1.SensorHealth
+	for {
+		second.Health(&h)
+		if len(h.SkippedProbes) > 0 && h.SkippedProbes[0].Name == "ptrace-exec" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never reported ptrace-exec as skipped: loaded %v", h.LoadedProbes)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cases := []struct {
+		name  string
+		check func(t *testing.T)
+	}{
+		{"ptrace-exec is no longer listed as loaded", func(t *testing.T) {
+			if slices.Contains(h.LoadedProbes, "ptrace-exec") {
+				t.Errorf("loaded = %v", h.LoadedProbes)
+			}
+		}},
+		{"the reason names the refusal and the capability to add", func(t *testing.T) {
+			r := h.SkippedProbes[0].Reason
+			if !strings.Contains(r, "operation not permitted") || !strings.Contains(r, "SYS_PTRACE") {
+				t.Errorf("reason = %q", r)
+			}
+		}},
+		{"the first collector still traces the workload", func(t *testing.T) {
+			if !tracedByUs(w.pid) {
+				t.Errorf("workload lost its tracer")
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, tc.check)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	w.release(t)
+	w.wait(t, 10*time.Second)
+	first.stop(t)
 }
