@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -131,6 +132,7 @@ func scenarios() []scenario {
 		dga        = "DNS query for a DGA domain"
 		tor        = "Connection to a Tor directory authority"
 		rebind     = "DNS answer points at the metadata service"
+		dnsTunnel  = "DNS tunnel from one process"
 	)
 	s := []scenario{}
 	add := func(sc ...scenario) { s = append(s, sc...) }
@@ -836,6 +838,21 @@ func scenarios() []scenario {
 			evs(dnsAnswerEv(curlP, "instance-data.ec2.internal", []string{"169.254.169.254"})), nil},
 		scenario{"an ordinary answer is not rebinding", rebind, false, evs(dnsAnswerEv(curlP, "example.com", []string{"93.184.216.34"})), nil},
 	)
+	tunnelP := proc("dnscat", "/tmp/.d", "./.d")
+	coreDNS := proc("coredns", "/coredns", "/coredns", "-conf", "/etc/coredns/Corefile")
+	var tunnelEvs, shortEvs, resolverEvs []*vigilv1.Event
+	for i := 0; i < 60; i++ {
+		long := fmt.Sprintf("%040x.%08d.t.attacker.example", i*7919, i)
+		tunnelEvs = append(tunnelEvs, dnsQueryEv(tunnelP, long, after(time.Duration(i)*200*time.Millisecond)))
+		resolverEvs = append(resolverEvs, dnsQueryEv(coreDNS, long, inCtr, after(time.Duration(i)*200*time.Millisecond)))
+		shortEvs = append(shortEvs, dnsQueryEv(curlP, fmt.Sprintf("api%d.svc.cluster.local", i), after(time.Duration(i)*200*time.Millisecond)))
+	}
+	add(
+		scenario{"sixty distinct long names from one process in twelve seconds is a DNS tunnel", dnsTunnel, true, tunnelEvs, nil},
+		scenario{"CoreDNS forwarding the same names is not", dnsTunnel, false, resolverEvs, nil},
+		scenario{"many distinct short service names are not", dnsTunnel, false, shortEvs, nil},
+		scenario{"a handful of long names stays below the count", dnsTunnel, false, tunnelEvs[:20], nil},
+	)
 	return s
 }
 
@@ -995,6 +1012,7 @@ var wantType = map[string]string{
 	"DNS query for a DGA domain":                                  "Trojan:Runtime/DGADomainRequest.C!DNS",
 	"Connection to a Tor directory authority":                     "UnauthorizedAccess:Runtime/TorClient",
 	"DNS answer points at the metadata service":                   "UnauthorizedAccess:Runtime/MetadataDNSRebind",
+	"DNS tunnel from one process":                                 "Trojan:Runtime/DNSDataExfiltration",
 }
 
 // guardDutySeverity is GuardDuty's default severity for each runtime type
