@@ -62,6 +62,9 @@ type Collector struct {
 	m     *metrics
 	procs *proctable.Table
 	self  uint32
+	// procRoot and cgroupRoot are fixed at New; the pollers read them
+	// without taking mu, which ApplyPolicy holds to change cfg.
+	procRoot, cgroupRoot string
 	// netNs is the sensor's network namespace: unix socket peers can only
 	// be asked about in it.
 	netNs uint64
@@ -165,12 +168,14 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 	}
 	log = log.With("component", "collector", "mode", Mode)
 	c := &Collector{
-		log:     log,
-		self:    uint32(os.Getpid()),
-		cfg:     cfg,
-		queue:   make(chan *vigilv1.Event, cfg.QueueSize),
-		tracked: make(map[uint32]*procState),
-		buckets: newRateLimiter(),
+		log:        log,
+		self:       uint32(os.Getpid()),
+		procRoot:   cfg.ProcRoot,
+		cgroupRoot: cfg.CgroupRoot,
+		cfg:        cfg,
+		queue:      make(chan *vigilv1.Event, cfg.QueueSize),
+		tracked:    make(map[uint32]*procState),
+		buckets:    newRateLimiter(),
 	}
 	c.netNs = nsInode(cfg.ProcRoot, c.self, "net")
 	c.filter.Store(newFilter(cfg))
@@ -310,12 +315,12 @@ func (c *Collector) snapshot() []*procState {
 
 // refreshCgroup reads the process's cgroup path (and id) into ps.
 func (c *Collector) refreshCgroup(ps *procState) {
-	p := cgroupPath(c.cfg.ProcRoot, ps.tgid)
+	p := cgroupPath(c.procRoot, ps.tgid)
 	if p == "" {
 		return
 	}
 	var id uint64
-	for _, root := range []string{c.cfg.CgroupRoot + "/unified", c.cfg.CgroupRoot} {
+	for _, root := range []string{c.cgroupRoot + "/unified", c.cgroupRoot} {
 		var st unix.Stat_t
 		if unix.Stat(root+p, &st) == nil {
 			id = st.Ino

@@ -355,6 +355,11 @@ func TestWorkloads(t *testing.T) {
 				tc.ready(t, w)
 			}
 			w.release(t)
+			// A policy pushed while the workload runs changes nothing
+			// it produces, and must not race with the tracer or pollers.
+			if err := tr.c.ApplyPolicy(&vigilv1.CollectionPolicy{Version: "test", EnabledEvents: Kinds(), RateLimitPerSecond: 1 << 20}); err != nil {
+				t.Fatal(err)
+			}
 			out := w.wait(t, 30*time.Second)
 			// The workload's own exit is the last thing the tracer sees.
 			tr.sink.waitFor(t, "exit of the workload", 5*time.Second, isExitOf(w.pid))

@@ -160,7 +160,7 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 	if !net && !files {
 		return
 	}
-	root := c.cfg.ProcRoot
+	root := c.procRoot
 	dir := pidDir(root, ps.tgid) + "/fd/"
 	d, err := os.Open(dir)
 	if err != nil {
@@ -228,7 +228,7 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 
 // emitSockets reports new sockets: listen, accept, connect or bind.
 func (c *Collector) emitSockets(ps *procState, socks []newSock, pass *pollPass) {
-	root := c.cfg.ProcRoot
+	root := c.procRoot
 	ns := nsInode(root, ps.tgid, "net")
 	tab := pass.tables[ns]
 	if tab == nil || ns == 0 {
@@ -325,7 +325,7 @@ func sockEvent(s sockInfo, fd int, tab *sockTable, peerPath string) (string, *vi
 
 // emitOpens reports newly opened files with their flags.
 func (c *Collector) emitOpens(ps *procState, files []newFile, pass *pollPass) {
-	root := c.cfg.ProcRoot
+	root := c.procRoot
 	proc := c.procs.Lookup(ps.tgid)
 	if proc == nil {
 		return
