@@ -101,6 +101,7 @@ func scenarios() []scenario {
 		portScan   = "Port scan from one process"
 		rawSock    = "Raw packet socket opened"
 		relAgent   = "Cgroup release_agent opened for write"
+		kernelHook = "Kernel hook for host execution written from a container"
 		mount      = "Mount inside a container"
 		dockerSock = "Container runtime socket accessed"
 		runc       = "Runc binary opened for write"
@@ -633,6 +634,18 @@ func scenarios() []scenario {
 		scenario{"reading release_agent is not", relAgent, false,
 			evs(readEv(proc("cat", "/usr/bin/cat", "cat"), "/sys/fs/cgroup/release_agent", inCtr)), nil},
 	)
+	add(
+		scenario{"core_pattern opened for write in a privileged container", kernelHook, true,
+			evs(openEv(sh("-c", "echo '|/tmp/x' > /proc/sys/kernel/core_pattern"), "openat", "/proc/sys/kernel/core_pattern", oWRONLY|oTRUNC, inCtr)), nil},
+		scenario{"a binfmt_misc interpreter registered through a procfs mounted in /tmp", kernelHook, true,
+			evs(openEv(proc("x", "/tmp/x", "./x"), "openat", "/tmp/p/sys/fs/binfmt_misc/register", oWRONLY, inCtr)), nil},
+		scenario{"a denied uevent_helper write attempt", kernelHook, true,
+			evs(openEv(sh(), "openat", "/sys/kernel/uevent_helper", oWRONLY, inCtr, failed("EROFS", 30))), nil},
+		scenario{"reading core_pattern in a container is not", kernelHook, false,
+			evs(readEv(proc("cat", "/bin/cat", "cat"), "/proc/sys/kernel/core_pattern", inCtr)), nil},
+		scenario{"systemd-sysctl setting core_pattern on the host at boot is not", kernelHook, false,
+			evs(openEv(proc("systemd-sysctl", "/usr/lib/systemd/systemd-sysctl", "systemd-sysctl"), "openat", "/proc/sys/kernel/core_pattern", oWRONLY)), nil},
+	)
 	runcP := proc("runc", "/usr/bin/runc", "runc", "init")
 	add(
 		scenario{"a failed mount of /etc inside a container", mount, true,
@@ -981,6 +994,7 @@ var wantType = map[string]string{
 	"Port scan from one process":                                  "Discovery:Runtime/PortScan",
 	"Raw packet socket opened":                                    "Discovery:Runtime/RawSocketCreated",
 	"Cgroup release_agent opened for write":                       "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
+	"Kernel hook for host execution written from a container":     "PrivilegeEscalation:Runtime/ContainerEscapeKernelHook",
 	"Mount inside a container":                                    "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
 	"Container runtime socket accessed":                           "PrivilegeEscalation:Runtime/DockerSocketAccessed",
 	"Runc binary opened for write":                                "PrivilegeEscalation:Runtime/RuncContainerEscape",
