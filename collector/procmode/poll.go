@@ -172,8 +172,11 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 		return
 	}
 	ps.mu.Lock()
-	first := (net && !ps.polledNet()) || (files && !ps.polledFiles())
-	quiet := first && ps.baseline
+	// A process found running has its first listing taken as what it had
+	// before tracing, not as new activity; separately for sockets and
+	// files, which are polled at different intervals.
+	quietNet := ps.baseline && !ps.polledNet()
+	quietFiles := ps.baseline && !ps.polledFiles()
 	var socks []newSock
 	var opened []newFile
 	curSocks := make(map[uint64]struct{})
@@ -194,7 +197,7 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 		switch {
 		case kind == "socket" && net:
 			curSocks[ino] = struct{}{}
-			if _, ok := ps.socks[ino]; !ok && !quiet {
+			if _, ok := ps.socks[ino]; !ok && !quietNet {
 				socks = append(socks, newSock{fd, ino})
 			}
 		case files && strings.HasPrefix(link, "/"):
@@ -204,7 +207,7 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 			}
 			k := fdKey{ino: st.Ino, dev: st.Dev}
 			curFiles[fd] = k
-			if old, ok := ps.fds[fd]; (!ok || old != k) && !quiet {
+			if old, ok := ps.fds[fd]; (!ok || old != k) && !quietFiles {
 				opened = append(opened, newFile{fd, strings.TrimSuffix(link, " (deleted)"), k})
 			}
 		}
