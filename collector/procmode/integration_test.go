@@ -85,6 +85,19 @@ func TestWorkloads(t *testing.T) {
 			},
 		},
 		{
+			name:   "an exec with LD_PRELOAD in its environment reports the preloaded library",
+			script: `LD_PRELOAD=/nonexistent/vigil-preload.so LD_LIBRARY_PATH=/opt/vigil-lib /bin/echo preloaded 2>/dev/null; echo "rc=$?"`,
+			check: func(t *testing.T, w *workload, out string, s *sink) {
+				if !strings.Contains(out, "preloaded") || outputValue(out, "rc") != "0" {
+					t.Fatalf("output = %q", out)
+				}
+				x := s.waitFor(t, "exec of echo", 5*time.Second, isExec("/bin/echo", "preloaded")).GetExec()
+				if x.LdPreload != "/nonexistent/vigil-preload.so" || x.LdLibraryPath != "/opt/vigil-lib" {
+					t.Errorf("ld_preload %q ld_library_path %q", x.LdPreload, x.LdLibraryPath)
+				}
+			},
+		},
+		{
 			name: "a process stopped with SIGSTOP stays stopped until SIGCONT and then exits normally",
 			// The stop goes through the tracer (signal-delivery stop,
 			// then group stop), so on a loaded machine it takes a moment:
