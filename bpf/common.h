@@ -337,14 +337,20 @@ static __always_inline void dentry_step(struct dentry *d, struct dentry **parent
 /*
  * put_path writes the path of a dentry as NUL-terminated components, leaf
  * first; user space reverses them. Mount points are crossed through the
- * mount's parent, so the result is the path in the process's mount namespace
- * as the kernel resolved it. The walk is bounded by PATH_DEPTH.
+ * mount's parent, and the walk stops at the current task's root directory
+ * (as d_path does), so a process in a container sees /etc/passwd, not the
+ * host path of its rootfs: after pivot_root the container's root mount still
+ * has a parent in the host's tree. The walk is bounded by PATH_DEPTH.
  */
 static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct dentry *dentry, struct vfsmount *vfsmnt)
 {
 	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
 	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct dentry *root_dentry = BPF_CORE_READ(task, fs, root.dentry);
+	struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
 	__u32 zero = 0;
+	int at_root = 0;
 	__u32 *cur = bpf_map_lookup_elem(&cursor_map, &zero);
 	if (!cur)
 		return set_len(s, off, idx, 0);
@@ -353,6 +359,10 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 	for (int i = 0; i < PATH_DEPTH; i++) {
 		struct dentry *parent;
 		const unsigned char *name;
+		if (dentry == root_dentry && &mnt->mnt == root_mnt) {
+			at_root = 1; /* the task's root directory */
+			break;
+		}
 		dentry_step(dentry, &parent, &name);
 		if (dentry == mnt_root || dentry == parent) {
 			if (dentry != mnt_root)
@@ -378,7 +388,7 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 	if (end == off && end < SCRATCH_HALF) {
 		/* The root itself, or a detached dentry: its own name. */
 		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-		long n = bpf_probe_read_kernel_str(&s->buf[AT(end)], NAME_MAX_LEN, name);
+		long n = at_root ? 0 : bpf_probe_read_kernel_str(&s->buf[AT(end)], NAME_MAX_LEN, name);
 		if (n <= 0 || (n == 2 && s->buf[AT(end)] == '/')) {
 			s->buf[AT(end)] = 0;
 			n = 1;

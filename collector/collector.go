@@ -37,8 +37,9 @@ type Collector struct {
 	reader  atomic.Pointer[ringbuf.Reader]
 	// procRoot and poll are fixed at New; the reader uses them without
 	// taking mu (ApplyPolicy replaces cfg under mu).
-	procRoot string
-	poll     time.Duration
+	procRoot      string
+	poll          time.Duration
+	hashAtExecMax int64
 
 	mu       sync.Mutex // guards the fields below
 	cfg      Config
@@ -109,15 +110,16 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		return nil, fmt.Errorf("read boot clock: %w", err)
 	}
 	c := &Collector{
-		log:      log,
-		coll:     coll,
-		kernel:   newKernelCounters(coll.Maps["counters"]),
-		dec:      Decoder{BootTime: time.Now().Add(-time.Duration(ts.Nano()))},
-		cfg:      cfg,
-		procRoot: cfg.ProcRoot,
-		poll:     cfg.PollInterval,
-		attached: make(map[string][]*attachment),
-		skipped:  make(map[string][]*vigilv1.SkippedProbe),
+		log:           log,
+		coll:          coll,
+		kernel:        newKernelCounters(coll.Maps["counters"]),
+		dec:           Decoder{BootTime: time.Now().Add(-time.Duration(ts.Nano()))},
+		cfg:           cfg,
+		procRoot:      cfg.ProcRoot,
+		poll:          cfg.PollInterval,
+		hashAtExecMax: cfg.HashAtExecMaxBytes,
+		attached:      make(map[string][]*attachment),
+		skipped:       make(map[string][]*vigilv1.SkippedProbe),
 	}
 	c.m, err = newMetrics(reg, c.kernel, c.pendingBytes)
 	if err != nil {
@@ -371,6 +373,30 @@ func (c *Collector) emit(ctx context.Context, out chan<- *vigilv1.Event, rec *Re
 	}
 }
 
+// hashAtExec gives an exec event its executable's digest when the file is
+// small enough to hash now (or is cached), so rules on proc.sha256 see it
+// even for a process that exits before the background worker would reach it.
+func (c *Collector) hashAtExec(pid uint32, ev *vigilv1.Event) {
+	if c.hashAtExecMax < 0 || ev.Process == nil || ev.Process.ExeSha256 != "" {
+		return
+	}
+	// A short-lived process may be gone already: then size the file by its
+	// path inside the parent's root, as HashNow will open it.
+	fi, err := os.Stat(fmt.Sprintf("%s/%d/exe", c.procRoot, pid))
+	if err != nil && !ev.Process.ExeFileless {
+		fi, err = os.Stat(fmt.Sprintf("%s/%d/root%s", c.procRoot, ev.Process.Ppid, ev.Process.ExePath))
+	}
+	if err != nil || fi.Size() > c.hashAtExecMax {
+		return
+	}
+	if _, err := c.procs.HashNow(pid); err != nil {
+		return
+	}
+	if p := c.procs.Lookup(pid); p != nil {
+		ev.Process = p
+	}
+}
+
 // attribute replaces the decoder's minimal process with the process
 // table's, keeps the table current, and sets the cgroup path. It returns an
 // extra event when one record means two things (an open of
@@ -392,6 +418,7 @@ func (c *Collector) attribute(rec *Record) *vigilv1.Event {
 			LoginUID: p.Loginuid, Sid: p.Sid, Tty: p.Tty,
 			ExeInode: p.ExeInode, ExeDev: p.ExeDev, ExeFileless: p.ExeFileless, ExeUpperLayer: p.ExeUpperLayer,
 		})
+		c.hashAtExec(pid, ev)
 	case probes.VigilRecTypeVIGIL_REC_FORK:
 		f := ev.GetFork()
 		child := c.procs.OnForkInfo(proctable.ForkInfo{ParentPid: pid, ChildPid: f.ChildPid, ChildNsPid: rec.ChildNsPid, ChildStart: rec.StartTime})

@@ -67,6 +67,13 @@ type Config struct {
 	// CgroupRoot is where the cgroup file system is mounted (default
 	// /sys/fs/cgroup); used to turn cgroup paths into ids and back.
 	CgroupRoot string `yaml:"cgroup_root"`
+	// HashAtExecMaxBytes is the largest executable hashed while its exec
+	// event is decoded (default 32 MiB), so the exec event itself carries
+	// the SHA-256 even when the process exits at once; digests are cached by
+	// file, so a binary run again costs a stat. Larger executables are hashed
+	// in the background and the digest reaches later events. -1 turns
+	// hashing at exec off.
+	HashAtExecMaxBytes int64 `yaml:"hash_at_exec_max_bytes"`
 	// Process configures the process table.
 	Process proctable.Config `yaml:"process"`
 }
@@ -100,6 +107,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.EnvBytes == 0 {
 		c.EnvBytes = 4096
+	}
+	if c.HashAtExecMaxBytes == 0 {
+		c.HashAtExecMaxBytes = 32 << 20
 	}
 	if c.DNSPayloadBytes == 0 {
 		c.DNSPayloadBytes = 512
