@@ -264,6 +264,59 @@ SYSCALL_PAIR(bpf, VIGIL_SYS_BPF, 3)
 SYSCALL_PAIR(userfaultfd, VIGIL_SYS_USERFAULTFD, 1)
 SYSCALL_PAIR(process_vm_writev, VIGIL_SYS_PROCESS_VM_WRITEV, 6)
 
+/*
+ * Fallback for syscalls whose own tracepoints this kernel lacks (a kernel
+ * built without module support has no syscalls/sys_enter_init_module, yet
+ * the attempt still reaches the kernel and is worth reporting). The generic
+ * raw_syscalls tracepoints run for every syscall, so user space attaches
+ * them only while a fallback is in use, and raw_fallback (native syscall
+ * number -> enum rec_sys, 0 for none) keeps the work per syscall to one
+ * array lookup. The records are the per-syscall probes' own.
+ */
+#define RAW_FALLBACK_SLOTS 512
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RAW_FALLBACK_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} raw_fallback SEC(".maps");
+
+static __always_inline __u32 fallback_sys(long id)
+{
+	if (id < 0 || id >= RAW_FALLBACK_SLOTS)
+		return VIGIL_SYS_NONE;
+	__u32 k = id;
+	__u32 *sys = bpf_map_lookup_elem(&raw_fallback, &k);
+	return sys ? *sys : VIGIL_SYS_NONE;
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int raw_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 sys = fallback_sys(ctx->id);
+	if (sys == VIGIL_SYS_NONE || !enter_filter())
+		return 0;
+	switch (sys) {
+	case VIGIL_SYS_INIT_MODULE:
+		return remember(ctx, VIGIL_SYS_INIT_MODULE, 3);
+	case VIGIL_SYS_FINIT_MODULE:
+		return remember(ctx, VIGIL_SYS_FINIT_MODULE, 3);
+	}
+	return 0;
+}
+
+SEC("tracepoint/raw_syscalls/sys_exit")
+int raw_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	switch (fallback_sys(ctx->id)) {
+	case VIGIL_SYS_INIT_MODULE:
+		return emit_syscall(ctx, VIGIL_SYS_INIT_MODULE);
+	case VIGIL_SYS_FINIT_MODULE:
+		return emit_syscall(ctx, VIGIL_SYS_FINIT_MODULE);
+	}
+	return 0;
+}
+
 /* mprotect is frequent; only calls that ask for PROT_EXEC are kept. */
 SEC("tracepoint/syscalls/sys_enter_mprotect")
 int enter_mprotect(struct trace_event_raw_sys_enter *ctx)

@@ -8,7 +8,9 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/collector/probes"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -58,6 +60,9 @@ var probeGroups = []probeGroup{
 type attachment struct {
 	name  string
 	links []link.Link
+	// release, when set, gives back a share of a probe other attachments
+	// use too (the raw_syscalls fallback).
+	release func()
 }
 
 func (a *attachment) close() {
@@ -65,6 +70,83 @@ func (a *attachment) close() {
 		l.Close()
 	}
 	a.links = nil
+	if a.release != nil {
+		a.release()
+		a.release = nil
+	}
+}
+
+// errMissingTracepoint reads "does not exist on this kernel" in messages.
+var errMissingTracepoint = errors.New("does not exist on this kernel")
+
+// rawSyscalls are the syscalls the raw_syscalls fallback can stand in for,
+// with their numbers on this architecture and their enum rec_sys value.
+var rawSyscalls = map[string]struct{ nr, sys uint32 }{
+	"init_module":  {unix.SYS_INIT_MODULE, uint32(probes.VigilRecSysVIGIL_SYS_INIT_MODULE)},
+	"finit_module": {unix.SYS_FINIT_MODULE, uint32(probes.VigilRecSysVIGIL_SYS_FINIT_MODULE)},
+}
+
+// rawFallback captures syscalls whose own tracepoints the kernel lacks
+// through raw_syscalls/sys_enter and sys_exit. Those run for every syscall,
+// so they are attached only while at least one fallback is in use, and the
+// raw_fallback map filters by syscall number in the kernel.
+type rawFallback struct {
+	progs map[string]*ebpf.Program
+	table *ebpf.Map
+
+	mu    sync.Mutex
+	users int
+	links []link.Link
+}
+
+// attach starts capturing sc through raw_syscalls.
+func (r *rawFallback) attach(sc string) (*attachment, error) {
+	s, ok := rawSyscalls[sc]
+	if r == nil || r.table == nil || !ok {
+		return nil, fmt.Errorf("no raw_syscalls fallback for %s", sc)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.users == 0 {
+		for _, dir := range []string{"enter", "exit"} {
+			prog := r.progs["raw_"+dir]
+			if prog == nil {
+				r.closeLinksLocked()
+				return nil, fmt.Errorf("program raw_%s missing from the object", dir)
+			}
+			l, err := link.Tracepoint("raw_syscalls", "sys_"+dir, prog, nil)
+			if err != nil {
+				r.closeLinksLocked()
+				return nil, fmt.Errorf("attach raw_syscalls/sys_%s: %w", dir, err)
+			}
+			r.links = append(r.links, l)
+		}
+	}
+	if err := r.table.Put(s.nr, s.sys); err != nil {
+		if r.users == 0 {
+			r.closeLinksLocked()
+		}
+		return nil, fmt.Errorf("raw_syscalls fallback for %s: %w", sc, err)
+	}
+	r.users++
+	return &attachment{name: sc + " (raw_syscalls)", release: func() { r.release(s.nr) }}, nil
+}
+
+func (r *rawFallback) release(nr uint32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = r.table.Put(nr, uint32(0))
+	r.users--
+	if r.users == 0 {
+		r.closeLinksLocked()
+	}
+}
+
+func (r *rawFallback) closeLinksLocked() {
+	for _, l := range r.links {
+		l.Close()
+	}
+	r.links = nil
 }
 
 // closeAll detaches probes concurrently: each detach waits for an RCU grace
@@ -129,7 +211,7 @@ func attachSyscall(progs map[string]*ebpf.Program, sc string) (*attachment, erro
 		if err != nil {
 			a.close()
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("tracepoint syscalls/sys_%s_%s does not exist on this kernel", dir, sc)
+				return nil, fmt.Errorf("tracepoint syscalls/sys_%s_%s %w", dir, sc, errMissingTracepoint)
 			}
 			return nil, fmt.Errorf("attach syscalls/sys_%s_%s: %w", dir, sc, err)
 		}
@@ -139,12 +221,19 @@ func attachSyscall(progs map[string]*ebpf.Program, sc string) (*attachment, erro
 }
 
 // attachGroup attaches the probes of one event kind; a probe that fails is
-// skipped and reported, the others stay.
-func attachGroup(progs map[string]*ebpf.Program, g probeGroup) ([]*attachment, []*vigilv1.SkippedProbe) {
+// skipped and reported, the others stay. A syscall whose tracepoints this
+// kernel lacks is captured through raw (when it may be) and named so.
+func attachGroup(progs map[string]*ebpf.Program, raw *rawFallback, g probeGroup) ([]*attachment, []*vigilv1.SkippedProbe) {
 	var ok []*attachment
 	var skipped []*vigilv1.SkippedProbe
 	for _, sc := range g.syscalls {
 		a, err := attachSyscall(progs, sc)
+		if errors.Is(err, errMissingTracepoint) {
+			if fa, ferr := raw.attach(sc); ferr == nil {
+				ok = append(ok, fa)
+				continue
+			}
+		}
 		if err != nil {
 			skipped = append(skipped, &vigilv1.SkippedProbe{Name: sc, Reason: err.Error()})
 			continue

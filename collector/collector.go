@@ -40,6 +40,7 @@ type Collector struct {
 	procRoot      string
 	poll          time.Duration
 	hashAtExecMax int64
+	raw           *rawFallback
 
 	mu       sync.Mutex // guards the fields below
 	cfg      Config
@@ -118,6 +119,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		procRoot:      cfg.ProcRoot,
 		poll:          cfg.PollInterval,
 		hashAtExecMax: cfg.HashAtExecMaxBytes,
+		raw:           &rawFallback{progs: coll.Programs, table: coll.Maps["raw_fallback"]},
 		attached:      make(map[string][]*attachment),
 		skipped:       make(map[string][]*vigilv1.SkippedProbe),
 	}
@@ -493,7 +495,7 @@ func (c *Collector) reattachLocked(cfg Config) {
 		_, have := c.attached[g.kind]
 		switch {
 		case want && !have:
-			ok, skipped := attachGroup(c.coll.Programs, g)
+			ok, skipped := attachGroup(c.coll.Programs, c.raw, g)
 			c.attached[g.kind] = ok
 			c.skipped[g.kind] = skipped
 			for _, s := range skipped {

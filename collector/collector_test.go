@@ -107,7 +107,7 @@ func TestMissingTracepointIsSkippedByName(t *testing.T) {
 		"enter_chmod":              c.coll.Programs["enter_chmod"],
 		"exit_chmod":               c.coll.Programs["exit_chmod"],
 	}
-	ok, skipped := attachGroup(progs, probeGroup{kind: "test", syscalls: []string{"vigil_no_such_call", "chmod"}})
+	ok, skipped := attachGroup(progs, nil, probeGroup{kind: "test", syscalls: []string{"vigil_no_such_call", "chmod"}})
 	c.mu.Unlock()
 	for _, a := range ok {
 		a.close()

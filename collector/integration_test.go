@@ -305,6 +305,26 @@ func TestProbesCaptureEachAction(t *testing.T) {
 				}
 			}
 		}},
+		{"a kernel module load attempt shows up, through raw_syscalls where the kernel lacks its tracepoints", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+			f, err := os.CreateTemp("", "vigil-*.ko")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(f.Name())
+			defer f.Close()
+			// A bogus image: the kernel refuses it (or has no module
+			// support at all); the attempt is what must be seen.
+			if err := unix.FinitModule(int(f.Fd()), "", 0); err == nil {
+				t.Fatal("finit_module of an empty file succeeded")
+			}
+			name := f.Name()
+			return func(ev *vigilv1.Event) bool { return self(ev) && ev.GetModuleLoad() != nil }, func(t *testing.T, ev *vigilv1.Event) {
+				m := ev.GetModuleLoad()
+				if m.Syscall != "finit_module" || m.Path != name || ev.Result >= 0 || ev.Errno == "" {
+					t.Errorf("module load = %v result %d errno %s, want finit_module of %s refused", m, ev.Result, ev.Errno, name)
+				}
+			}
+		}},
 		{"execveat of a memfd with AT_EMPTY_PATH shows up as an exec from a memfd", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(testEnv, "VIGIL_COLLECTOR_HELPER=memfd-exec")

@@ -321,6 +321,7 @@ const (
 	VigilMapInflightMap           = "inflight_map"
 	VigilMapOpenSlots             = "open_slots"
 	VigilMapProcState             = "proc_state"
+	VigilMapRawFallback           = "raw_fallback"
 	VigilMapScratchMap            = "scratch_map"
 	VigilProgEnterAccept          = "enter_accept"
 	VigilProgEnterAccept4         = "enter_accept4"
@@ -441,6 +442,8 @@ const (
 	VigilProgHandleExec           = "handle_exec"
 	VigilProgHandleExit           = "handle_exit"
 	VigilProgHandleFork           = "handle_fork"
+	VigilProgRawEnter             = "raw_enter"
+	VigilProgRawExit              = "raw_exit"
 	VigilVarUnusedCfgFlag         = "unused_cfg_flag"
 	VigilVarUnusedCounter         = "unused_counter"
 	VigilVarUnusedDns             = "unused_dns"
@@ -617,6 +620,8 @@ type VigilProgramSpecs struct {
 	HandleExec           *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExit           *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleFork           *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	RawEnter             *ebpf.ProgramSpec `ebpf:"raw_enter"`
+	RawExit              *ebpf.ProgramSpec `ebpf:"raw_exit"`
 }
 
 // VigilMapSpecs contains maps before they are loaded into the kernel.
@@ -633,6 +638,7 @@ type VigilMapSpecs struct {
 	InflightMap     *ebpf.MapSpec `ebpf:"inflight_map"`
 	OpenSlots       *ebpf.MapSpec `ebpf:"open_slots"`
 	ProcState       *ebpf.MapSpec `ebpf:"proc_state"`
+	RawFallback     *ebpf.MapSpec `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
 }
 
@@ -685,6 +691,7 @@ type VigilMaps struct {
 	InflightMap     *ebpf.Map `ebpf:"inflight_map"`
 	OpenSlots       *ebpf.Map `ebpf:"open_slots"`
 	ProcState       *ebpf.Map `ebpf:"proc_state"`
+	RawFallback     *ebpf.Map `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
 }
 
@@ -700,6 +707,7 @@ func (m *VigilMaps) Close() error {
 		m.InflightMap,
 		m.OpenSlots,
 		m.ProcState,
+		m.RawFallback,
 		m.ScratchMap,
 	)
 }
@@ -846,6 +854,8 @@ type VigilPrograms struct {
 	HandleExec           *ebpf.Program `ebpf:"handle_exec"`
 	HandleExit           *ebpf.Program `ebpf:"handle_exit"`
 	HandleFork           *ebpf.Program `ebpf:"handle_fork"`
+	RawEnter             *ebpf.Program `ebpf:"raw_enter"`
+	RawExit              *ebpf.Program `ebpf:"raw_exit"`
 }
 
 func (p *VigilPrograms) Close() error {
@@ -969,6 +979,8 @@ func (p *VigilPrograms) Close() error {
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,
+		p.RawEnter,
+		p.RawExit,
 	)
 }
 

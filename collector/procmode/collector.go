@@ -123,7 +123,6 @@ func (ps *procState) polledFiles() bool { return ps.flags&polledFiles != 0 }
 // reused for another file is reported again.
 type fdKey struct {
 	ino, dev uint64
-	sock     bool
 }
 
 // filter is the emit-time part of the configuration, swapped whole by
