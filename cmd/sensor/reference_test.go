@@ -2,10 +2,18 @@ package main
 
 import (
 	"flag"
+	"log/slog"
 	"os"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilsec/vigil/collector"
+	"github.com/vigilsec/vigil/enrich"
 	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/metricsdoc"
+	"github.com/vigilsec/vigil/internal/testutil"
+	"github.com/vigilsec/vigil/stream"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated configuration reference")
@@ -53,5 +61,41 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestMetricsReference keeps docs/metrics-sensor.md generated from the
+// metrics the sensor's stages register. Loading the probes needs root.
+func TestMetricsReference(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	reg := prometheus.NewRegistry()
+	rec := metricsdoc.NewRecorder(reg)
+	log := slog.New(slog.DiscardHandler)
+	cfg := defaultConfig()
+	if _, err := collector.New(cfg.Collector, log, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enrich.New(cfg.Enrich, log, rec); err != nil {
+		t.Fatal(err)
+	}
+	sc := cfg.Stream
+	sc.Backend, sc.Insecure, sc.Token, sc.SpoolDir, sc.SensorID = "127.0.0.1:1", true, "sensor-token-0123456789", t.TempDir(), "metrics-doc"
+	if _, err := stream.NewClient(sc, log, rec); err != nil {
+		t.Fatal(err)
+	}
+	got := "# Sensor metrics\n\nServed at `/metrics` on `--metrics-listen` (default `:9090`). Generated from the code (`make generate`, as root).\n\n" +
+		rec.Markdown("Sensor", "vigil_")
+	const path = "../../docs/metrics-sensor.md"
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run: go test ./cmd/sensor -run Reference -update)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s is stale: run make generate", path)
 	}
 }
