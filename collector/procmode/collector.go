@@ -92,6 +92,29 @@ type Collector struct {
 	seizeFailure atomic.Uint64
 	// seizeErr is the last reason a process could not be traced.
 	seizeErr atomic.Pointer[string]
+
+	// refused remembers processes that could not be seized (pid to start
+	// time), so that the scanner does not hand them to the tracer again.
+	rmu     sync.Mutex
+	refused map[uint32]uint64
+}
+
+// refuse remembers that pid (started at start) cannot be traced.
+func (c *Collector) refuse(pid uint32, start uint64) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if len(c.refused) >= 4096 {
+		clear(c.refused)
+	}
+	c.refused[pid] = start
+}
+
+// isRefused reports whether pid, started at start, could not be traced.
+func (c *Collector) isRefused(pid uint32, start uint64) bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	s, ok := c.refused[pid]
+	return ok && s == start
 }
 
 // procState is what the collector keeps per traced process.
@@ -174,6 +197,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		cfg:        cfg,
 		queue:      make(chan *vigilv1.Event, cfg.QueueSize),
 		tracked:    make(map[uint32]*procState),
+		refused:    make(map[uint32]uint64),
 		buckets:    newRateLimiter(),
 	}
 	c.netNs = nsInode(cfg.ProcRoot, c.self, "net")

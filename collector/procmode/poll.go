@@ -44,6 +44,9 @@ func (c *Collector) candidates(cfg Config) []uint32 {
 		if st.flags&pfKthread != 0 || st.ppid == c.self || st.state == 'Z' || st.state == 'X' {
 			continue
 		}
+		if c.state(pid, false) != nil || c.isRefused(pid, st.startTicks) {
+			continue // traced already, or cannot be
+		}
 		if cfg.RootPid != 0 && !descends(pid, cfg.RootPid, stats) {
 			continue
 		}
@@ -89,8 +92,12 @@ func (c *Collector) scanLoop(ctx context.Context, t *tracer, cfg Config) {
 		start := time.Now()
 		pids := c.candidates(cfg)
 		c.m.pollSeconds.WithLabelValues("scan").Observe(time.Since(start).Seconds())
+		if len(pids) == 0 {
+			continue
+		}
 		select {
 		case t.seize <- pids:
+			t.bell.ring()
 		case <-ctx.Done():
 			return
 		}

@@ -45,11 +45,11 @@ type tracer struct {
 	cfg Config
 	// tracees are the traced threads by tid.
 	tracees map[uint32]*tracee
-	// refused remembers processes that could not be seized (pid and
-	// start time), so the scanner does not retry them every second.
-	refused map[uint32]uint64
-	// seize carries candidate pids from the scanner.
+	// seize carries candidate pids from the scanner, who rings bell.
 	seize chan []uint32
+	bell  doorbell
+	// tid is the tracer thread's, as TracerPid shows it in /proc.
+	tid uint32
 }
 
 func newTracer(c *Collector, cfg Config) *tracer {
@@ -57,7 +57,6 @@ func newTracer(c *Collector, cfg Config) *tracer {
 		c:       c,
 		cfg:     cfg,
 		tracees: make(map[uint32]*tracee),
-		refused: make(map[uint32]uint64),
 		seize:   make(chan []uint32, 1),
 	}
 }
@@ -104,17 +103,65 @@ func threadHasChildren() bool {
 }
 
 func (t *tracer) loop(ctx context.Context) error {
-	// SIGCHLD is how the kernel tells a tracer that a tracee stopped;
-	// the runtime forwards it here (coalesced: one pending wakeup is
-	// enough, since each wakeup drains every ready tracee).
+	t.tid = uint32(unix.Gettid())
+	t.seizeCandidates(t.c.candidates(t.cfg))
+	if err := t.bell.start(); err != nil {
+		t.c.log.Info("tracer doorbell unavailable; waking on SIGCHLD", "error", err)
+		return t.loopOnSignals(ctx)
+	}
+	stop := context.AfterFunc(ctx, t.bell.ring)
+	defer stop()
+	for {
+		// Channels first, then block: a ring that comes after this
+		// look finds the doorbell alive and ends the wait below.
+		select {
+		case <-ctx.Done():
+			t.bell.stop()
+			t.detachAll()
+			return nil
+		case pids := <-t.seize:
+			t.seizeCandidates(pids)
+		default:
+		}
+		var ws unix.WaitStatus
+		wtid, err := unix.Wait4(-1, &ws, waitFlags, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			// No child at all: the doorbell is gone without a report.
+			t.bell.gone()
+			if err := t.bell.start(); err != nil {
+				t.c.log.Info("tracer doorbell unavailable; waking on SIGCHLD", "error", err)
+				return t.loopOnSignals(ctx)
+			}
+			continue
+		}
+		if wtid == t.bell.pid {
+			if ws.Exited() || ws.Signaled() {
+				t.bell.gone()
+				if err := t.bell.start(); err != nil {
+					t.c.log.Info("tracer doorbell unavailable; waking on SIGCHLD", "error", err)
+					return t.loopOnSignals(ctx)
+				}
+			}
+			// Its stop before its first instruction: it stays there.
+			continue
+		}
+		t.handle(uint32(wtid), ws)
+	}
+}
+
+// loopOnSignals is the tracer loop without a doorbell: it sleeps on
+// SIGCHLD, which the kernel sends the tracer at each tracee stop and the
+// runtime forwards (coalesced: one pending wakeup is enough, since each
+// wakeup drains every ready tracee), with a timer as a safety net.
+func (t *tracer) loopOnSignals(ctx context.Context) error {
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, syscall.SIGCHLD)
 	defer signal.Stop(sigchld)
-	// A safety net for a wakeup lost to coalescing with the runtime.
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-
-	t.seizeCandidates(t.c.candidates(t.cfg))
 	for {
 		if t.drain() {
 			// Stops keep coming (a fork storm): look at the other
@@ -141,8 +188,8 @@ func (t *tracer) loop(ctx context.Context) error {
 	}
 }
 
-// drainBatch bounds the stops handled before the tracer looks at its other
-// channels, so that a workload forking without pause cannot hold off
+// drainBatch bounds the stops loopOnSignals handles before it looks at its
+// other channels, so that a workload forking without pause cannot hold off
 // shutdown or new seizes.
 const drainBatch = 256
 
@@ -173,11 +220,14 @@ func (t *tracer) seizeCandidates(pids []uint32) {
 		if err != nil || st.state == 'Z' || st.state == 'X' {
 			continue
 		}
-		if start, ok := t.refused[pid]; ok && start == st.startTicks {
+		if t.c.isRefused(pid, st.startTicks) {
 			continue
 		}
 		if err := t.seizeProcess(pid); err != nil {
-			t.refused[pid] = st.startTicks
+			if errors.Is(err, unix.EPERM) && tracerOf(t.cfg.ProcRoot, pid) == t.tid {
+				continue // a new child of a tracee, whose first stop is pending
+			}
+			t.c.refuse(pid, st.startTicks)
 			t.c.seizeFailure.Add(1)
 			reason := "PTRACE_SEIZE of pid " + strconv.FormatUint(uint64(pid), 10) + ": " + err.Error()
 			if errors.Is(err, unix.EPERM) {
@@ -193,9 +243,6 @@ func (t *tracer) seizeCandidates(pids []uint32) {
 		ps.baseline = true
 		ps.mu.Unlock()
 		t.c.refreshCgroup(ps)
-	}
-	if len(t.refused) > 4096 {
-		clear(t.refused)
 	}
 }
 
@@ -231,6 +278,21 @@ func (t *tracer) seizeProcess(pid uint32) error {
 		}
 	}
 	return nil
+}
+
+// tracerOf returns TracerPid from /proc/PID/status: the tid of the thread
+// that traces pid, 0 when none.
+func tracerOf(procRoot string, pid uint32) uint32 {
+	b, err := readProcFile(pidDir(procRoot, pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
+			return parseU32(strings.TrimSpace(v))
+		}
+	}
+	return 0
 }
 
 func (t *tracer) add(tid, tgid uint32) *tracee {
