@@ -18,10 +18,11 @@
 // until SIGCONT, as it would untraced. PTRACE_O_EXITKILL is never set: if
 // the sensor dies, the kernel detaches its tracees and they go on.
 //
-// The tracer waits with __WNOTHREAD on a thread that has no children of its
-// own, so it only ever sees its tracees and never reaps a process another
-// goroutine of the sensor started; and it never traces the sensor's own
-// children, whose exit status belongs to whoever started them.
+// The tracer blocks in wait4 with __WNOTHREAD on a thread that has no
+// children of its own (but its doorbell, see doorbell.go), so it only ever
+// sees its tracees and never reaps a process another goroutine of the
+// sensor started; and it never traces the sensor's own children, whose exit
+// status belongs to whoever started them.
 //
 // # Connections and files
 //
