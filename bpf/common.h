@@ -166,6 +166,26 @@ static __always_inline struct scratch *scratch(void)
 }
 
 /*
+ * current_cgroup_id names the current task's cgroup: its unified (v2) cgroup
+ * id, or on a cgroup v1 host, where every task is in the unified root, the id
+ * of its cgroup in one v1 controller's hierarchy, so containers still have
+ * ids of their own.
+ */
+static __always_inline __u64 current_cgroup_id(struct rec_config *cfg)
+{
+	__u32 ss = cfg->cgroup_v1_subsys;
+	if (ss >= 32) /* VIGIL_NO_SUBSYS, and a bound for the verifier */
+		return bpf_get_current_cgroup_id();
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct css_set *cs = BPF_CORE_READ(t, cgroups);
+	struct cgroup_subsys_state *css = NULL;
+	bpf_core_read(&css, sizeof(css), &cs->subsys[ss]);
+	if (!css)
+		return bpf_get_current_cgroup_id();
+	return BPF_CORE_READ(css, cgroup, kn, id);
+}
+
+/*
  * wanted applies the in-kernel filters for the current process: the sensor
  * itself, ignored cgroups and binaries, and the per-process token bucket
  * (skipped when exempt, so exits are never rate limited).
@@ -178,7 +198,7 @@ static __always_inline bool wanted(struct rec_config *cfg, __u32 tgid, bool exem
 	if (!flags)
 		return true;
 	if (flags & VIGIL_CFG_IGNORE_CGROUPS) {
-		__u64 cg = bpf_get_current_cgroup_id();
+		__u64 cg = current_cgroup_id(cfg);
 		if (bpf_map_lookup_elem(&ignored_cgroups, &cg)) {
 			count(VIGIL_CNT_IGNORED);
 			return false;
@@ -226,7 +246,8 @@ static __always_inline void fill_hdr(struct rec_hdr *h, __u16 type, __u16 sys, _
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	h->ts = bpf_ktime_get_boot_ns();
-	h->cgroup_id = bpf_get_current_cgroup_id();
+	struct rec_config *cfg = get_config();
+	h->cgroup_id = cfg ? current_cgroup_id(cfg) : bpf_get_current_cgroup_id();
 	h->ret = 0;
 	h->pid = id >> 32;
 	h->tid = (__u32)id;

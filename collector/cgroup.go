@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,12 +19,83 @@ import (
 type cgroupPaths struct {
 	procRoot   string
 	cgroupRoot string
-	byID       map[uint64]string
-	misses     func()
+	// v1 is the controller whose hierarchy names cgroups on a cgroup v1
+	// host (see cgroupV1Controller); its zero value means unified ids.
+	v1     v1Controller
+	byID   map[uint64]string
+	misses func()
 }
 
-func newCgroupPaths(procRoot, cgroupRoot string, misses func()) *cgroupPaths {
-	return &cgroupPaths{procRoot: procRoot, cgroupRoot: cgroupRoot, byID: make(map[uint64]string), misses: misses}
+func newCgroupPaths(procRoot, cgroupRoot string, v1 v1Controller, misses func()) *cgroupPaths {
+	return &cgroupPaths{procRoot: procRoot, cgroupRoot: cgroupRoot, v1: v1, byID: make(map[uint64]string), misses: misses}
+}
+
+// v1Controller is the cgroup v1 controller the probes take cgroup ids from
+// on a host without the unified hierarchy: there every task is in the
+// unified root, so unified ids cannot tell containers apart.
+type v1Controller struct {
+	ok    bool
+	index uint32 // enum cgroup_subsys_id
+	name  string // "memory", ...
+	dir   string // its hierarchy's mount, e.g. /sys/fs/cgroup/memory
+}
+
+// cgroupV1Controller picks that controller, or returns ok=false on a
+// unified (cgroup v2) host. The kernel numbers subsystems in the order
+// /proc/cgroups lists them.
+func cgroupV1Controller(procRoot, cgroupRoot string) v1Controller {
+	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
+		return v1Controller{}
+	}
+	b, err := os.ReadFile(filepath.Join(procRoot, "cgroups"))
+	if err != nil {
+		return v1Controller{}
+	}
+	type row struct {
+		index   uint32
+		mounted bool
+	}
+	rows := map[string]row{}
+	var index uint32
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		rows[f[0]] = row{index: index, mounted: f[1] != "0" && f[3] == "1"}
+		index++
+	}
+	for _, name := range []string{"memory", "pids", "cpu", "cpuacct", "blkio", "devices", "freezer"} {
+		r, ok := rows[name]
+		if !ok || !r.mounted {
+			continue
+		}
+		if dir := v1Mount(cgroupRoot, name); dir != "" {
+			return v1Controller{ok: true, index: r.index, name: name, dir: dir}
+		}
+	}
+	return v1Controller{}
+}
+
+// v1Mount finds the directory a v1 controller is mounted on below
+// cgroupRoot: its own name, or a joint mount such as cpu,cpuacct.
+func v1Mount(cgroupRoot, name string) string {
+	entries, err := os.ReadDir(cgroupRoot)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		for _, part := range strings.Split(e.Name(), ",") {
+			if part == name {
+				return filepath.Join(cgroupRoot, e.Name())
+			}
+		}
+	}
+	return ""
 }
 
 // lookup returns the path of cgroup id, learning it from pid on a miss.
@@ -33,11 +105,63 @@ func (c *cgroupPaths) lookup(id uint64, pid uint32) string {
 	}
 	c.misses()
 	p := c.fromProc(pid)
+	if p == "" {
+		// The process is gone already: find the cgroup by its id instead.
+		p = c.fromID(id)
+	}
+	if p == "" {
+		return "" // not cached: the next event of this cgroup tries again
+	}
 	if len(c.byID) > 65536 {
 		clear(c.byID) // cgroups come and go; start again rather than grow
 	}
 	c.byID[id] = p
 	return p
+}
+
+// fromID finds the cgroup whose directory's inode is id in the hierarchy
+// the probes take ids from, walking at most a few levels (containers sit at
+// depth two to four).
+func (c *cgroupPaths) fromID(id uint64) string {
+	root := c.cgroupRoot
+	if c.v1.ok {
+		root = c.v1.dir
+	} else if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil {
+		root = filepath.Join(root, "unified")
+	}
+	const maxDepth = 5
+	var found string
+	var walk func(dir, rel string, depth int)
+	walk = func(dir, rel string, depth int) {
+		if found != "" || depth > maxDepth {
+			return
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			var st unix.Stat_t
+			sub := filepath.Join(dir, e.Name())
+			if unix.Stat(sub, &st) == nil && st.Ino == id {
+				found = rel + "/" + e.Name()
+				return
+			}
+			walk(sub, rel+"/"+e.Name(), depth+1)
+			if found != "" {
+				return
+			}
+		}
+	}
+	var st unix.Stat_t
+	if unix.Stat(root, &st) == nil && st.Ino == id {
+		return "/"
+	}
+	walk(root, "", 1)
+	return found
 }
 
 // fromProc reads the process's cgroup path: the unified (v2) hierarchy when
@@ -53,6 +177,10 @@ func (c *cgroupPaths) fromProc(pid uint32) string {
 		parts := strings.SplitN(sc.Text(), ":", 3)
 		if len(parts) != 3 {
 			continue
+		}
+		if c.v1.ok && slices.Contains(strings.Split(parts[1], ","), c.v1.name) {
+			// The hierarchy the probes' ids come from.
+			return parts[2]
 		}
 		switch {
 		case parts[0] == "0" && parts[1] == "":
@@ -74,11 +202,16 @@ func (c *cgroupPaths) fromProc(pid uint32) string {
 	return first
 }
 
-// cgroupID returns the kernel id of a cgroup path (the inode of its
-// directory in the unified hierarchy).
-func cgroupID(cgroupRoot, p string) (uint64, error) {
+// cgroupID returns the kernel id of a cgroup path: the inode of its
+// directory in the hierarchy the probes take ids from (the v1 controller's
+// on a v1 host, else the unified one).
+func cgroupID(cgroupRoot string, v1 v1Controller, p string) (uint64, error) {
+	roots := []string{filepath.Join(cgroupRoot, "unified"), cgroupRoot}
+	if v1.ok {
+		roots = []string{v1.dir}
+	}
 	var firstErr error
-	for _, root := range []string{filepath.Join(cgroupRoot, "unified"), cgroupRoot} {
+	for _, root := range roots {
 		var st unix.Stat_t
 		err := unix.Stat(filepath.Join(root, p), &st)
 		if err == nil {

@@ -41,6 +41,7 @@ type Collector struct {
 	poll          time.Duration
 	hashAtExecMax int64
 	raw           *rawFallback
+	v1            v1Controller
 
 	mu       sync.Mutex // guards the fields below
 	cfg      Config
@@ -128,7 +129,11 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		coll.Close()
 		return nil, err
 	}
-	c.cgroups = newCgroupPaths(cfg.ProcRoot, cfg.CgroupRoot, c.m.cgroupMisses.Inc)
+	c.v1 = cgroupV1Controller(cfg.ProcRoot, cfg.CgroupRoot)
+	if c.v1.ok {
+		c.log.Info("cgroup v1 host: cgroup ids from a v1 controller", "controller", c.v1.name)
+	}
+	c.cgroups = newCgroupPaths(cfg.ProcRoot, cfg.CgroupRoot, c.v1, c.m.cgroupMisses.Inc)
 	c.procs, err = proctable.New(cfg.Process, log, reg)
 	if err != nil {
 		coll.Close()
@@ -177,12 +182,16 @@ func (c *Collector) setEmitCore(cfg Config) {
 // applyKernelConfig writes the filters and bounds into the probes' maps.
 func (c *Collector) applyKernelConfig(cfg Config) error {
 	kc := probes.VigilRecConfig{
-		RatePerSec:  cfg.RateLimitPerSecond,
-		RateBurst:   cfg.RateLimitBurst,
-		ArgvMax:     uint32(cfg.ArgvBytes),
-		EnvMax:      uint32(cfg.EnvBytes),
-		DnsMax:      uint32(cfg.DNSPayloadBytes),
-		WakeupBytes: uint32(cfg.WakeupBytes),
+		RatePerSec:     cfg.RateLimitPerSecond,
+		RateBurst:      cfg.RateLimitBurst,
+		ArgvMax:        uint32(cfg.ArgvBytes),
+		EnvMax:         uint32(cfg.EnvBytes),
+		DnsMax:         uint32(cfg.DNSPayloadBytes),
+		WakeupBytes:    uint32(cfg.WakeupBytes),
+		CgroupV1Subsys: noSubsys,
+	}
+	if c.v1.ok {
+		kc.CgroupV1Subsys = c.v1.index
 	}
 	if !cfg.IncludeSelf {
 		kc.SensorTgid = uint32(os.Getpid())
@@ -211,7 +220,7 @@ func (c *Collector) applyKernelConfig(cfg Config) error {
 		return fmt.Errorf("clear ignored cgroups: %w", err)
 	}
 	for _, p := range cfg.IgnoredCgroups {
-		id, err := cgroupID(cfg.CgroupRoot, p)
+		id, err := cgroupID(cfg.CgroupRoot, c.v1, p)
 		if err != nil {
 			c.log.Warn("ignored cgroup not found; not ignored", "path", p, "error", err)
 			continue
@@ -374,6 +383,9 @@ func (c *Collector) emit(ctx context.Context, out chan<- *vigilv1.Event, rec *Re
 		return false
 	}
 }
+
+// noSubsys is VIGIL_NO_SUBSYS: cgroup ids from the unified hierarchy.
+const noSubsys = 0xffffffff
 
 // hashAtExec gives an exec event its executable's digest when the file is
 // small enough to hash now (or is cached), so rules on proc.sha256 see it

@@ -165,7 +165,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := &Collector{procs: procs, m: m, dec: Decoder{BootTime: testBoot}}
-	c.cgroups = newCgroupPaths("/proc", "/sys/fs/cgroup", func() {})
+	c.cgroups = newCgroupPaths("/proc", "/sys/fs/cgroup", v1Controller{}, func() {})
 	// The samples' processes are long gone: make them known to the table, as
 	// the live processes of a busy host are.
 	var r Record

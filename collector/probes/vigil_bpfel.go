@@ -36,15 +36,17 @@ const (
 )
 
 type VigilRecConfig struct {
-	_           structs.HostLayout
-	SensorTgid  uint32
-	Flags       uint32
-	RatePerSec  uint32
-	RateBurst   uint32
-	ArgvMax     uint32
-	EnvMax      uint32
-	DnsMax      uint32
-	WakeupBytes uint32
+	_              structs.HostLayout
+	SensorTgid     uint32
+	Flags          uint32
+	RatePerSec     uint32
+	RateBurst      uint32
+	ArgvMax        uint32
+	EnvMax         uint32
+	DnsMax         uint32
+	WakeupBytes    uint32
+	CgroupV1Subsys uint32
+	Pad            uint32
 }
 
 type VigilRecCounter uint32
