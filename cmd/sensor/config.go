@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/vigilsec/vigil/collector"
+	"github.com/vigilsec/vigil/collector/procmode"
 	"github.com/vigilsec/vigil/enrich"
 	"github.com/vigilsec/vigil/internal/logging"
 	"github.com/vigilsec/vigil/stream"
@@ -25,8 +26,14 @@ type Config struct {
 	// MetricsListen is the address of /metrics and /healthz; empty turns
 	// them off.
 	MetricsListen string `yaml:"metrics_listen" flag:"metrics-listen"`
+	// Mode is how the sensor captures: ebpf (the default), or procfs, the
+	// lower-fidelity mode for AWS Fargate where eBPF is not allowed (ptrace
+	// and /proc polling; see docs/fargate.md for what it cannot see).
+	Mode string `yaml:"mode" flag:"mode"`
 	// Collector configures the eBPF capture.
 	Collector collector.Config `yaml:"collector"`
+	// Procfs configures the procfs capture mode.
+	Procfs procmode.Config `yaml:"procfs"`
 	// Enrich configures the container, Kubernetes, ECS and EC2 context.
 	Enrich enrich.Config `yaml:"enrich"`
 	// LogLevel is debug, info, warn or error.
@@ -42,6 +49,7 @@ func defaultConfig() Config {
 	return Config{
 		Stream:        sc,
 		MetricsListen: ":9090",
+		Mode:          "ebpf",
 		Enrich:        enrich.DefaultConfig(),
 		LogLevel:      "info",
 		LogFormat:     "text",
@@ -58,6 +66,9 @@ func (c *Config) Validate() error {
 		if c.Token == "" {
 			errs = append(errs, errors.New("token: required (set VIGIL_SENSOR_TOKEN)"))
 		}
+	}
+	if c.Mode != "ebpf" && c.Mode != "procfs" {
+		errs = append(errs, fmt.Errorf("mode: %q is not ebpf or procfs", c.Mode))
 	}
 	if _, err := logging.New(c.LogLevel, c.LogFormat); err != nil {
 		errs = append(errs, err)

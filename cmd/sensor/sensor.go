@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vigilsec/vigil/collector"
+	"github.com/vigilsec/vigil/collector/procmode"
 	"github.com/vigilsec/vigil/enrich"
 	"github.com/vigilsec/vigil/internal/version"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
@@ -38,11 +39,20 @@ func runSensor(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("starting sensor", "version", version.Version, "backend", cfg.Stream.Backend, "stdout", cfg.Stdout)
 
 	var src capture
-	col, err := collector.New(cfg.Collector, log, reg)
-	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+	switch cfg.Mode {
+	case "procfs":
+		pc, err := procmode.New(cfg.Procfs, log, reg)
+		if err != nil {
+			return fmt.Errorf("capture (procfs mode): %w", err)
+		}
+		src = pc
+	default:
+		col, err := collector.New(cfg.Collector, log, reg)
+		if err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+		src = col
 	}
-	src = col
 
 	enricher, err := enrich.New(cfg.Enrich, log, reg)
 	if err != nil {

@@ -325,6 +325,10 @@ func (t *Table) Lookup(pid uint32) *vigilv1.Process {
 	if e == nil {
 		return nil
 	}
+	// e.proc may be republished by the hash worker at any time: read it
+	// under the lock.
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	return e.proc
 }
 
@@ -555,7 +559,9 @@ func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 	t.queueLocked(e, true, !e.userDone)
 	t.mu.Unlock()
 	t.m.execs.Inc()
-	return e.proc
+	// p, not e.proc: the hash worker may republish e.proc once the lock is
+	// released, and p is what this exec published.
+	return p
 }
 
 // OnFork records a new process and returns it. See OnForkInfo.
