@@ -73,7 +73,13 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(work) })
+	// VIGIL_E2E_KEEP=1 keeps the work directory (store, logs) for a look
+	// after a failure.
+	if os.Getenv("VIGIL_E2E_KEEP") == "1" {
+		t.Logf("work directory kept: %s", work)
+	} else {
+		t.Cleanup(func() { os.RemoveAll(work) })
+	}
 	// World-readable, so the unprivileged user of the setuid scenario can
 	// reach the files it runs.
 	if err := os.Chmod(work, 0o755); err != nil {
@@ -90,8 +96,11 @@ func TestEndToEnd(t *testing.T) {
 	// "known malicious" test binary.
 	rulesDir := filepath.Join(work, "rules")
 	_ = os.MkdirAll(rulesDir, 0o755)
+	// A copy of /bin/true with a unique tail: its own hash, so only this
+	// file is "known malicious", not every /bin/true on the host.
 	malware := filepath.Join(work, "bin", "implant")
 	copyFile(t, "/bin/true", malware, 0o755)
+	appendFile(t, malware, "vigil-e2e-implant-"+randomToken())
 	sum := fileSHA256(t, malware)
 	writeFile(t, filepath.Join(rulesDir, "10-hashes.yaml"), fmt.Sprintf(`- list: malicious_executable_sha256
   override: {items: append}
@@ -126,7 +135,12 @@ func TestEndToEnd(t *testing.T) {
 	e := &env{t: t, root: root, work: work, sensor: sensorBin, backend: backendBin, attacker: attacker, ctrd: socket, api: api, dns: "127.0.0.1:53"}
 	var results []result
 	var attackContainers []string
+	// VIGIL_E2E_ONLY=text runs only the scenarios whose name contains it.
+	only := os.Getenv("VIGIL_E2E_ONLY")
 	for _, sc := range scenarios(malware) {
+		if only != "" && !strings.Contains(sc.name, only) {
+			continue
+		}
 		t.Run(sc.name, func(t *testing.T) {
 			var cr *containerRun
 			if sc.container {
@@ -232,6 +246,16 @@ func waitFinding(t *testing.T, api *apiClient, w want, cr *containerRun, start t
 	for _, f := range last {
 		seen = append(seen, f.GetService().GetRuntimeDetails().GetProcess().GetExecutablePath())
 	}
+	if w.InContainer && cr != nil {
+		// Same type anywhere: tells a missed detection from a finding
+		// attributed to the wrong container.
+		q.Del("containerId")
+		any, _ := api.findings(q)
+		for _, f := range any {
+			seen = append(seen, fmt.Sprintf("%s in container %q", f.GetService().GetRuntimeDetails().GetProcess().GetExecutablePath(),
+				f.GetResource().GetContainerDetails().GetId()))
+		}
+	}
 	all, _ := api.findings(url.Values{"updatedAfter": {start.UTC().Format(time.RFC3339Nano)}})
 	var types []string
 	for _, f := range all {
@@ -315,6 +339,18 @@ func fileSHA256(t *testing.T, path string) string {
 	}
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+func appendFile(t *testing.T, path, content string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {

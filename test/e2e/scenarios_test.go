@@ -176,7 +176,15 @@ func scenarios(malware string) []scenario {
 		{
 			name: "unprivileged user gains root through an unusual setuid helper",
 			run: func(t *testing.T, e *env, _ *containerRun) {
-				run(t, e.attacker, "setuid-helper", filepath.Join(e.work, "bin", "suid-helper"), "65534")
+				helper := filepath.Join(e.work, "bin", "suid-helper")
+				copyFile(t, "/usr/bin/id", helper, 0o755)
+				if err := os.Chmod(helper, 0o4755); err != nil {
+					t.Fatal(err)
+				}
+				out := run(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", helper)
+				if !strings.Contains(out, "euid=0") {
+					t.Fatalf("the setuid helper did not elevate: %s", out)
+				}
 			},
 			wants: []want{{Type: "PrivilegeEscalation:Runtime/ElevationToRoot", Exe: []string{"/suid-helper"}}},
 		},
@@ -280,10 +288,14 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "DefenseEvasion:Runtime/SuspiciousCommand", Exe: []string{"/true"}}},
 		},
 		{
-			name:      "new user added in a container",
+			name:      "cron entry added in a container",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
-				c.exec(t, "/bin/adduser", "-D", "-H", "backdoor")
+				// crontab run directly: busybox's shell runs some applets in
+				// a forked child without exec, which no exec probe sees.
+				_ = os.MkdirAll(filepath.Join(c.rootfs, "var", "spool", "cron", "crontabs"), 0o755)
+				writeFile(t, filepath.Join(c.rootfs, "tmp", "jobs"), "* * * * * /tmp/.x/beacon\n")
+				c.exec(t, "/bin/crontab", "/tmp/jobs")
 			},
 			wants: []want{{Type: "Persistence:Runtime/SuspiciousCommand", InContainer: true}},
 		},

@@ -58,7 +58,6 @@ var actions = map[string]func([]string) error{
 	"write":          writeFile,
 	"connect-unix":   connectUnix,
 	"listen-spawn":   listenAndSpawn,
-	"setuid-helper":  setuidHelper,
 	"ptrace-attach":  ptraceAttach,
 	"sleep":          func(a []string) error { return sleepFor(a) },
 	"exec":           execArgs,
@@ -367,6 +366,9 @@ func dropAndExec(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Dir(args[0]), 0o755); err != nil {
+		return err
+	}
 	if err := os.WriteFile(args[0], data, 0o755); err != nil {
 		return err
 	}
@@ -433,34 +435,6 @@ func listenAndSpawn(args []string) error {
 	cmd := exec.Command(args[1], "-i")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, f
 	return cmd.Run()
-}
-
-// setuidHelper runs a setuid-root copy of a binary as an unprivileged user:
-// the child gains euid 0. Args: HELPER-PATH UID
-func setuidHelper(args []string) error {
-	if len(args) < 2 {
-		return errors.New("want HELPER-PATH UID")
-	}
-	uid, err := strconv.Atoi(args[1])
-	if err != nil {
-		return err
-	}
-	self, _ := os.Executable()
-	data, err := os.ReadFile(self)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(args[0], data, 0o755); err != nil {
-		return err
-	}
-	if err := os.Chmod(args[0], 0o4755); err != nil {
-		return err
-	}
-	cmd := exec.Command(args[0], "sleep", "0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-	out, err := cmd.CombinedOutput()
-	fmt.Printf("setuid helper as %d: %v %s\n", uid, err, out)
-	return nil
 }
 
 // ldPreloadRun runs CMD with LD_PRELOAD set to LIB. Args: LIB CMD [ARGS...]
