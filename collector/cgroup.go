@@ -104,9 +104,14 @@ func (c *cgroupPaths) lookup(id uint64, pid uint32) string {
 		return p
 	}
 	c.misses()
+	// The process may be gone, and its pid even reused by another process
+	// in another cgroup: keep what /proc says only if that cgroup's id is
+	// the event's, else find the cgroup by its id.
 	p := c.fromProc(pid)
+	if p != "" && !c.isCgroup(id, p) {
+		p = ""
+	}
 	if p == "" {
-		// The process is gone already: find the cgroup by its id instead.
 		p = c.fromID(id)
 	}
 	if p == "" {
@@ -119,16 +124,28 @@ func (c *cgroupPaths) lookup(id uint64, pid uint32) string {
 	return p
 }
 
+// hierarchy is the mount of the cgroup hierarchy the probes take ids from.
+func (c *cgroupPaths) hierarchy() string {
+	if c.v1.ok {
+		return c.v1.dir
+	}
+	if _, err := os.Stat(filepath.Join(c.cgroupRoot, "cgroup.controllers")); err != nil {
+		return filepath.Join(c.cgroupRoot, "unified")
+	}
+	return c.cgroupRoot
+}
+
+// isCgroup reports whether cgroup path p has kernel id id.
+func (c *cgroupPaths) isCgroup(id uint64, p string) bool {
+	var st unix.Stat_t
+	return unix.Stat(filepath.Join(c.hierarchy(), p), &st) == nil && st.Ino == id
+}
+
 // fromID finds the cgroup whose directory's inode is id in the hierarchy
 // the probes take ids from, walking at most a few levels (containers sit at
 // depth two to four).
 func (c *cgroupPaths) fromID(id uint64) string {
-	root := c.cgroupRoot
-	if c.v1.ok {
-		root = c.v1.dir
-	} else if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil {
-		root = filepath.Join(root, "unified")
-	}
+	root := c.hierarchy()
 	const maxDepth = 5
 	var found string
 	var walk func(dir, rel string, depth int)

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"golang.org/x/sys/unix"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,6 +60,54 @@ func TestCgroupV1Controller(t *testing.T) {
 			}
 			if got != want {
 				t.Errorf("got %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestCgroupPathLookup(t *testing.T) {
+	proc, root := t.TempDir(), t.TempDir()
+	mem := filepath.Join(root, "memory")
+	for _, d := range []string{"default/web", "default/db", "system.slice"} {
+		if err := os.MkdirAll(filepath.Join(mem, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ino := func(rel string) uint64 {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(mem, rel), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	writeCgroup := func(pid, content string) {
+		if err := os.MkdirAll(filepath.Join(proc, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(proc, pid, "cgroup"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCgroup("10", "4:memory:/default/web\n1:name=systemd:/default/web\n0::/\n")
+	// Pid 11 was reused by a host process after the container process exited.
+	writeCgroup("11", "4:memory:/system.slice\n1:name=systemd:/system.slice\n0::/\n")
+	v1 := v1Controller{ok: true, index: 4, name: "memory", dir: mem}
+	tests := []struct {
+		name string
+		id   uint64
+		pid  uint32
+		want string
+	}{
+		{"a live process's cgroup comes from /proc", ino("default/web"), 10, "/default/web"},
+		{"a reused pid does not lend its cgroup: the id is looked up instead", ino("default/db"), 11, "/default/db"},
+		{"a process that is gone is found by its cgroup id", ino("default/db"), 99, "/default/db"},
+		{"an unknown id yields nothing rather than a wrong path", 1 << 60, 99, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCgroupPaths(proc, root, v1, func() {})
+			if got := c.lookup(tt.id, tt.pid); got != tt.want {
+				t.Errorf("lookup(%d, %d) = %q, want %q", tt.id, tt.pid, got, tt.want)
 			}
 		})
 	}

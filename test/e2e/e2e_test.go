@@ -252,8 +252,12 @@ func waitFinding(t *testing.T, api *apiClient, w want, cr *containerRun, start t
 		q.Del("containerId")
 		any, _ := api.findings(q)
 		for _, f := range any {
-			seen = append(seen, fmt.Sprintf("%s in container %q", f.GetService().GetRuntimeDetails().GetProcess().GetExecutablePath(),
-				f.GetResource().GetContainerDetails().GetId()))
+			var cgroups []string
+			for _, ev := range f.GetEvidence().GetEvents() {
+				cgroups = append(cgroups, fmt.Sprintf("%d:%s (container %q)", ev.GetCgroupId(), ev.GetCgroupPath(), ev.GetContainer().GetId()))
+			}
+			seen = append(seen, fmt.Sprintf("%s in container %q, evidence cgroups %v", f.GetService().GetRuntimeDetails().GetProcess().GetExecutablePath(),
+				f.GetResource().GetContainerDetails().GetId(), cgroups))
 		}
 	}
 	all, _ := api.findings(url.Values{"updatedAfter": {start.UTC().Format(time.RFC3339Nano)}})
