@@ -178,7 +178,7 @@ func scenarios(malware string) []scenario {
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				helper := filepath.Join(e.work, "bin", "suid-helper")
 				copyFile(t, "/usr/bin/id", helper, 0o755)
-				if err := os.Chmod(helper, 0o4755); err != nil {
+				if err := os.Chmod(helper, 0o755|os.ModeSetuid); err != nil {
 					t.Fatal(err)
 				}
 				out := run(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", helper)
