@@ -66,12 +66,12 @@ func (s *sqlStore) correlate(ctx context.Context, tx *sql.Tx, resKey string, las
 		}
 	} else {
 		st, err := s.stmt(ctx, `SELECT f.resource_key, f.id, f.tactics, f.sequence_id, f.last_seen FROM findings f
-		WHERE f.resource_key = ? AND f.last_seen >= ? AND f.archived = 0 AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?
+		WHERE f.resource_key = ? AND f.last_seen >= ? AND f.archived = 0 AND f.severity >= ? AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?
 		ORDER BY f.id LIMIT `+fmt.Sprint(maxSequenceMembers)+s.d.forUpdate)
 		if err != nil {
 			return nil, fmt.Errorf("correlate: %w", err)
 		}
-		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, resKey, from, AttackSequencePrefix)
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, resKey, from, s.cfg.MinSequenceSeverity, AttackSequencePrefix)
 		if err != nil {
 			return nil, fmt.Errorf("correlate: %w", err)
 		}
@@ -237,9 +237,9 @@ func (s *sqlStore) sequenceCandidates(ctx context.Context, tx *sql.Tx, touched m
 		for _, k := range chunk {
 			args = append(args, k)
 		}
-		args = append(args, from, AttackSequencePrefix)
+		args = append(args, from, s.cfg.MinSequenceSeverity, AttackSequencePrefix)
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT f.resource_key, f.id, f.tactics, f.sequence_id, f.last_seen FROM findings f
-			WHERE f.resource_key IN (`+placeholders(len(chunk))+`) AND f.last_seen >= ? AND f.archived = 0 AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?`), args...)
+			WHERE f.resource_key IN (`+placeholders(len(chunk))+`) AND f.last_seen >= ? AND f.archived = 0 AND f.severity >= ? AND substr(f.type, 1, `+fmt.Sprint(len(AttackSequencePrefix))+`) <> ?`), args...)
 		if err != nil {
 			return nil, fmt.Errorf("correlate: %w", err)
 		}

@@ -125,6 +125,10 @@ type StoreConfig struct {
 	// CorrelationWindow is how close in time findings on one workload must
 	// be to form an attack sequence; default one hour.
 	CorrelationWindow time.Duration
+	// MinSequenceSeverity is the least severity of a finding that counts
+	// toward an attack sequence; default 4 (Medium), so low-severity signals
+	// such as a reconnaissance command do not escalate by themselves.
+	MinSequenceSeverity float64
 	// MinSequenceTactics is how many different MITRE tactics make an attack
 	// sequence; default 2.
 	MinSequenceTactics int
@@ -138,6 +142,9 @@ func (c *StoreConfig) defaults() {
 	}
 	if c.CorrelationWindow <= 0 {
 		c.CorrelationWindow = time.Hour
+	}
+	if c.MinSequenceSeverity <= 0 {
+		c.MinSequenceSeverity = 4
 	}
 	if c.MinSequenceTactics <= 0 {
 		c.MinSequenceTactics = 2

@@ -651,15 +651,22 @@ func TestStoreAttackSequence(t *testing.T) {
 				}
 			})
 		}
-		// A third tactic joins the same sequence.
-		a.apply(alertAt(ruleDiscovery, inECS, baseTime.Add(20*time.Minute), "/usr/bin/id"))
+		// A Low finding of a third tactic does not join: low-severity
+		// signals alone do not escalate.
+		a.apply(alertAt(ruleDiscovery, inECS, baseTime.Add(15*time.Minute), "/usr/bin/id"))
+		seqs = sequences()
+		if len(seqs) != 1 || seqs[0].Id != seq.Id || seqs[0].GetService().GetCount() != 2 {
+			t.Fatalf("after a Low finding: %d sequences, want the same one still counting 2", len(seqs))
+		}
+		// A third tactic of Medium or more joins the same sequence.
+		a.apply(alertAt(ruleMiner, inECS, baseTime.Add(20*time.Minute), "/tmp/xmrig"))
 		seqs = sequences()
 		if len(seqs) != 1 || seqs[0].Id != seq.Id || seqs[0].GetService().GetCount() != 3 {
 			t.Fatalf("after a third tactic: %d sequences, want the same one counting 3", len(seqs))
 		}
 		// Two tactics on a host two hours apart are no sequence.
 		a.apply(alertAt(ruleReverseShell, onHost, baseTime, "/tmp/x"))
-		a.apply(alertAt(ruleDiscovery, onHost, baseTime.Add(2*time.Hour), "/usr/bin/id"))
+		a.apply(alertAt(ruleMount, onHost, baseTime.Add(2*time.Hour), "/usr/bin/mount"))
 		if n := len(sequences()); n != 1 {
 			t.Errorf("%d sequences after findings two hours apart, want still 1", n)
 		}
