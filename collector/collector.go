@@ -120,7 +120,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		procRoot:      cfg.ProcRoot,
 		poll:          cfg.PollInterval,
 		hashAtExecMax: cfg.HashAtExecMaxBytes,
-		raw:           &rawFallback{progs: coll.Programs, table: coll.Maps["raw_fallback"]},
+		raw:           newRawFallback(cfg, coll),
 		attached:      make(map[string][]*attachment),
 		skipped:       make(map[string][]*vigilv1.SkippedProbe),
 	}
@@ -382,6 +382,15 @@ func (c *Collector) emit(ctx context.Context, out chan<- *vigilv1.Event, rec *Re
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// newRawFallback returns the raw_syscalls fallback when cfg asks for it,
+// else nil (attachGroup then reports missing tracepoints as skipped).
+func newRawFallback(cfg Config, coll *ebpf.Collection) *rawFallback {
+	if !cfg.RawSyscallsFallback {
+		return nil
+	}
+	return &rawFallback{progs: coll.Programs, table: coll.Maps["raw_fallback"]}
 }
 
 // noSubsys is VIGIL_NO_SUBSYS: cgroup ids from the unified hierarchy.

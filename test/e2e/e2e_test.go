@@ -126,6 +126,9 @@ func TestEndToEnd(t *testing.T) {
 	sensor := startDaemon(t, "sensor", logs, tokens, sensorBin,
 		"--insecure", "--backend", fmt.Sprintf("127.0.0.1:%d", grpcPort),
 		"--spool-dir", filepath.Join(work, "spool"), "--health-interval", "1s",
+		// Module loads through raw_syscalls on kernels without module
+		// support (where the scenario's attempt can only fail).
+		"--collector-raw-syscalls-fallback",
 		"--enrich-containerd-socket", socket)
 	waitFor(t, "sensor reporting to the backend", 60*time.Second, func() bool {
 		ss, err := api.sensors()
