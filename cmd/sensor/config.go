@@ -36,6 +36,9 @@ type Config struct {
 	Procfs procmode.Config `yaml:"procfs"`
 	// Enrich configures the container, Kubernetes, ECS and EC2 context.
 	Enrich enrich.Config `yaml:"enrich"`
+	// CPUProfile, when set, writes a Go CPU profile of the sensor to this
+	// file until it stops (for diagnosing the sensor's own cost).
+	CPUProfile string `yaml:"cpu_profile" flag:"cpu-profile"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level" flag:"log-level"`
 	// LogFormat is text or json.

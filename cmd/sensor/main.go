@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/vigilsec/vigil/internal/config"
@@ -46,6 +47,17 @@ func run(ctx context.Context, args []string) error {
 		// Events are short-lived garbage and the live heap is small: collect
 		// less often, so a flood costs the host less CPU.
 		debug.SetGCPercent(400)
+	}
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("cpu_profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu_profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return runSensor(ctx, cfg, log)
 }
