@@ -566,24 +566,33 @@ func checkOverrideKeys(m *mapping, ov map[string]string, nameKey string, appenda
 	return nil
 }
 
-func (l *loader) loadList(m *mapping, line int) {
-	name, err := scalar(m.vals["list"], "list")
+// itemHeader reads what list and macro items share: the name, the
+// override directives and the legacy append flag. ok is false when the item
+// was rejected (the error is recorded).
+func (l *loader) itemHeader(m *mapping, line int, kind string) (name, item string, ov map[string]string, appendMode, ok bool) {
+	name, err := scalar(m.vals[kind], kind)
 	if err != nil || name == "" {
-		l.errorf(line, "list", "list needs a name")
-		return
+		l.errorf(line, kind, "%s needs a name", kind)
+		return "", "", nil, false, false
 	}
-	item := "list " + name
-	ov, err := overrideSpec(m)
-	if err != nil {
+	item = kind + " " + name
+	if ov, err = overrideSpec(m); err != nil {
 		l.errorf(line, item, "%v", err)
-		return
+		return "", "", nil, false, false
 	}
-	appendMode := false
-	if n, ok := m.vals["append"]; ok {
+	if n, has := m.vals["append"]; has {
 		if appendMode, err = boolValue(n, "append"); err != nil {
 			l.errorf(line, item, "%v", err)
-			return
+			return "", "", nil, false, false
 		}
+	}
+	return name, item, ov, appendMode, true
+}
+
+func (l *loader) loadList(m *mapping, line int) {
+	name, item, ov, appendMode, ok := l.itemHeader(m, line, "list")
+	if !ok {
+		return
 	}
 	for _, k := range m.keys {
 		switch k {
@@ -601,6 +610,7 @@ func (l *loader) loadList(m *mapping, line int) {
 	}
 	var items []string
 	if n, ok := m.vals["items"]; ok {
+		var err error
 		if items, err = stringList(n, "items"); err != nil {
 			l.errorf(line, item, "%v", err)
 			return
@@ -666,23 +676,9 @@ func parseItemsFile(data []byte) []string {
 }
 
 func (l *loader) loadMacro(m *mapping, line int) {
-	name, err := scalar(m.vals["macro"], "macro")
-	if err != nil || name == "" {
-		l.errorf(line, "macro", "macro needs a name")
+	name, item, ov, appendMode, ok := l.itemHeader(m, line, "macro")
+	if !ok {
 		return
-	}
-	item := "macro " + name
-	ov, err := overrideSpec(m)
-	if err != nil {
-		l.errorf(line, item, "%v", err)
-		return
-	}
-	appendMode := false
-	if n, ok := m.vals["append"]; ok {
-		if appendMode, err = boolValue(n, "append"); err != nil {
-			l.errorf(line, item, "%v", err)
-			return
-		}
 	}
 	for _, k := range m.keys {
 		switch k {
