@@ -21,6 +21,7 @@ want make make
 if [[ $what == test || $what == demo ]]; then
   want ip iproute2
   want nc netcat-openbsd
+  want curl curl
 fi
 if [[ $what == test ]]; then
   want containerd containerd
@@ -29,6 +30,12 @@ if [[ $what == test ]]; then
   want /usr/lib/postgresql postgresql
   want chromium chromium
   want strace strace
+  # The end-to-end suite's attacks and benign workloads.
+  want git git
+  want setpriv util-linux
+  want getent libc-bin
+  want python3 python3
+  want tar tar
 fi
 
 if ((${#need[@]})); then
