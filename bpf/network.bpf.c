@@ -105,19 +105,7 @@ static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32
 	return 0;
 }
 
-#define SOCK_PAIR(name, SYS, N)                                              \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
-	{                                                                    \
-		if (!enter_filter())                                         \
-			return 0;                                            \
-		return remember(ctx, SYS, N);                                 \
-	}                                                                    \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
-	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
-	{                                                                    \
-		return sock_emit(ctx, SYS);                                  \
-	}
+#define SOCK_PAIR(name, SYS, N) SYSCALL_PAIR_EMIT(name, SYS, N, sock_emit)
 
 SOCK_PAIR(connect, VIGIL_SYS_CONNECT, 3)
 SOCK_PAIR(accept, VIGIL_SYS_ACCEPT, 3)

@@ -157,8 +157,12 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 	return 0;
 }
 
-/* SYSCALL_PAIR defines the enter and exit programs of one syscall. */
-#define SYSCALL_PAIR(name, SYS, N)                                           \
+/*
+ * SYSCALL_PAIR_EMIT defines the enter and exit programs of one syscall: the
+ * enter program remembers N arguments, the exit program builds the record
+ * with EMIT (emit_syscall, or a domain's own builder such as sock_emit).
+ */
+#define SYSCALL_PAIR_EMIT(name, SYS, N, EMIT)                                \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                    \
@@ -169,7 +173,10 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
 	{                                                                    \
-		return emit_syscall(ctx, SYS);                               \
+		return EMIT(ctx, SYS);                                       \
 	}
+
+/* SYSCALL_PAIR defines a syscall recorded as the generic record. */
+#define SYSCALL_PAIR(name, SYS, N) SYSCALL_PAIR_EMIT(name, SYS, N, emit_syscall)
 
 #endif
