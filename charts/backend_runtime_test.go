@@ -264,29 +264,9 @@ func TestBackendRunsAsTheChartDeploysIt(t *testing.T) {
 	if psc.SeccompProfile != nil && psc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault {
 		oci.Linux.Seccomp = seccomp.DefaultProfile(oci)
 	}
-	cfg, _ := json.Marshal(oci)
-	os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o644)
-
-	id := fmt.Sprintf("vigil-chart-backend-%d", time.Now().UnixNano())
-	state := t.TempDir()
 	var log bytes.Buffer
-	run := exec.Command(runc, "--root", state, "run", "--bundle", bundle, id)
-	run.Stdout, run.Stderr = &log, &log
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { run.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			run.Process.Kill()
-			<-exited
-		}
-		exec.Command(runc, "--root", state, "delete", "--force", id).Run()
-	})
+	ctr := testutil.StartBundle(t, runc, bundle, "vigil-chart-backend", oci, &log, &log)
+	exited := ctr.Exited
 	fail := func(format string, a ...any) {
 		t.Helper()
 		t.Fatalf(format+"\nbackend log:\n%s", append(a, tail(log.String(), 40))...)

@@ -164,29 +164,10 @@ func TestECSBackendTaskStartsFromItsInitContainer(t *testing.T) {
 			{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
 		}},
 	}
-	spec, _ := json.Marshal(oci)
-	os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644)
-
-	id := fmt.Sprintf("vigil-ecs-backend-%d", time.Now().UnixNano())
-	state := t.TempDir()
 	var log bytes.Buffer
-	run := exec.Command(runc, "--root", state, "run", "--bundle", bundle, id)
-	run.Stdout, run.Stderr = &log, &log
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { run.Wait(); close(exited) }()
-	defer func() {
-		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			run.Process.Kill()
-			<-exited
-		}
-		exec.Command(runc, "--root", state, "delete", "--force", id).Run()
-	}()
+	ctr := testutil.StartBundle(t, runc, bundle, "vigil-ecs-backend", oci, &log, &log)
+	defer ctr.Stop()
+	exited := ctr.Exited
 
 	base := "http://127.0.0.1:" + strconv.Itoa(httpPort)
 	deadline := time.Now().Add(60 * time.Second)

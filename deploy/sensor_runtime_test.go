@@ -2,7 +2,6 @@ package deploy_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -224,33 +223,12 @@ func runSensorContainer(t *testing.T, runc, sensor string, p containerPrivileges
 		t.Fatal(err)
 	}
 	spec := ociSpec(p, t.TempDir(), []string{"--stdout"})
-	data, _ := json.MarshalIndent(spec, "", "  ")
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	id := fmt.Sprintf("vigil-deploy-%d", time.Now().UnixNano())
-	state := t.TempDir()
 	marker := fmt.Sprintf("vigil-deploy-marker-%d", time.Now().UnixNano())
 	out := &markerWriter{marker: []byte(marker), found: make(chan struct{})}
 	var stderr bytes.Buffer
-	cmd := exec.Command(runc, "--root", state, "run", "--bundle", bundle, id)
-	cmd.Stdout, cmd.Stderr = out, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("runc run: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	defer func() {
-		exec.Command(runc, "--root", state, "kill", id, "KILL").Run()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		exec.Command(runc, "--root", state, "delete", "--force", id).Run()
-	}()
+	ctr := testutil.StartBundle(t, runc, bundle, "vigil-deploy", spec, out, &stderr)
+	defer ctr.Stop()
+	exited := ctr.Exited
 
 	deadline := time.After(timeout)
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -265,7 +243,7 @@ func runSensorContainer(t *testing.T, runc, sensor string, p containerPrivileges
 				return true, stderr.String()
 			default:
 			}
-			return false, "sensor exited: " + cmd.ProcessState.String() + "\n" + stderr.String()
+			return false, "sensor exited: " + ctr.ExitState() + "\n" + stderr.String()
 		case <-deadline:
 			return false, stderr.String()
 		case <-tick.C:
