@@ -403,16 +403,7 @@ func (c *Collector) hashAtExec(pid uint32, ev *vigilv1.Event) {
 	if c.hashAtExecMax < 0 || ev.Process == nil || ev.Process.ExeSha256 != "" {
 		return
 	}
-	// A short-lived process may be gone already: then size the file by its
-	// path inside the parent's root, as HashNow will open it.
-	fi, err := os.Stat(fmt.Sprintf("%s/%d/exe", c.procRoot, pid))
-	if err != nil && !ev.Process.ExeFileless {
-		fi, err = os.Stat(fmt.Sprintf("%s/%d/root%s", c.procRoot, ev.Process.Ppid, ev.Process.ExePath))
-	}
-	if err != nil || fi.Size() > c.hashAtExecMax {
-		return
-	}
-	if _, err := c.procs.HashNow(pid); err != nil {
+	if _, err := c.procs.HashNowUpTo(pid, c.hashAtExecMax); err != nil {
 		return
 	}
 	if p := c.procs.Lookup(pid); p != nil {

@@ -126,7 +126,7 @@ func (t *Table) runJob(j hashJob) {
 	var st unix.Stat_t
 	var statOK, userOK bool
 	if j.hash {
-		s, stt, err := t.hashExe(j.pid, j.ino, !t.cfg.DisableHashing, j.ppid, j.exePath)
+		s, stt, err := t.hashExe(j.pid, j.ino, !t.cfg.DisableHashing, j.ppid, j.exePath, t.cfg.HashMaxBytes)
 		if err == nil {
 			sum, st, statOK = s, stt, true
 		}
@@ -183,7 +183,7 @@ var (
 // very one worth hashing) and exePath is set, the file is opened by path
 // inside the parent's root instead; the inode check makes sure it is the
 // same file.
-func (t *Table) hashExe(pid uint32, wantIno uint64, hash bool, ppid uint32, exePath string) (string, unix.Stat_t, error) {
+func (t *Table) hashExe(pid uint32, wantIno uint64, hash bool, ppid uint32, exePath string, maxBytes int64) (string, unix.Stat_t, error) {
 	var st unix.Stat_t
 	f, err := os.Open(filepath.Join(t.cfg.ProcRoot, itoa(pid), "exe"))
 	if err != nil && exePath != "" && wantIno != 0 {
@@ -212,8 +212,12 @@ func (t *Table) hashExe(pid uint32, wantIno uint64, hash bool, ppid uint32, exeP
 	if !hash {
 		return "", st, nil
 	}
-	if st.Size > t.cfg.HashMaxBytes {
-		t.m.hashErrors.WithLabelValues("too_large").Inc()
+	if st.Size > maxBytes {
+		// Too large for this caller; counted only when beyond the table's
+		// own limit (a caller hashing at exec asks for less).
+		if st.Size > t.cfg.HashMaxBytes {
+			t.m.hashErrors.WithLabelValues("too_large").Inc()
+		}
 		return "", st, fmt.Errorf("exe of %d (%d bytes): %w", pid, st.Size, errTooLarge)
 	}
 	key := hashKey{dev: st.Dev, ino: st.Ino, mtimeNs: st.Mtim.Nano(), size: st.Size}
@@ -262,6 +266,12 @@ func (t *Table) openInRoot(pid uint32, path string) (*os.File, error) {
 // can), publishes the digest on the process and returns it, for callers that
 // need the digest of this very event.
 func (t *Table) HashNow(pid uint32) (string, error) {
+	return t.HashNowUpTo(pid, t.cfg.HashMaxBytes)
+}
+
+// HashNowUpTo is HashNow for executables of at most maxBytes (and the
+// table's own limit); a larger one is left to the background worker.
+func (t *Table) HashNowUpTo(pid uint32, maxBytes int64) (string, error) {
 	e := t.entryFor(pid)
 	if e == nil {
 		return "", fmt.Errorf("hash exe of %d: %w", pid, errNoProcess)
@@ -276,7 +286,7 @@ func (t *Table) HashNow(pid uint32) (string, error) {
 	if have != "" {
 		return have, nil
 	}
-	sum, _, err := t.hashExe(pid, ino, true, ppid, exePath)
+	sum, _, err := t.hashExe(pid, ino, true, ppid, exePath, min(maxBytes, t.cfg.HashMaxBytes))
 	if err != nil {
 		return "", err
 	}
