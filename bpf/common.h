@@ -17,6 +17,54 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
+ * Kernel memory access. Vigil builds two objects from these sources, and the
+ * sensor loads the first one the kernel accepts:
+ *
+ *  - the direct object (default) reads kernel structs with plain loads
+ *    through BTF-typed pointers: the current task from
+ *    bpf_get_current_task_btf(), other addresses given a type with
+ *    bpf_rdonly_cast(). The verifier turns each load into one instruction
+ *    guarded by the exception table, where bpf_probe_read_kernel is a helper
+ *    call of tens of nanoseconds that the traced process pays for. Needs
+ *    kernel BTF and Linux 6.2 or later.
+ *  - the compat object (built with VIGIL_COMPAT) reads through
+ *    bpf_probe_read_kernel, for older kernels and --btf.
+ *
+ * KREAD(src, a, b) is src->a->b, KREAD_INTO(dst, src, a) copies src->a
+ * into *dst, and KCAST(T, addr) is addr as a readable T*. Chains that index
+ * an array with a variable use BPF_CORE_READ in both objects (a plain load
+ * needs a constant offset).
+ */
+#ifdef VIGIL_COMPAT
+#define KREAD(...) BPF_CORE_READ(__VA_ARGS__)
+#define KREAD_INTO(dst, ...) BPF_CORE_READ_INTO(dst, __VA_ARGS__)
+#define KCAST(T, addr) ((T *)(addr))
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+#else
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define KREAD(...) ___arrow(__VA_ARGS__)
+#define KREAD_INTO(dst, ...) (*(dst) = ___arrow(__VA_ARGS__))
+#define KCAST(T, addr) ((T *)bpf_rdonly_cast((void *)(addr), bpf_core_type_id_kernel(T)))
+static __always_inline struct task_struct *current_task(void)
+{
+	return bpf_get_current_task_btf();
+}
+#endif
+
+/* KCONTAINER is container_of for kernel pointers in either object. */
+#define KCONTAINER(ptr, T, member) KCAST(T, (unsigned long)(ptr) - bpf_core_field_offset(T, member))
+
+/*
+ * The cgroup v1 controller whose hierarchy names containers on a cgroup v1
+ * host (an enum cgroup_subsys_id), or VIGIL_NO_SUBSYS. Set before load, so
+ * the verifier sees a constant and subsys[] is read at a fixed offset.
+ */
+const volatile __u32 cgroup_v1_subsys = VIGIL_NO_SUBSYS;
+
+/*
  * Strings are appended to the scratch record at an offset that is masked to
  * the first half of the buffer, and each copy is bounded by STR_MASK, so the
  * verifier can prove every write stays inside the buffer.
@@ -76,18 +124,29 @@ struct {
 } scratch_map SEC(".maps");
 
 /*
- * Write cursor of the dentry walk. Kept in map memory, not a register, so the
- * verifier sees an unknown scalar at every loop iteration and can prune; a
- * register-held offset makes each branch a new state and the walk's
+ * State of the dentry walk: the write cursor and the walk's position, as
+ * plain numbers. Kept in map memory, not registers, so the verifier sees
+ * unknown scalars at every loop iteration and can prune; register-held
+ * offsets or typed pointers make each branch a new state and the walk's
  * verification explodes. (Not in struct scratch: per-CPU values are capped
  * at 32 KiB.)
  */
+struct walk_state {
+	__u64 dentry;
+	__u64 mnt; /* struct mount */
+	__u64 mnt_root;
+	__u64 root_dentry;
+	__u64 root_mnt; /* struct vfsmount */
+	__u32 cur;
+	__u32 _pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} cursor_map SEC(".maps");
+	__type(value, struct walk_state);
+} walk_map SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -171,18 +230,22 @@ static __always_inline struct scratch *scratch(void)
  * of its cgroup in one v1 controller's hierarchy, so containers still have
  * ids of their own.
  */
-static __always_inline __u64 current_cgroup_id(struct rec_config *cfg)
+static __always_inline __u64 current_cgroup_id(void)
 {
-	__u32 ss = cfg->cgroup_v1_subsys;
+	__u32 ss = cgroup_v1_subsys;
 	if (ss >= 32) /* VIGIL_NO_SUBSYS, and a bound for the verifier */
 		return bpf_get_current_cgroup_id();
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct css_set *cs = BPF_CORE_READ(t, cgroups);
+	struct task_struct *t = current_task();
 	struct cgroup_subsys_state *css = NULL;
+#ifdef VIGIL_COMPAT
+	struct css_set *cs = BPF_CORE_READ(t, cgroups);
 	bpf_core_read(&css, sizeof(css), &cs->subsys[ss]);
+#else
+	css = t->cgroups->subsys[ss];
+#endif
 	if (!css)
 		return bpf_get_current_cgroup_id();
-	return BPF_CORE_READ(css, cgroup, kn, id);
+	return KREAD(css, cgroup, kn, id);
 }
 
 /*
@@ -198,7 +261,7 @@ static __always_inline bool wanted(struct rec_config *cfg, __u32 tgid, bool exem
 	if (!flags)
 		return true;
 	if (flags & VIGIL_CFG_IGNORE_CGROUPS) {
-		__u64 cg = current_cgroup_id(cfg);
+		__u64 cg = current_cgroup_id();
 		if (bpf_map_lookup_elem(&ignored_cgroups, &cg)) {
 			count(VIGIL_CNT_IGNORED);
 			return false;
@@ -246,8 +309,7 @@ static __always_inline void fill_hdr(struct rec_hdr *h, __u16 type, __u16 sys, _
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	h->ts = bpf_ktime_get_boot_ns();
-	struct rec_config *cfg = get_config();
-	h->cgroup_id = cfg ? current_cgroup_id(cfg) : bpf_get_current_cgroup_id();
+	h->cgroup_id = current_cgroup_id();
 	h->ret = 0;
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
@@ -255,7 +317,11 @@ static __always_inline void fill_hdr(struct rec_hdr *h, __u16 type, __u16 sys, _
 	h->sys = sys;
 	h->fixed = fixed;
 	h->nstr = 0;
+#ifdef VIGIL_COMPAT
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+#else
+	__builtin_memcpy(h->comm, current_task()->comm, sizeof(h->comm));
+#endif
 #pragma unroll
 	for (int i = 0; i < VIGIL_MAX_STRS; i++)
 		h->str_len[i] = 0;
@@ -329,10 +395,10 @@ static __always_inline __u32 put_user_bytes(struct scratch *s, __u32 off, int id
 }
 
 /*
- * dentry_step reads a dentry's parent and name pointer. Each helper call
- * costs the traced process tens of nanoseconds, so where the kernel keeps
- * d_parent and d_name next to each other (it has for many years) one read
- * fetches both; CO-RE offsets decide, at load time.
+ * dentry_step reads a dentry's parent and name pointer. In the compat
+ * object each helper call costs the traced process tens of nanoseconds, so
+ * where the kernel keeps d_parent and d_name next to each other (it has for
+ * many years) one read fetches both; CO-RE offsets decide, at load time.
  */
 struct dentry_head {
 	struct dentry *parent;
@@ -342,6 +408,10 @@ struct dentry_head {
 
 static __always_inline void dentry_step(struct dentry *d, struct dentry **parent, const unsigned char **name)
 {
+#ifndef VIGIL_COMPAT
+	*parent = d->d_parent;
+	*name = d->d_name.name;
+#else
 	__u32 po = bpf_core_field_offset(struct dentry, d_parent);
 	__u32 no = bpf_core_field_offset(struct dentry, d_name.name);
 	if (no == po + 16) {
@@ -353,6 +423,7 @@ static __always_inline void dentry_step(struct dentry *d, struct dentry **parent
 	}
 	*parent = BPF_CORE_READ(d, d_parent);
 	*name = BPF_CORE_READ(d, d_name.name);
+#endif
 }
 
 /*
@@ -365,50 +436,57 @@ static __always_inline void dentry_step(struct dentry *d, struct dentry **parent
  */
 static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct dentry *dentry, struct vfsmount *vfsmnt)
 {
-	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
-	struct dentry *mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct dentry *root_dentry = BPF_CORE_READ(task, fs, root.dentry);
-	struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
 	__u32 zero = 0;
-	int at_root = 0;
-	__u32 *cur = bpf_map_lookup_elem(&cursor_map, &zero);
-	if (!cur)
+	struct walk_state *w = bpf_map_lookup_elem(&walk_map, &zero);
+	if (!w)
 		return set_len(s, off, idx, 0);
-	*cur = off;
+	struct path root = {};
+	KREAD_INTO(&root, current_task(), fs, root);
+	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
+	w->cur = off;
+	w->dentry = (__u64)dentry;
+	w->mnt = (__u64)vfsmnt - mnt_off;
+	w->mnt_root = (__u64)KREAD(vfsmnt, mnt_root);
+	w->root_dentry = (__u64)root.dentry;
+	w->root_mnt = (__u64)root.mnt;
+	int at_root = 0;
 
 	for (int i = 0; i < PATH_DEPTH; i++) {
 		struct dentry *parent;
 		const unsigned char *name;
-		if (dentry == root_dentry && &mnt->mnt == root_mnt) {
+		if (w->dentry == w->root_dentry && w->mnt + mnt_off == w->root_mnt) {
 			at_root = 1; /* the task's root directory */
 			break;
 		}
-		dentry_step(dentry, &parent, &name);
-		if (dentry == mnt_root || dentry == parent) {
-			if (dentry != mnt_root)
+		dentry_step(KCAST(struct dentry, w->dentry), &parent, &name);
+		if (w->dentry == w->mnt_root || w->dentry == (__u64)parent) {
+			if (w->dentry != w->mnt_root)
 				break; /* a dentry outside any mount (pipe, socket, anon) */
-			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
-			if (mp == mnt)
+			struct mount *mnt = KCAST(struct mount, w->mnt);
+			__u64 mp = (__u64)KREAD(mnt, mnt_parent);
+			if (mp == w->mnt)
 				break; /* reached the namespace root */
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mp;
-			mnt_root = BPF_CORE_READ(mp, mnt.mnt_root);
+			w->dentry = (__u64)KREAD(mnt, mnt_mountpoint);
+			w->mnt = mp;
+			struct mount *parent_mnt = KCAST(struct mount, mp);
+			w->mnt_root = (__u64)KREAD(parent_mnt, mnt.mnt_root);
 			continue;
 		}
-		__u32 o = *cur;
+		__u32 o = w->cur;
 		if (o >= SCRATCH_HALF)
 			break;
 		long n = bpf_probe_read_kernel_str(&s->buf[AT(o)], NAME_MAX_LEN, name);
 		if (n <= 0)
 			break;
-		*cur = o + n;
-		dentry = parent;
+		w->cur = o + n;
+		w->dentry = (__u64)parent;
 	}
-	__u32 end = *cur;
+	__u32 end = w->cur;
 	if (end == off && end < SCRATCH_HALF) {
 		/* The root itself, or a detached dentry: its own name. */
-		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+		/* (through a local: a cast inside KREAD would relocate w's fields too) */
+		struct dentry *d = KCAST(struct dentry, w->dentry);
+		const unsigned char *name = KREAD(d, d_name.name);
 		long n = at_root ? 0 : bpf_probe_read_kernel_str(&s->buf[AT(end)], NAME_MAX_LEN, name);
 		if (n <= 0 || (n == 2 && s->buf[AT(end)] == '/')) {
 			s->buf[AT(end)] = 0;
@@ -424,25 +502,31 @@ static __always_inline __u32 put_file_path(struct scratch *s, __u32 off, int idx
 	if (!f)
 		return set_len(s, off, idx, 0);
 	struct path p = {};
-	BPF_CORE_READ_INTO(&p, f, f_path);
+	KREAD_INTO(&p, f, f_path);
 	return put_path(s, off, idx, p.dentry, p.mnt);
-}
-
-static __always_inline struct task_struct *current_task(void)
-{
-	return (struct task_struct *)bpf_get_current_task();
 }
 
 static __always_inline __u32 put_cwd(struct scratch *s, __u32 off, int idx, struct task_struct *t)
 {
-	struct dentry *d = BPF_CORE_READ(t, fs, pwd.dentry);
-	struct vfsmount *m = BPF_CORE_READ(t, fs, pwd.mnt);
-	return put_path(s, off, idx, d, m);
+	struct path pwd = {};
+	KREAD_INTO(&pwd, t, fs, pwd);
+	return put_path(s, off, idx, pwd.dentry, pwd.mnt);
 }
 
-/* fd_file returns the struct file of fd in task t, or NULL. */
+/*
+ * fd_file returns the struct file of fd in task t, or NULL. (In the direct
+ * object a NULL is still a typed pointer, so callers may read through it:
+ * the loads fault safely and give zeros.)
+ */
 static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 {
+	struct file *f = NULL;
+#ifndef VIGIL_COMPAT
+	struct fdtable *fdt = t->files->fdt;
+	if (fd >= 0 && (unsigned long)fd < fdt->max_fds)
+		bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+	return KCAST(struct file, f);
+#else
 	if (fd < 0)
 		return NULL;
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -465,9 +549,9 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 	}
 	if ((unsigned long)fd >= max)
 		return NULL;
-	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
+#endif
 }
 
 /*
@@ -492,37 +576,37 @@ static __always_inline struct sock *file_sock(struct file *f)
 {
 	if (!f)
 		return NULL;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	umode_t mode = KREAD(f, f_inode, i_mode);
 	if ((mode & S_IFMT_VAL) != S_IFSOCK_VAL)
 		return NULL;
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	return BPF_CORE_READ(sock, sk);
+	struct socket *sock = KCAST(struct socket, KREAD(f, private_data));
+	return KREAD(sock, sk);
 }
 
 /* sock_remote reads the peer address of a socket from the kernel. */
 static __always_inline void sock_remote(struct sock *sk, struct rec_sockaddr *a)
 {
-	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 fam = KREAD(sk, __sk_common.skc_family);
 	a->family = fam;
-	a->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	a->port = bpf_ntohs(KREAD(sk, __sk_common.skc_dport));
 	if (fam == AF_INET_VAL) {
-		__be32 ip = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__be32 ip = KREAD(sk, __sk_common.skc_daddr);
 		__builtin_memcpy(a->addr, &ip, 4);
 	} else if (fam == AF_INET6_VAL) {
-		BPF_CORE_READ_INTO(&a->addr, sk, __sk_common.skc_v6_daddr);
+		bpf_core_read(&a->addr, sizeof(a->addr), &sk->__sk_common.skc_v6_daddr);
 	}
 }
 
 static __always_inline void sock_local(struct sock *sk, struct rec_sockaddr *a)
 {
-	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 fam = KREAD(sk, __sk_common.skc_family);
 	a->family = fam;
-	a->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	a->port = KREAD(sk, __sk_common.skc_num);
 	if (fam == AF_INET_VAL) {
-		__be32 ip = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__be32 ip = KREAD(sk, __sk_common.skc_rcv_saddr);
 		__builtin_memcpy(a->addr, &ip, 4);
 	} else if (fam == AF_INET6_VAL) {
-		BPF_CORE_READ_INTO(&a->addr, sk, __sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(&a->addr, sizeof(a->addr), &sk->__sk_common.skc_v6_rcv_saddr);
 	}
 }
 
@@ -532,14 +616,14 @@ static __always_inline void fd_info(struct file *f, struct rec_fdinfo *fi)
 		fi->kind = VIGIL_FD_NONE;
 		return;
 	}
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT_VAL;
+	umode_t mode = KREAD(f, f_inode, i_mode) & S_IFMT_VAL;
 	switch (mode) {
 	case S_IFSOCK_VAL: {
 		fi->kind = VIGIL_FD_SOCKET;
-		struct socket *sock = BPF_CORE_READ(f, private_data);
-		struct sock *sk = BPF_CORE_READ(sock, sk);
-		fi->stype = BPF_CORE_READ(sock, type);
-		fi->proto = BPF_CORE_READ(sk, sk_protocol);
+		struct socket *sock = KCAST(struct socket, KREAD(f, private_data));
+		struct sock *sk = KREAD(sock, sk);
+		fi->stype = KREAD(sock, type);
+		fi->proto = KREAD(sk, sk_protocol);
 		sock_remote(sk, &fi->remote);
 		break;
 	}
@@ -554,7 +638,7 @@ static __always_inline void fd_info(struct file *f, struct rec_fdinfo *fi)
 		break;
 	case S_IFCHR_VAL: {
 		/* tty majors: 4 (vt, ttyS), 5 (tty, ptmx), 136-143 (pts). */
-		dev_t rdev = BPF_CORE_READ(f, f_inode, i_rdev);
+		dev_t rdev = KREAD(f, f_inode, i_rdev);
 		__u32 major = rdev >> 20;
 		fi->kind = (major == 4 || major == 5 || (major >= 136 && major <= 143)) ? VIGIL_FD_TTY : VIGIL_FD_CHAR;
 		break;

@@ -101,8 +101,9 @@ static __always_inline bool open_recall(struct inflight *out, __u32 sys)
 }
 
 /*
- * What an open reports about the opened file. Each kernel read is a helper
- * call the traced process pays for, so where the fields sit close together
+ * What an open reports about the opened file. In the compat object each
+ * kernel read is a helper call the traced process pays for, so where the
+ * fields sit close together
  * (CO-RE offsets, checked at load time) one read fetches a span of the
  * struct: struct file's f_mode..f_path, struct inode's i_sb..i_ino and
  * struct super_block's s_dev..s_magic. Otherwise fields are read one by one.
@@ -122,6 +123,15 @@ struct file_facts {
 
 static __always_inline void read_file_facts(struct file *f, struct file_facts *ff)
 {
+#ifndef VIGIL_COMPAT
+	struct inode *in = f->f_inode;
+	struct super_block *isb = in->i_sb;
+	ff->mode = f->f_mode;
+	ff->path = f->f_path;
+	ff->ino = in->i_ino;
+	ff->dev = isb->s_dev;
+	ff->magic = isb->s_magic;
+#else
 	/* Spans start 8-byte aligned so every field load from buf is aligned. */
 	__u8 buf[SPAN_MAX] __attribute__((aligned(8)));
 	__u32 mo = bpf_core_field_offset(struct file, f_mode) & ~7U;
@@ -162,6 +172,7 @@ static __always_inline void read_file_facts(struct file *f, struct file_facts *f
 		ff->dev = BPF_CORE_READ(sb, s_dev);
 		ff->magic = BPF_CORE_READ(sb, s_magic);
 	}
+#endif
 }
 
 static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)

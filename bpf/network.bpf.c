@@ -37,12 +37,12 @@ static __always_inline __u16 user_sockaddr_port(const void *addr)
 
 static __always_inline bool is_udp(struct sock *sk)
 {
-	return sk && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_UDP_VAL;
+	return sk && KREAD(sk, sk_protocol) == IPPROTO_UDP_VAL;
 }
 
 static __always_inline __u16 sk_dport(struct sock *sk)
 {
-	return bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return bpf_ntohs(KREAD(sk, __sk_common.skc_dport));
 }
 
 /* sock_emit builds the record of connect, accept, bind, listen and socket. */
@@ -88,10 +88,10 @@ static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32
 	struct file *f = fd_file(current_task(), sockfd);
 	struct sock *sk = file_sock(f);
 	if (sk) {
-		struct socket *sock = BPF_CORE_READ(f, private_data);
-		r->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-		r->stype = BPF_CORE_READ(sock, type);
-		r->proto = BPF_CORE_READ(sk, sk_protocol);
+		struct socket *sock = KCAST(struct socket, KREAD(f, private_data));
+		r->family = KREAD(sk, __sk_common.skc_family);
+		r->stype = KREAD(sock, type);
+		r->proto = KREAD(sk, sk_protocol);
 		sock_remote(sk, &r->remote);
 		sock_local(sk, &r->local);
 	}

@@ -19,18 +19,18 @@ struct {
 
 static __always_inline __u32 tgid_nspid(struct task_struct *t)
 {
-	struct pid *p = BPF_CORE_READ(t, group_leader, thread_pid);
-	unsigned int level = BPF_CORE_READ(p, level);
-	return BPF_CORE_READ(p, numbers[level & 31].nr);
+	struct pid *p = KREAD(t, group_leader, thread_pid);
+	unsigned int level = KREAD(p, level);
+	return BPF_CORE_READ(p, numbers[level & 31].nr); /* variable index */
 }
 
 static __always_inline __u32 tty_dev(struct task_struct *t)
 {
-	struct tty_struct *tty = BPF_CORE_READ(t, signal, tty);
+	struct tty_struct *tty = KREAD(t, signal, tty);
 	if (!tty)
 		return 0;
-	__u32 major = BPF_CORE_READ(tty, driver, major);
-	__u32 minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+	__u32 major = KREAD(tty, driver, major);
+	__u32 minor = KREAD(tty, driver, minor_start) + KREAD(tty, index);
 	/* new_encode_dev, as in /proc/PID/stat's tty_nr. */
 	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 }
@@ -47,10 +47,10 @@ static __always_inline __u8 exe_upper_layer(struct inode *ino)
 {
 	if (!bpf_core_type_exists(struct ovl_inode))
 		return 0;
-	if (BPF_CORE_READ(ino, i_sb, s_magic) != OVERLAYFS_SUPER_MAGIC_VAL)
+	if (KREAD(ino, i_sb, s_magic) != OVERLAYFS_SUPER_MAGIC_VAL)
 		return 0;
-	struct ovl_inode *oi = container_of(ino, struct ovl_inode, vfs_inode);
-	return BPF_CORE_READ(oi, __upperdentry) != NULL;
+	struct ovl_inode *oi = KCONTAINER(ino, struct ovl_inode, vfs_inode);
+	return KREAD(oi, __upperdentry) != NULL;
 }
 
 static __always_inline void mark_ignored_binary(struct rec_config *cfg, __u32 tgid, struct file *exe)
@@ -58,8 +58,8 @@ static __always_inline void mark_ignored_binary(struct rec_config *cfg, __u32 tg
 	if (!(cfg->flags & VIGIL_CFG_IGNORE_BINARIES))
 		return;
 	struct rec_file_key k = {};
-	k.ino = BPF_CORE_READ(exe, f_inode, i_ino);
-	k.dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	k.ino = KREAD(exe, f_inode, i_ino);
+	k.dev = KREAD(exe, f_inode, i_sb, s_dev);
 	__u32 ign = bpf_map_lookup_elem(&ignored_binaries, &k) != NULL;
 	struct rec_proc_state *st = bpf_map_lookup_elem(&proc_state, &tgid);
 	if (st) {
@@ -101,10 +101,10 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	struct rec_config *cfg = get_config();
 	if (!cfg)
 		return 0;
-	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 tgid = KREAD(p, tgid);
 	__u32 old = old_pid;
 	struct inflight *at = bpf_map_lookup_elem(&execveat_args, &old);
-	struct file *exe = BPF_CORE_READ(bprm, file);
+	struct file *exe = KREAD(bprm, file);
 	mark_ignored_binary(cfg, tgid, exe);
 	if (!wanted(cfg, tgid, true)) {
 		if (at)
@@ -128,28 +128,28 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		bpf_map_delete_elem(&execveat_args, &old);
 	}
 
-	struct task_struct *parent = BPF_CORE_READ(p, real_parent);
-	e->start_time = BPF_CORE_READ(p, start_boottime);
-	e->parent_start_time = BPF_CORE_READ(parent, start_boottime);
-	e->ppid = BPF_CORE_READ(parent, tgid);
+	struct task_struct *parent = KREAD(p, real_parent);
+	e->start_time = KREAD(p, start_boottime);
+	e->parent_start_time = KREAD(parent, start_boottime);
+	e->ppid = KREAD(parent, tgid);
 	e->ns_pid = tgid_nspid(p);
-	const struct cred *cred = BPF_CORE_READ(p, cred);
-	e->uid = BPF_CORE_READ(cred, uid.val);
-	e->gid = BPF_CORE_READ(cred, gid.val);
-	e->euid = BPF_CORE_READ(cred, euid.val);
-	e->egid = BPF_CORE_READ(cred, egid.val);
+	const struct cred *cred = KREAD(p, cred);
+	e->uid = KREAD(cred, uid.val);
+	e->gid = KREAD(cred, gid.val);
+	e->euid = KREAD(cred, euid.val);
+	e->egid = KREAD(cred, egid.val);
 	e->cap_effective = 0;
-	BPF_CORE_READ_INTO(&e->cap_effective, cred, cap_effective);
+	bpf_core_read(&e->cap_effective, sizeof(e->cap_effective), &cred->cap_effective);
 	e->loginuid = (__u32)-1;
 	if (bpf_core_field_exists(p->loginuid))
-		e->loginuid = BPF_CORE_READ(p, loginuid.val);
-	struct pid *sidp = BPF_CORE_READ(p, signal, pids[PIDTYPE_SID]);
-	e->sid = BPF_CORE_READ(sidp, numbers[0].nr);
+		e->loginuid = KREAD(p, loginuid.val);
+	struct pid *sidp = KREAD(p, signal, pids[PIDTYPE_SID]);
+	e->sid = KREAD(sidp, numbers[0].nr);
 	e->tty = tty_dev(p);
-	struct inode *ino = BPF_CORE_READ(exe, f_inode);
-	e->exe_ino = BPF_CORE_READ(ino, i_ino);
-	e->exe_dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	e->fileless = BPF_CORE_READ(ino, __i_nlink) == 0;
+	struct inode *ino = KREAD(exe, f_inode);
+	e->exe_ino = KREAD(ino, i_ino);
+	e->exe_dev = KREAD(ino, i_sb, s_dev);
+	e->fileless = KREAD(ino, __i_nlink) == 0;
 	e->upper_layer = exe_upper_layer(ino);
 	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
 
@@ -160,18 +160,18 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	}
 
 	__u32 off = sizeof(*e);
-	off = put_kernel_str(s, off, 0, BPF_CORE_READ(bprm, filename), 4096);
+	off = put_kernel_str(s, off, 0, KREAD(bprm, filename), 4096);
 	off = put_file_path(s, off, 1, exe);
 
-	struct mm_struct *mm = BPF_CORE_READ(p, mm);
-	unsigned long as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
+	struct mm_struct *mm = KREAD(p, mm);
+	unsigned long as = KREAD(mm, arg_start), ae = KREAD(mm, arg_end);
 	unsigned long alen = ae > as ? ae - as : 0;
 	e->args_truncated = alen > cfg->argv_max;
 	if (alen > cfg->argv_max)
 		alen = cfg->argv_max;
 	off = put_user_bytes(s, off, 2, (void *)as, alen);
 	off = put_cwd(s, off, 3, p);
-	unsigned long es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
+	unsigned long es = KREAD(mm, env_start), ee = KREAD(mm, env_end);
 	unsigned long elen = ee > es ? ee - es : 0;
 	e->env_truncated = elen > cfg->env_max;
 	if (elen > cfg->env_max)
@@ -184,13 +184,13 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 cpid = BPF_CORE_READ(child, pid), ctgid = BPF_CORE_READ(child, tgid);
+	__u32 cpid = KREAD(child, pid), ctgid = KREAD(child, tgid);
 	if (cpid != ctgid)
 		return 0; /* a new thread, not a new process */
 	struct rec_config *cfg = get_config();
 	if (!cfg)
 		return 0;
-	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ptgid = KREAD(parent, tgid);
 	struct rec_proc_state *pst = bpf_map_lookup_elem(&proc_state, &ptgid);
 	if (pst && pst->ignored) {
 		/* Children of an ignored binary stay ignored until they exec. */
@@ -209,8 +209,8 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	f->h.ret = cpid;
 	f->child_pid = ctgid;
 	f->child_tid = cpid;
-	f->start_time = BPF_CORE_READ(child, start_boottime);
-	f->parent_start_time = BPF_CORE_READ(parent, group_leader, start_boottime);
+	f->start_time = KREAD(child, start_boottime);
+	f->parent_start_time = KREAD(parent, group_leader, start_boottime);
 	f->ns_pid = tgid_nspid(child);
 	f->_pad = 0;
 	submit(cfg, s, sizeof(*f));
@@ -220,12 +220,12 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *p)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
+	__u32 tid = KREAD(p, pid);
 	bpf_map_delete_elem(&inflight_map, &tid);
 	/* Only the last thread of a process ends the process. */
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+	if (KREAD(p, signal, live.counter) != 0)
 		return 0;
-	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u32 tgid = KREAD(p, tgid);
 	struct rec_config *cfg = get_config();
 	if (!cfg)
 		return 0;
@@ -238,8 +238,8 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 		return 0;
 	struct rec_exit *x = (void *)s->buf;
 	fill_hdr(&x->h, VIGIL_REC_EXIT, VIGIL_SYS_EXIT, sizeof(*x));
-	x->start_time = BPF_CORE_READ(p, group_leader, start_boottime);
-	x->code = BPF_CORE_READ(p, exit_code);
+	x->start_time = KREAD(p, group_leader, start_boottime);
+	x->code = KREAD(p, exit_code);
 	x->h.ret = x->code;
 	x->_pad = 0;
 	submit(cfg, s, sizeof(*x));

@@ -280,15 +280,14 @@ struct rec_config {
 	__u32 env_max;         /* bytes of environment to copy at exec */
 	__u32 dns_max;         /* bytes of DNS payload to copy */
 	__u32 wakeup_bytes;    /* wake the reader once this much is pending */
-	/*
-	 * On a cgroup v1 host every task sits in the unified root, so cgroup
-	 * ids come from this v1 controller's hierarchy instead (the index of
-	 * enum cgroup_subsys_id); VIGIL_NO_SUBSYS uses the unified ids.
-	 */
-	__u32 cgroup_v1_subsys;
-	__u32 _pad;
 };
 
+/*
+ * On a cgroup v1 host every task sits in the unified root, so cgroup ids
+ * come from one v1 controller's hierarchy instead: the constant
+ * cgroup_v1_subsys (common.h), the index of enum cgroup_subsys_id, set
+ * before load; VIGIL_NO_SUBSYS uses the unified ids.
+ */
 #define VIGIL_NO_SUBSYS 0xffffffff
 
 /* Per-process filter and rate limit state. */

@@ -47,9 +47,9 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 	case VIGIL_SYS_SETRESUID:
 	case VIGIL_SYS_SETRESGID: {
 		/* The credentials in force after the call, for the process table. */
-		const struct cred *c = BPF_CORE_READ(t, cred);
-		r->extra = BPF_CORE_READ(c, uid.val) | ((__u64)BPF_CORE_READ(c, gid.val) << 32);
-		r->extra2 = BPF_CORE_READ(c, euid.val) | ((__u64)BPF_CORE_READ(c, egid.val) << 32);
+		const struct cred *c = KREAD(t, cred);
+		r->extra = KREAD(c, uid.val) | ((__u64)KREAD(c, gid.val) << 32);
+		r->extra2 = KREAD(c, euid.val) | ((__u64)KREAD(c, egid.val) << 32);
 		break;
 	}
 	case VIGIL_SYS_CAPSET: {
@@ -82,8 +82,8 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 	case VIGIL_SYS_SETNS: {
 		/* nsfs names its dentries on the fly: send the inode and magic. */
 		struct file *f = fd_file(t, in.args[0]);
-		r->extra = BPF_CORE_READ(f, f_inode, i_ino);
-		r->extra2 = BPF_CORE_READ(f, f_inode, i_sb, s_magic);
+		r->extra = KREAD(f, f_inode, i_ino);
+		r->extra2 = KREAD(f, f_inode, i_sb, s_magic);
 		r->path_mask = 1;
 		off = put_file_path(s, off, 0, f);
 		break;

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +41,7 @@ type Collector struct {
 	hashAtExecMax int64
 	raw           *rawFallback
 	v1            v1Controller
+	object        string // the probe build loaded: ProbeObjectDirect or ProbeObjectCompat
 
 	mu       sync.Mutex // guards the fields below
 	cfg      Config
@@ -85,26 +85,10 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("raise memlock limit: %w", err)
 	}
-	spec, err := probes.LoadVigil()
+	v1 := cgroupV1Controller(cfg.ProcRoot, cfg.CgroupRoot)
+	coll, object, err := loadProbes(cfg, v1, log)
 	if err != nil {
-		return nil, fmt.Errorf("read probe objects: %w", err)
-	}
-	spec.Maps["events"].MaxEntries = uint32(cfg.RingBufferBytes)
-	opts := ebpf.CollectionOptions{}
-	if cfg.BTFPath != "" {
-		kt, err := btf.LoadSpec(cfg.BTFPath)
-		if err != nil {
-			return nil, fmt.Errorf("load btf %s: %w", cfg.BTFPath, err)
-		}
-		opts.Programs.KernelTypes = kt
-	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
-	if err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load probes: %w (verifier log tail: %s)", err, lastLines(ve.Log, 5))
-		}
-		return nil, fmt.Errorf("load probes: %w", err)
+		return nil, err
 	}
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
@@ -129,7 +113,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Collector, e
 		coll.Close()
 		return nil, err
 	}
-	c.v1 = cgroupV1Controller(cfg.ProcRoot, cfg.CgroupRoot)
+	c.v1 = v1
+	c.object = object
+	c.log.Info("probes loaded", "object", object)
 	if c.v1.ok {
 		c.log.Info("cgroup v1 host: cgroup ids from a v1 controller", "controller", c.v1.name)
 	}
@@ -182,16 +168,12 @@ func (c *Collector) setEmitCore(cfg Config) {
 // applyKernelConfig writes the filters and bounds into the probes' maps.
 func (c *Collector) applyKernelConfig(cfg Config) error {
 	kc := probes.VigilRecConfig{
-		RatePerSec:     cfg.RateLimitPerSecond,
-		RateBurst:      cfg.RateLimitBurst,
-		ArgvMax:        uint32(cfg.ArgvBytes),
-		EnvMax:         uint32(cfg.EnvBytes),
-		DnsMax:         uint32(cfg.DNSPayloadBytes),
-		WakeupBytes:    uint32(cfg.WakeupBytes),
-		CgroupV1Subsys: noSubsys,
-	}
-	if c.v1.ok {
-		kc.CgroupV1Subsys = c.v1.index
+		RatePerSec:  cfg.RateLimitPerSecond,
+		RateBurst:   cfg.RateLimitBurst,
+		ArgvMax:     uint32(cfg.ArgvBytes),
+		EnvMax:      uint32(cfg.EnvBytes),
+		DnsMax:      uint32(cfg.DNSPayloadBytes),
+		WakeupBytes: uint32(cfg.WakeupBytes),
 	}
 	if !cfg.IncludeSelf {
 		kc.SensorTgid = uint32(os.Getpid())
@@ -392,9 +374,6 @@ func newRawFallback(cfg Config, coll *ebpf.Collection) *rawFallback {
 	}
 	return &rawFallback{progs: coll.Programs, table: coll.Maps["raw_fallback"]}
 }
-
-// noSubsys is VIGIL_NO_SUBSYS: cgroup ids from the unified hierarchy.
-const noSubsys = 0xffffffff
 
 // hashAtExec gives an exec event its executable's digest when the file is
 // small enough to hash now (or is cached), so rules on proc.sha256 see it

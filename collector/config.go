@@ -55,6 +55,13 @@ type Config struct {
 	RateLimitBurst uint32 `yaml:"rate_limit_burst"`
 	// BTFPath is a BTF file for kernels without /sys/kernel/btf/vmlinux.
 	BTFPath string `yaml:"btf_path" flag:"btf"`
+	// ProbeObject picks the build of the probes: "direct" reads kernel
+	// structs with plain loads through BTF-typed pointers (Linux 6.2 and
+	// later, with kernel BTF; the cheapest for traced processes),
+	// "compat" reads them through bpf_probe_read_kernel (any kernel with
+	// ring buffers, and --btf), and "auto" (the default) loads direct and
+	// falls back to compat, logging why.
+	ProbeObject string `yaml:"probe_object"`
 	// IncludeSelf keeps the sensor's own events; by default they are
 	// dropped in the kernel so the sensor cannot feed on itself.
 	IncludeSelf bool `yaml:"include_self"`
@@ -108,6 +115,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 10 * time.Millisecond
+	}
+	if c.ProbeObject == "" {
+		c.ProbeObject = ProbeObjectAuto
 	}
 	if c.ArgvBytes == 0 {
 		c.ArgvBytes = 4096
@@ -165,6 +175,12 @@ func (c Config) Validate() error {
 		if !slices.Contains(EventKinds(), k) {
 			errs = append(errs, fmt.Errorf("enabled_events: unknown event kind %q (known: %v)", k, EventKinds()))
 		}
+	}
+	if !slices.Contains([]string{"", ProbeObjectAuto, ProbeObjectDirect, ProbeObjectCompat}, c.ProbeObject) {
+		errs = append(errs, fmt.Errorf("probe_object: %q is not auto, direct or compat", c.ProbeObject))
+	}
+	if c.ProbeObject == ProbeObjectDirect && c.BTFPath != "" {
+		errs = append(errs, errors.New("probe_object: direct needs the kernel's own BTF; btf_path works with compat or auto"))
 	}
 	if c.RateLimitBurst != 0 && c.RateLimitPerSecond == 0 {
 		errs = append(errs, errors.New("rate_limit_burst: set without rate_limit_per_second"))

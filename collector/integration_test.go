@@ -39,6 +39,15 @@ type rawKey struct {
 	ts  int64
 }
 
+// forEachProbeObject runs f against each build of the probes, so both the
+// direct object and the compat object older kernels load are checked on
+// this kernel.
+func forEachProbeObject(t *testing.T, f func(t *testing.T, object string)) {
+	for _, object := range []string{ProbeObjectDirect, ProbeObjectCompat} {
+		t.Run(object, func(t *testing.T) { f(t, object) })
+	}
+}
+
 func startCapture(t *testing.T, cfg Config) *capture {
 	t.Helper()
 	testutil.RequirePrivileged(t)
@@ -50,6 +59,9 @@ func startCapture(t *testing.T, cfg Config) *capture {
 	c, err := New(cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if cfg.ProbeObject != "" && cfg.ProbeObject != ProbeObjectAuto && c.object != cfg.ProbeObject {
+		t.Fatalf("loaded the %s probes, asked for %s", c.object, cfg.ProbeObject)
 	}
 	cp := &capture{c: c, raw: make(map[rawKey][]byte), done: make(chan error, 1)}
 	c.rawTap = func(b []byte) {
@@ -192,309 +204,311 @@ func sendmmsg(fd int, msgs [][]byte) error {
 // TestProbesCaptureEachAction performs each action of the capture table on
 // this kernel and checks the decoded event's fields.
 func TestProbesCaptureEachAction(t *testing.T) {
-	// The raw_syscalls fallback on, so module loads are seen on kernels
-	// without their tracepoints (this one among them).
-	cp := startCapture(t, Config{RawSyscallsFallback: true})
-	dir := t.TempDir()
-	me := uint32(os.Getpid())
-	unique := fmt.Sprintf("vigil-%d-%d", os.Getpid(), time.Now().UnixNano())
+	forEachProbeObject(t, func(t *testing.T, object string) {
+		// The raw_syscalls fallback on, so module loads are seen on kernels
+		// without their tracepoints (this one among them).
+		cp := startCapture(t, Config{RawSyscallsFallback: true, ProbeObject: object})
+		dir := t.TempDir()
+		me := uint32(os.Getpid())
+		unique := fmt.Sprintf("vigil-%d-%d", os.Getpid(), time.Now().UnixNano())
 
-	cases := []struct {
-		name string
-		// run performs the action and returns a matcher for its event and
-		// a check of the event's fields.
-		run func(t *testing.T) (func(*vigilv1.Event) bool, func(t *testing.T, ev *vigilv1.Event))
-	}{
-		{"a file opened for write through a relative path shows its absolute path", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			cmd := exec.Command("/bin/sh", "-c", "echo x > rel-"+unique)
-			cmd.Env = testEnv
-			cmd.Dir = dir
-			if err := cmd.Run(); err != nil {
-				t.Fatal(err)
-			}
-			want := filepath.Join(dir, "rel-"+unique)
-			return func(ev *vigilv1.Event) bool { return ev.GetOpen().GetPath() == want }, func(t *testing.T, ev *vigilv1.Event) {
-				o := ev.GetOpen()
-				if o.RequestedPath != "rel-"+unique || o.Flags&unix.O_WRONLY == 0 || !o.Created || o.Fd < 0 || o.Inode == 0 {
-					t.Errorf("open = %v, want requested relative path, O_WRONLY, created, fd and inode", o)
+		cases := []struct {
+			name string
+			// run performs the action and returns a matcher for its event and
+			// a check of the event's fields.
+			run func(t *testing.T) (func(*vigilv1.Event) bool, func(t *testing.T, ev *vigilv1.Event))
+		}{
+			{"a file opened for write through a relative path shows its absolute path", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				cmd := exec.Command("/bin/sh", "-c", "echo x > rel-"+unique)
+				cmd.Env = testEnv
+				cmd.Dir = dir
+				if err := cmd.Run(); err != nil {
+					t.Fatal(err)
 				}
-				if ev.Syscall != "openat" && ev.Syscall != "open" {
-					t.Errorf("syscall = %q", ev.Syscall)
-				}
-				if ev.Process.Comm != "sh" || ev.Process.Cwd != dir {
-					t.Errorf("process comm %q cwd %q, want sh in %s", ev.Process.Comm, ev.Process.Cwd, dir)
-				}
-			}
-		}},
-		{"a failed open shows the requested path resolved and its errno", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			p := filepath.Join(dir, "missing-"+unique)
-			_, err := os.Open(p)
-			if err == nil {
-				t.Fatal("open of a missing file succeeded")
-			}
-			return func(ev *vigilv1.Event) bool { return self(ev) && ev.GetOpen().GetPath() == p }, func(t *testing.T, ev *vigilv1.Event) {
-				if ev.Result != -int64(unix.ENOENT) || ev.Errno != "ENOENT" {
-					t.Errorf("result %d errno %q, want ENOENT", ev.Result, ev.Errno)
-				}
-			}
-		}},
-		{"a rename shows both paths", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			a, b := filepath.Join(dir, "a-"+unique), filepath.Join(dir, "b-"+unique)
-			if err := os.WriteFile(a, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Rename(a, b); err != nil {
-				t.Fatal(err)
-			}
-			return func(ev *vigilv1.Event) bool { return ev.GetRename().GetNewPath() == b }, func(t *testing.T, ev *vigilv1.Event) {
-				if ev.GetRename().OldPath != a || ev.Result != 0 || !strings.HasPrefix(ev.Syscall, "rename") {
-					t.Errorf("rename = %v result %d syscall %s", ev.GetRename(), ev.Result, ev.Syscall)
-				}
-			}
-		}},
-		{"an exec shows full argv and the right parent", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			echo := exec.Command("/bin/echo", "first", "two words", unique)
-			echo.Env = testEnv
-			if err := echo.Run(); err != nil {
-				t.Fatal(err)
-			}
-			return func(ev *vigilv1.Event) bool { return ev.GetExec() != nil && slices.Contains(ev.Process.Args, unique) }, func(t *testing.T, ev *vigilv1.Event) {
-				p := ev.Process
-				if !slices.Equal(p.Args, []string{"/bin/echo", "first", "two words", unique}) {
-					t.Errorf("args = %q", p.Args)
-				}
-				if p.Ppid != me {
-					t.Errorf("ppid = %d, want %d", p.Ppid, me)
-				}
-				parent := cp.c.procs.Lookup(me)
-				if parent == nil || p.ParentExecId != parent.ExecId || p.ExecId == "" {
-					t.Errorf("parent exec id %q, want the test process's %v", p.ParentExecId, parent.GetExecId())
-				}
-				if p.ExePath != "/usr/bin/echo" && p.ExePath != "/bin/echo" {
-					t.Errorf("exe = %q", p.ExePath)
-				}
-				if ev.GetExec().Filename != "/bin/echo" || ev.Syscall != "execve" || p.Comm != "echo" || p.StartTime == nil {
-					t.Errorf("exec = %v syscall %s comm %s", ev.GetExec(), ev.Syscall, p.Comm)
-				}
-				if ev.CgroupId == 0 || ev.CgroupPath == "" {
-					t.Errorf("cgroup id %d path %q", ev.CgroupId, ev.CgroupPath)
-				}
-			}
-		}},
-		{"a fork names the child and an exit carries the status", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			cmd := exec.Command("/bin/sh", "-c", "exit 3")
-			cmd.Env = testEnv
-			_ = cmd.Run()
-			child := uint32(cmd.Process.Pid)
-			fork := cp.waitFor(t, "fork", func(ev *vigilv1.Event) bool { return ev.GetFork().GetChildPid() == child })
-			if fork.Process.Pid != me || fork.GetFork().ChildExecId == "" {
-				t.Errorf("fork from %d child exec id %q", fork.Process.Pid, fork.GetFork().ChildExecId)
-			}
-			return func(ev *vigilv1.Event) bool { return ev.GetExit() != nil && ev.Process.Pid == child }, func(t *testing.T, ev *vigilv1.Event) {
-				if ev.GetExit().Code != 3<<8 || ev.Syscall != "procexit" {
-					t.Errorf("exit = %v", ev.GetExit())
-				}
-			}
-		}},
-		{"a failed mount of /etc on /tmp shows up", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			if err := unix.Mount("/etc", "/tmp", "", 0, ""); err == nil {
-				t.Fatal("mount without a type succeeded")
-			}
-			return func(ev *vigilv1.Event) bool { return self(ev) && ev.GetMount() != nil }, func(t *testing.T, ev *vigilv1.Event) {
-				m := ev.GetMount()
-				if m.Source != "/etc" || m.Target != "/tmp" || ev.Result >= 0 || ev.Errno == "" {
-					t.Errorf("mount = %v result %d errno %s", m, ev.Result, ev.Errno)
-				}
-			}
-		}},
-		{"a kernel module load attempt shows up, through raw_syscalls where the kernel lacks its tracepoints", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			f, err := os.CreateTemp("", "vigil-*.ko")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer os.Remove(f.Name())
-			defer f.Close()
-			// A bogus image: the kernel refuses it (or has no module
-			// support at all); the attempt is what must be seen.
-			if err := unix.FinitModule(int(f.Fd()), "", 0); err == nil {
-				t.Fatal("finit_module of an empty file succeeded")
-			}
-			name := f.Name()
-			return func(ev *vigilv1.Event) bool { return self(ev) && ev.GetModuleLoad() != nil }, func(t *testing.T, ev *vigilv1.Event) {
-				m := ev.GetModuleLoad()
-				if m.Syscall != "finit_module" || m.Path != name || ev.Result >= 0 || ev.Errno == "" {
-					t.Errorf("module load = %v result %d errno %s, want finit_module of %s refused", m, ev.Result, ev.Errno, name)
-				}
-			}
-		}},
-		{"execveat of a memfd with AT_EMPTY_PATH shows up as an exec from a memfd", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(testEnv, "VIGIL_COLLECTOR_HELPER=memfd-exec")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("helper: %v %s", err, out)
-			}
-			pid := uint32(cmd.Process.Pid)
-			// The helper's own exec (of the test binary) comes first.
-			return func(ev *vigilv1.Event) bool {
-					return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.Comm != "collector.test"
-				}, func(t *testing.T, ev *vigilv1.Event) {
-					x := ev.GetExec()
-					if !x.Execveat || x.Flags&unix.AT_EMPTY_PATH == 0 || ev.Syscall != "execveat" {
-						t.Errorf("exec = %v syscall %s", x, ev.Syscall)
+				want := filepath.Join(dir, "rel-"+unique)
+				return func(ev *vigilv1.Event) bool { return ev.GetOpen().GetPath() == want }, func(t *testing.T, ev *vigilv1.Event) {
+					o := ev.GetOpen()
+					if o.RequestedPath != "rel-"+unique || o.Flags&unix.O_WRONLY == 0 || !o.Created || o.Fd < 0 || o.Inode == 0 {
+						t.Errorf("open = %v, want requested relative path, O_WRONLY, created, fd and inode", o)
 					}
-					if !ev.Process.ExeFileless || !strings.Contains(ev.Process.ExePath, "memfd:vigil-fileless") {
-						t.Errorf("exe %q fileless %v, want the memfd", ev.Process.ExePath, ev.Process.ExeFileless)
+					if ev.Syscall != "openat" && ev.Syscall != "open" {
+						t.Errorf("syscall = %q", ev.Syscall)
+					}
+					if ev.Process.Comm != "sh" || ev.Process.Cwd != dir {
+						t.Errorf("process comm %q cwd %q, want sh in %s", ev.Process.Comm, ev.Process.Cwd, dir)
 					}
 				}
-		}},
-		{"a DNS query by plain sendto to 127.0.0.1:53 shows the name", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(fd)
-			name := "sendto." + unique + ".example"
-			if err := unix.Sendto(fd, dnsQuery(t, name, 0x1234), 0, &unix.SockaddrInet4{Port: 53, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-				t.Fatal(err)
-			}
-			return func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
-				q := ev.GetDnsQuery()
-				if q.Type != "A" || q.Id != 0x1234 || q.Syscall != "sendto" || q.Server.GetIp() != "127.0.0.1" || q.Server.GetPort() != 53 {
-					t.Errorf("query = %v", q)
+			}},
+			{"a failed open shows the requested path resolved and its errno", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				p := filepath.Join(dir, "missing-"+unique)
+				_, err := os.Open(p)
+				if err == nil {
+					t.Fatal("open of a missing file succeeded")
 				}
-			}
-		}},
-		{"a glibc-style DNS query by connect and sendmmsg shows the name", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(fd)
-			if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 53, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-				t.Fatal(err)
-			}
-			name := "mmsg." + unique + ".example"
-			if err := sendmmsg(fd, [][]byte{dnsQuery(t, name, 1), dnsQuery(t, "second."+name, 2)}); err != nil {
-				t.Fatal(err)
-			}
-			cp.waitFor(t, "second question of the sendmmsg", func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == "second."+name })
-			return func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
-				q := ev.GetDnsQuery()
-				if q.Syscall != "sendmmsg" || q.Server.GetIp() != "127.0.0.1" || q.Server.GetPort() != 53 {
-					t.Errorf("query = %v", q)
+				return func(ev *vigilv1.Event) bool { return self(ev) && ev.GetOpen().GetPath() == p }, func(t *testing.T, ev *vigilv1.Event) {
+					if ev.Result != -int64(unix.ENOENT) || ev.Errno != "ENOENT" {
+						t.Errorf("result %d errno %q, want ENOENT", ev.Result, ev.Errno)
+					}
 				}
-			}
-		}},
-		{"a DNS answer received from port 53 shows its addresses", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			// A private loopback address keeps this test's port 53 its own.
-			srvAddr := [4]byte{127, 53, byte(os.Getpid() >> 8), byte(os.Getpid())}
-			srv, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(srv)
-			if err := unix.Bind(srv, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
-				testutil.SkipOrFail(t, "cannot bind a DNS server port: "+err.Error())
-			}
-			cl, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(cl)
-			name := "answer." + unique + ".example"
-			if err := unix.Sendto(cl, dnsQuery(t, name, 7), 0, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 512)
-			_, from, err := unix.Recvfrom(srv, buf, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := unix.Sendto(srv, dnsAnswer(t, name, 7, [4]byte{169, 254, 169, 254}), 0, from); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := unix.Recvfrom(cl, buf, 0); err != nil {
-				t.Fatal(err)
-			}
-			return func(ev *vigilv1.Event) bool { return ev.GetDnsAnswer().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
-				a := ev.GetDnsAnswer()
-				if !slices.Equal(a.Addresses, []string{"169.254.169.254"}) || a.Rcode != "NOERROR" || a.Id != 7 || a.Server.GetPort() != 53 || ev.Syscall != "recvfrom" {
-					t.Errorf("answer = %v syscall %s", a, ev.Syscall)
+			}},
+			{"a rename shows both paths", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				a, b := filepath.Join(dir, "a-"+unique), filepath.Join(dir, "b-"+unique)
+				if err := os.WriteFile(a, nil, 0o600); err != nil {
+					t.Fatal(err)
 				}
-			}
-		}},
-		{"a reverse shell dups a socket onto stdio and execs a renamed shell", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				if c, err := ln.Accept(); err == nil {
-					io.Copy(io.Discard, c)
-					c.Close()
+				if err := os.Rename(a, b); err != nil {
+					t.Fatal(err)
 				}
-			}()
-			shell := filepath.Join(dir, "kworker-"+unique[:12])
-			data, err := os.ReadFile("/bin/bash")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(shell, data, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(os.Args[0], ln.Addr().String(), shell)
-			cmd.Env = append(testEnv, "VIGIL_COLLECTOR_HELPER=revshell")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("helper: %v %s", err, out)
-			}
-			pid := uint32(cmd.Process.Pid)
-			port := uint32(ln.Addr().(*net.TCPAddr).Port)
-			dup := cp.waitFor(t, "dup2 onto stdout", func(ev *vigilv1.Event) bool {
-				return ev.Process.Pid == pid && ev.GetDup().GetNewFd() == 1 && ev.GetDup().OldFdKind == "socket"
+				return func(ev *vigilv1.Event) bool { return ev.GetRename().GetNewPath() == b }, func(t *testing.T, ev *vigilv1.Event) {
+					if ev.GetRename().OldPath != a || ev.Result != 0 || !strings.HasPrefix(ev.Syscall, "rename") {
+						t.Errorf("rename = %v result %d syscall %s", ev.GetRename(), ev.Result, ev.Syscall)
+					}
+				}
+			}},
+			{"an exec shows full argv and the right parent", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				echo := exec.Command("/bin/echo", "first", "two words", unique)
+				echo.Env = testEnv
+				if err := echo.Run(); err != nil {
+					t.Fatal(err)
+				}
+				return func(ev *vigilv1.Event) bool { return ev.GetExec() != nil && slices.Contains(ev.Process.Args, unique) }, func(t *testing.T, ev *vigilv1.Event) {
+					p := ev.Process
+					if !slices.Equal(p.Args, []string{"/bin/echo", "first", "two words", unique}) {
+						t.Errorf("args = %q", p.Args)
+					}
+					if p.Ppid != me {
+						t.Errorf("ppid = %d, want %d", p.Ppid, me)
+					}
+					parent := cp.c.procs.Lookup(me)
+					if parent == nil || p.ParentExecId != parent.ExecId || p.ExecId == "" {
+						t.Errorf("parent exec id %q, want the test process's %v", p.ParentExecId, parent.GetExecId())
+					}
+					if p.ExePath != "/usr/bin/echo" && p.ExePath != "/bin/echo" {
+						t.Errorf("exe = %q", p.ExePath)
+					}
+					if ev.GetExec().Filename != "/bin/echo" || ev.Syscall != "execve" || p.Comm != "echo" || p.StartTime == nil {
+						t.Errorf("exec = %v syscall %s comm %s", ev.GetExec(), ev.Syscall, p.Comm)
+					}
+					if ev.CgroupId == 0 || ev.CgroupPath == "" {
+						t.Errorf("cgroup id %d path %q", ev.CgroupId, ev.CgroupPath)
+					}
+				}
+			}},
+			{"a fork names the child and an exit carries the status", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				cmd := exec.Command("/bin/sh", "-c", "exit 3")
+				cmd.Env = testEnv
+				_ = cmd.Run()
+				child := uint32(cmd.Process.Pid)
+				fork := cp.waitFor(t, "fork", func(ev *vigilv1.Event) bool { return ev.GetFork().GetChildPid() == child })
+				if fork.Process.Pid != me || fork.GetFork().ChildExecId == "" {
+					t.Errorf("fork from %d child exec id %q", fork.Process.Pid, fork.GetFork().ChildExecId)
+				}
+				return func(ev *vigilv1.Event) bool { return ev.GetExit() != nil && ev.Process.Pid == child }, func(t *testing.T, ev *vigilv1.Event) {
+					if ev.GetExit().Code != 3<<8 || ev.Syscall != "procexit" {
+						t.Errorf("exit = %v", ev.GetExit())
+					}
+				}
+			}},
+			{"a failed mount of /etc on /tmp shows up", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				if err := unix.Mount("/etc", "/tmp", "", 0, ""); err == nil {
+					t.Fatal("mount without a type succeeded")
+				}
+				return func(ev *vigilv1.Event) bool { return self(ev) && ev.GetMount() != nil }, func(t *testing.T, ev *vigilv1.Event) {
+					m := ev.GetMount()
+					if m.Source != "/etc" || m.Target != "/tmp" || ev.Result >= 0 || ev.Errno == "" {
+						t.Errorf("mount = %v result %d errno %s", m, ev.Result, ev.Errno)
+					}
+				}
+			}},
+			{"a kernel module load attempt shows up, through raw_syscalls where the kernel lacks its tracepoints", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				f, err := os.CreateTemp("", "vigil-*.ko")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer os.Remove(f.Name())
+				defer f.Close()
+				// A bogus image: the kernel refuses it (or has no module
+				// support at all); the attempt is what must be seen.
+				if err := unix.FinitModule(int(f.Fd()), "", 0); err == nil {
+					t.Fatal("finit_module of an empty file succeeded")
+				}
+				name := f.Name()
+				return func(ev *vigilv1.Event) bool { return self(ev) && ev.GetModuleLoad() != nil }, func(t *testing.T, ev *vigilv1.Event) {
+					m := ev.GetModuleLoad()
+					if m.Syscall != "finit_module" || m.Path != name || ev.Result >= 0 || ev.Errno == "" {
+						t.Errorf("module load = %v result %d errno %s, want finit_module of %s refused", m, ev.Result, ev.Errno, name)
+					}
+				}
+			}},
+			{"execveat of a memfd with AT_EMPTY_PATH shows up as an exec from a memfd", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				cmd := exec.Command(os.Args[0])
+				cmd.Env = append(testEnv, "VIGIL_COLLECTOR_HELPER=memfd-exec")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("helper: %v %s", err, out)
+				}
+				pid := uint32(cmd.Process.Pid)
+				// The helper's own exec (of the test binary) comes first.
+				return func(ev *vigilv1.Event) bool {
+						return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.Comm != "collector.test"
+					}, func(t *testing.T, ev *vigilv1.Event) {
+						x := ev.GetExec()
+						if !x.Execveat || x.Flags&unix.AT_EMPTY_PATH == 0 || ev.Syscall != "execveat" {
+							t.Errorf("exec = %v syscall %s", x, ev.Syscall)
+						}
+						if !ev.Process.ExeFileless || !strings.Contains(ev.Process.ExePath, "memfd:vigil-fileless") {
+							t.Errorf("exe %q fileless %v, want the memfd", ev.Process.ExePath, ev.Process.ExeFileless)
+						}
+					}
+			}},
+			{"a DNS query by plain sendto to 127.0.0.1:53 shows the name", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(fd)
+				name := "sendto." + unique + ".example"
+				if err := unix.Sendto(fd, dnsQuery(t, name, 0x1234), 0, &unix.SockaddrInet4{Port: 53, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+					t.Fatal(err)
+				}
+				return func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
+					q := ev.GetDnsQuery()
+					if q.Type != "A" || q.Id != 0x1234 || q.Syscall != "sendto" || q.Server.GetIp() != "127.0.0.1" || q.Server.GetPort() != 53 {
+						t.Errorf("query = %v", q)
+					}
+				}
+			}},
+			{"a glibc-style DNS query by connect and sendmmsg shows the name", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(fd)
+				if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 53, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+					t.Fatal(err)
+				}
+				name := "mmsg." + unique + ".example"
+				if err := sendmmsg(fd, [][]byte{dnsQuery(t, name, 1), dnsQuery(t, "second."+name, 2)}); err != nil {
+					t.Fatal(err)
+				}
+				cp.waitFor(t, "second question of the sendmmsg", func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == "second."+name })
+				return func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
+					q := ev.GetDnsQuery()
+					if q.Syscall != "sendmmsg" || q.Server.GetIp() != "127.0.0.1" || q.Server.GetPort() != 53 {
+						t.Errorf("query = %v", q)
+					}
+				}
+			}},
+			{"a DNS answer received from port 53 shows its addresses", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				// A private loopback address keeps this test's port 53 its own.
+				srvAddr := [4]byte{127, 53, byte(os.Getpid() >> 8), byte(os.Getpid())}
+				srv, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(srv)
+				if err := unix.Bind(srv, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
+					testutil.SkipOrFail(t, "cannot bind a DNS server port: "+err.Error())
+				}
+				cl, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(cl)
+				name := "answer." + unique + ".example"
+				if err := unix.Sendto(cl, dnsQuery(t, name, 7), 0, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 512)
+				_, from, err := unix.Recvfrom(srv, buf, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.Sendto(srv, dnsAnswer(t, name, 7, [4]byte{169, 254, 169, 254}), 0, from); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := unix.Recvfrom(cl, buf, 0); err != nil {
+					t.Fatal(err)
+				}
+				return func(ev *vigilv1.Event) bool { return ev.GetDnsAnswer().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
+					a := ev.GetDnsAnswer()
+					if !slices.Equal(a.Addresses, []string{"169.254.169.254"}) || a.Rcode != "NOERROR" || a.Id != 7 || a.Server.GetPort() != 53 || ev.Syscall != "recvfrom" {
+						t.Errorf("answer = %v syscall %s", a, ev.Syscall)
+					}
+				}
+			}},
+			{"a reverse shell dups a socket onto stdio and execs a renamed shell", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				go func() {
+					if c, err := ln.Accept(); err == nil {
+						io.Copy(io.Discard, c)
+						c.Close()
+					}
+				}()
+				shell := filepath.Join(dir, "kworker-"+unique[:12])
+				data, err := os.ReadFile("/bin/bash")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(shell, data, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(os.Args[0], ln.Addr().String(), shell)
+				cmd.Env = append(testEnv, "VIGIL_COLLECTOR_HELPER=revshell")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("helper: %v %s", err, out)
+				}
+				pid := uint32(cmd.Process.Pid)
+				port := uint32(ln.Addr().(*net.TCPAddr).Port)
+				dup := cp.waitFor(t, "dup2 onto stdout", func(ev *vigilv1.Event) bool {
+					return ev.Process.Pid == pid && ev.GetDup().GetNewFd() == 1 && ev.GetDup().OldFdKind == "socket"
+				})
+				if d := dup.GetDup(); d.OldFdKind != "socket" || d.Remote.GetIp() != "127.0.0.1" || d.Remote.GetPort() != port {
+					t.Errorf("dup = %v", d)
+				}
+				cp.waitFor(t, "connect to the listener", func(ev *vigilv1.Event) bool {
+					return ev.Process.Pid == pid && ev.GetConnect().GetRemote().GetPort() == port && ev.GetConnect().Protocol == "tcp"
+				})
+				return func(ev *vigilv1.Event) bool {
+						return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.ExePath == shell
+					}, func(t *testing.T, ev *vigilv1.Event) {
+						x := ev.GetExec()
+						want := fmt.Sprintf("127.0.0.1:%d", port)
+						if !slices.Equal(x.Stdio, []string{"socket", "socket", "socket"}) || !slices.Equal(x.StdioRemote, []string{want, want, want}) {
+							t.Errorf("stdio %q remote %q, want sockets to %s", x.Stdio, x.StdioRemote, want)
+						}
+						if ev.Process.ExePath != shell {
+							t.Errorf("exe = %q", ev.Process.ExePath)
+						}
+					}
+			}},
+			{"LD_PRELOAD and LD_LIBRARY_PATH are read at exec", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				cmd := exec.Command("/bin/true", "preload-"+unique)
+				cmd.Env = []string{"LD_PRELOAD=/nonexistent/" + unique + ".so", "LD_LIBRARY_PATH=/opt/" + unique}
+				_ = cmd.Run()
+				return func(ev *vigilv1.Event) bool {
+						return ev.GetExec() != nil && slices.Contains(ev.Process.Args, "preload-"+unique)
+					}, func(t *testing.T, ev *vigilv1.Event) {
+						x := ev.GetExec()
+						if x.LdPreload != "/nonexistent/"+unique+".so" || x.LdLibraryPath != "/opt/"+unique {
+							t.Errorf("ld_preload %q ld_library_path %q", x.LdPreload, x.LdLibraryPath)
+						}
+					}
+			}},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				match, check := tc.run(t)
+				ev := cp.waitFor(t, tc.name, match)
+				check(t, ev)
+				if t.Failed() {
+					t.Logf("event: %v", ev)
+				}
+				saveSample(t, tc.name, cp.rawFor(ev))
 			})
-			if d := dup.GetDup(); d.OldFdKind != "socket" || d.Remote.GetIp() != "127.0.0.1" || d.Remote.GetPort() != port {
-				t.Errorf("dup = %v", d)
-			}
-			cp.waitFor(t, "connect to the listener", func(ev *vigilv1.Event) bool {
-				return ev.Process.Pid == pid && ev.GetConnect().GetRemote().GetPort() == port && ev.GetConnect().Protocol == "tcp"
-			})
-			return func(ev *vigilv1.Event) bool {
-					return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.ExePath == shell
-				}, func(t *testing.T, ev *vigilv1.Event) {
-					x := ev.GetExec()
-					want := fmt.Sprintf("127.0.0.1:%d", port)
-					if !slices.Equal(x.Stdio, []string{"socket", "socket", "socket"}) || !slices.Equal(x.StdioRemote, []string{want, want, want}) {
-						t.Errorf("stdio %q remote %q, want sockets to %s", x.Stdio, x.StdioRemote, want)
-					}
-					if ev.Process.ExePath != shell {
-						t.Errorf("exe = %q", ev.Process.ExePath)
-					}
-				}
-		}},
-		{"LD_PRELOAD and LD_LIBRARY_PATH are read at exec", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-			cmd := exec.Command("/bin/true", "preload-"+unique)
-			cmd.Env = []string{"LD_PRELOAD=/nonexistent/" + unique + ".so", "LD_LIBRARY_PATH=/opt/" + unique}
-			_ = cmd.Run()
-			return func(ev *vigilv1.Event) bool {
-					return ev.GetExec() != nil && slices.Contains(ev.Process.Args, "preload-"+unique)
-				}, func(t *testing.T, ev *vigilv1.Event) {
-					x := ev.GetExec()
-					if x.LdPreload != "/nonexistent/"+unique+".so" || x.LdLibraryPath != "/opt/"+unique {
-						t.Errorf("ld_preload %q ld_library_path %q", x.LdPreload, x.LdLibraryPath)
-					}
-				}
-		}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			match, check := tc.run(t)
-			ev := cp.waitFor(t, tc.name, match)
-			check(t, ev)
-			if t.Failed() {
-				t.Logf("event: %v", ev)
-			}
-			saveSample(t, tc.name, cp.rawFor(ev))
-		})
-	}
+		}
+	})
 }

@@ -36,17 +36,15 @@ const (
 )
 
 type VigilRecConfig struct {
-	_              structs.HostLayout
-	SensorTgid     uint32
-	Flags          uint32
-	RatePerSec     uint32
-	RateBurst      uint32
-	ArgvMax        uint32
-	EnvMax         uint32
-	DnsMax         uint32
-	WakeupBytes    uint32
-	CgroupV1Subsys uint32
-	Pad            uint32
+	_           structs.HostLayout
+	SensorTgid  uint32
+	Flags       uint32
+	RatePerSec  uint32
+	RateBurst   uint32
+	ArgvMax     uint32
+	EnvMax      uint32
+	DnsMax      uint32
+	WakeupBytes uint32
 }
 
 type VigilRecCounter uint32
@@ -309,13 +307,23 @@ type VigilScratch struct {
 	Buf [32768]uint8
 }
 
+type VigilWalkState struct {
+	_          structs.HostLayout
+	Dentry     uint64
+	Mnt        uint64
+	MntRoot    uint64
+	RootDentry uint64
+	RootMnt    uint64
+	Cur        uint32
+	Pad        uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	VigilMapConfigMap             = "config_map"
 	VigilMapCounters              = "counters"
-	VigilMapCursorMap             = "cursor_map"
 	VigilMapEvents                = "events"
 	VigilMapExecveatArgs          = "execveat_args"
 	VigilMapIgnoredBinaries       = "ignored_binaries"
@@ -325,6 +333,7 @@ const (
 	VigilMapProcState             = "proc_state"
 	VigilMapRawFallback           = "raw_fallback"
 	VigilMapScratchMap            = "scratch_map"
+	VigilMapWalkMap               = "walk_map"
 	VigilProgEnterAccept          = "enter_accept"
 	VigilProgEnterAccept4         = "enter_accept4"
 	VigilProgEnterBind            = "enter_bind"
@@ -446,6 +455,7 @@ const (
 	VigilProgHandleFork           = "handle_fork"
 	VigilProgRawEnter             = "raw_enter"
 	VigilProgRawExit              = "raw_exit"
+	VigilVarCgroupV1Subsys        = "cgroup_v1_subsys"
 	VigilVarUnusedCfgFlag         = "unused_cfg_flag"
 	VigilVarUnusedCounter         = "unused_counter"
 	VigilVarUnusedDns             = "unused_dns"
@@ -632,7 +642,6 @@ type VigilProgramSpecs struct {
 type VigilMapSpecs struct {
 	ConfigMap       *ebpf.MapSpec `ebpf:"config_map"`
 	Counters        *ebpf.MapSpec `ebpf:"counters"`
-	CursorMap       *ebpf.MapSpec `ebpf:"cursor_map"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecveatArgs    *ebpf.MapSpec `ebpf:"execveat_args"`
 	IgnoredBinaries *ebpf.MapSpec `ebpf:"ignored_binaries"`
@@ -642,25 +651,27 @@ type VigilMapSpecs struct {
 	ProcState       *ebpf.MapSpec `ebpf:"proc_state"`
 	RawFallback     *ebpf.MapSpec `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
+	WalkMap         *ebpf.MapSpec `ebpf:"walk_map"`
 }
 
 // VigilVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilVariableSpecs struct {
-	UnusedCfgFlag *ebpf.VariableSpec `ebpf:"unused_cfg_flag"`
-	UnusedCounter *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedDns     *ebpf.VariableSpec `ebpf:"unused_dns"`
-	UnusedDup     *ebpf.VariableSpec `ebpf:"unused_dup"`
-	UnusedExec    *ebpf.VariableSpec `ebpf:"unused_exec"`
-	UnusedExit    *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedFdKind  *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
-	UnusedFork    *ebpf.VariableSpec `ebpf:"unused_fork"`
-	UnusedOpen    *ebpf.VariableSpec `ebpf:"unused_open"`
-	UnusedRec     *ebpf.VariableSpec `ebpf:"unused_rec"`
-	UnusedSock    *ebpf.VariableSpec `ebpf:"unused_sock"`
-	UnusedSys     *ebpf.VariableSpec `ebpf:"unused_sys"`
-	UnusedSyscall *ebpf.VariableSpec `ebpf:"unused_syscall"`
+	CgroupV1Subsys *ebpf.VariableSpec `ebpf:"cgroup_v1_subsys"`
+	UnusedCfgFlag  *ebpf.VariableSpec `ebpf:"unused_cfg_flag"`
+	UnusedCounter  *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedDns      *ebpf.VariableSpec `ebpf:"unused_dns"`
+	UnusedDup      *ebpf.VariableSpec `ebpf:"unused_dup"`
+	UnusedExec     *ebpf.VariableSpec `ebpf:"unused_exec"`
+	UnusedExit     *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedFdKind   *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
+	UnusedFork     *ebpf.VariableSpec `ebpf:"unused_fork"`
+	UnusedOpen     *ebpf.VariableSpec `ebpf:"unused_open"`
+	UnusedRec      *ebpf.VariableSpec `ebpf:"unused_rec"`
+	UnusedSock     *ebpf.VariableSpec `ebpf:"unused_sock"`
+	UnusedSys      *ebpf.VariableSpec `ebpf:"unused_sys"`
+	UnusedSyscall  *ebpf.VariableSpec `ebpf:"unused_syscall"`
 }
 
 // VigilObjects contains all objects after they have been loaded into the kernel.
@@ -685,7 +696,6 @@ func (o *VigilObjects) Close() error {
 type VigilMaps struct {
 	ConfigMap       *ebpf.Map `ebpf:"config_map"`
 	Counters        *ebpf.Map `ebpf:"counters"`
-	CursorMap       *ebpf.Map `ebpf:"cursor_map"`
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecveatArgs    *ebpf.Map `ebpf:"execveat_args"`
 	IgnoredBinaries *ebpf.Map `ebpf:"ignored_binaries"`
@@ -695,13 +705,13 @@ type VigilMaps struct {
 	ProcState       *ebpf.Map `ebpf:"proc_state"`
 	RawFallback     *ebpf.Map `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
+	WalkMap         *ebpf.Map `ebpf:"walk_map"`
 }
 
 func (m *VigilMaps) Close() error {
 	return _VigilClose(
 		m.ConfigMap,
 		m.Counters,
-		m.CursorMap,
 		m.Events,
 		m.ExecveatArgs,
 		m.IgnoredBinaries,
@@ -711,6 +721,7 @@ func (m *VigilMaps) Close() error {
 		m.ProcState,
 		m.RawFallback,
 		m.ScratchMap,
+		m.WalkMap,
 	)
 }
 
@@ -718,19 +729,20 @@ func (m *VigilMaps) Close() error {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilVariables struct {
-	UnusedCfgFlag *ebpf.Variable `ebpf:"unused_cfg_flag"`
-	UnusedCounter *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedDns     *ebpf.Variable `ebpf:"unused_dns"`
-	UnusedDup     *ebpf.Variable `ebpf:"unused_dup"`
-	UnusedExec    *ebpf.Variable `ebpf:"unused_exec"`
-	UnusedExit    *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedFdKind  *ebpf.Variable `ebpf:"unused_fd_kind"`
-	UnusedFork    *ebpf.Variable `ebpf:"unused_fork"`
-	UnusedOpen    *ebpf.Variable `ebpf:"unused_open"`
-	UnusedRec     *ebpf.Variable `ebpf:"unused_rec"`
-	UnusedSock    *ebpf.Variable `ebpf:"unused_sock"`
-	UnusedSys     *ebpf.Variable `ebpf:"unused_sys"`
-	UnusedSyscall *ebpf.Variable `ebpf:"unused_syscall"`
+	CgroupV1Subsys *ebpf.Variable `ebpf:"cgroup_v1_subsys"`
+	UnusedCfgFlag  *ebpf.Variable `ebpf:"unused_cfg_flag"`
+	UnusedCounter  *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedDns      *ebpf.Variable `ebpf:"unused_dns"`
+	UnusedDup      *ebpf.Variable `ebpf:"unused_dup"`
+	UnusedExec     *ebpf.Variable `ebpf:"unused_exec"`
+	UnusedExit     *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedFdKind   *ebpf.Variable `ebpf:"unused_fd_kind"`
+	UnusedFork     *ebpf.Variable `ebpf:"unused_fork"`
+	UnusedOpen     *ebpf.Variable `ebpf:"unused_open"`
+	UnusedRec      *ebpf.Variable `ebpf:"unused_rec"`
+	UnusedSock     *ebpf.Variable `ebpf:"unused_sock"`
+	UnusedSys      *ebpf.Variable `ebpf:"unused_sys"`
+	UnusedSyscall  *ebpf.Variable `ebpf:"unused_syscall"`
 }
 
 // VigilPrograms contains all programs after they have been loaded into the kernel.

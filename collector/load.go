@@ -1,0 +1,83 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/vigilsec/vigil/collector/probes"
+)
+
+// The builds of the probes (Config.ProbeObject). Both come from the same
+// sources in bpf/; see the top of bpf/common.h.
+const (
+	ProbeObjectAuto   = "auto"
+	ProbeObjectDirect = "direct"
+	ProbeObjectCompat = "compat"
+)
+
+// noSubsys is VIGIL_NO_SUBSYS: cgroup ids from the unified hierarchy.
+const noSubsys = 0xffffffff
+
+// loadProbes loads the probe build cfg asks for into the kernel and returns
+// the collection and the build's name. With "auto" it tries the direct build
+// and falls back to compat when the kernel refuses it (no kernel BTF, no
+// bpf_rdonly_cast before 6.2, a verifier that cannot follow it), logging the
+// reason. A --btf file means the kernel has no BTF of its own, so auto goes
+// straight to compat.
+func loadProbes(cfg Config, v1 v1Controller, log *slog.Logger) (*ebpf.Collection, string, error) {
+	object := cfg.ProbeObject
+	if object == ProbeObjectAuto && cfg.BTFPath != "" {
+		object = ProbeObjectCompat
+	}
+	var opts ebpf.CollectionOptions
+	if cfg.BTFPath != "" {
+		kt, err := btf.LoadSpec(cfg.BTFPath)
+		if err != nil {
+			return nil, "", fmt.Errorf("load btf %s: %w", cfg.BTFPath, err)
+		}
+		opts.Programs.KernelTypes = kt
+	}
+	if object != ProbeObjectCompat {
+		coll, err := loadObject(probes.LoadVigil, cfg, v1, opts)
+		if err == nil || object == ProbeObjectDirect {
+			return coll, ProbeObjectDirect, err
+		}
+		log.Warn("direct probes refused by this kernel; loading the compat build (each kernel read is a helper call, so capture costs traced processes more)", "reason", err)
+	}
+	coll, err := loadObject(probes.LoadVigilCompat, cfg, v1, opts)
+	return coll, ProbeObjectCompat, err
+}
+
+// loadObject reads one build's spec, sizes the ring buffer, sets the load-time
+// constants and loads it.
+func loadObject(load func() (*ebpf.CollectionSpec, error), cfg Config, v1 v1Controller, opts ebpf.CollectionOptions) (*ebpf.Collection, error) {
+	spec, err := load()
+	if err != nil {
+		return nil, fmt.Errorf("read probe objects: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = uint32(cfg.RingBufferBytes)
+	subsys := uint32(noSubsys)
+	if v1.ok {
+		subsys = v1.index
+	}
+	v, ok := spec.Variables["cgroup_v1_subsys"]
+	if !ok {
+		return nil, errors.New("probe object lacks the cgroup_v1_subsys constant")
+	}
+	if err := v.Set(subsys); err != nil {
+		return nil, fmt.Errorf("set cgroup_v1_subsys: %w", err)
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load probes: %w (verifier log tail: %s)", err, lastLines(ve.Log, 5))
+		}
+		return nil, fmt.Errorf("load probes: %w", err)
+	}
+	return coll, nil
+}
