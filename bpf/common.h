@@ -689,7 +689,11 @@ static __always_inline bool recall(struct inflight *out, __u32 sys)
 	return out->sys == sys;
 }
 
-/* enter_filter is the shared prologue of every sys_enter program. */
+/*
+ * enter_filter applies the in-kernel filters to a syscall: in the compat
+ * object at sys_enter, before the arguments are remembered; in the direct
+ * object at sys_exit.
+ */
 static __always_inline struct rec_config *enter_filter(void)
 {
 	struct rec_config *cfg = get_config();
@@ -699,6 +703,58 @@ static __always_inline struct rec_config *enter_filter(void)
 	if (!wanted(cfg, tgid, false))
 		return NULL;
 	return cfg;
+}
+
+#ifndef VIGIL_COMPAT
+/* Set before load from the sensor's GOARCH: the layout of struct pt_regs. */
+const volatile __u32 target_arm64 = 0;
+
+/*
+ * syscall_args reads the current syscall's arguments from the user
+ * registers the kernel saved at syscall entry, so the direct object needs no
+ * sys_enter programs: a traced syscall crosses one tracepoint, not two, and
+ * no per-thread map entry pairs enter with exit. The saved registers keep
+ * the arguments until sys_exit: only the result register changes (arm64
+ * puts the result in x0 and keeps the first argument in orig_x0), and the
+ * sys_exit tracepoint runs before a ptracer's syscall-exit stop could edit
+ * them.
+ */
+static __always_inline void syscall_args(struct inflight *in, __u32 sys)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	in->sys = sys;
+	in->_pad = 0;
+	if (target_arm64) {
+		/* UAPI layout: u64 regs[31], sp, pc, pstate, then orig_x0. */
+		bpf_probe_read_kernel(in->args, sizeof(in->args), regs);
+		bpf_probe_read_kernel(&in->args[0], sizeof(in->args[0]), (void *)regs + 34 * 8);
+		return;
+	}
+	in->args[0] = regs->di;
+	in->args[1] = regs->si;
+	in->args[2] = regs->dx;
+	in->args[3] = regs->r10;
+	in->args[4] = regs->r8;
+	in->args[5] = regs->r9;
+}
+#endif
+
+/*
+ * exit_args gives a sys_exit program its syscall's arguments, or false when
+ * the call is not to be reported: the compat object takes them from its
+ * sys_enter program (remember), the direct object reads them from the saved
+ * registers and applies the filters here.
+ */
+static __always_inline bool exit_args(struct inflight *in, __u32 sys)
+{
+#ifdef VIGIL_COMPAT
+	return recall(in, sys);
+#else
+	if (!enter_filter())
+		return false;
+	syscall_args(in, sys);
+	return true;
+#endif
 }
 
 #endif

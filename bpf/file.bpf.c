@@ -9,12 +9,51 @@
 #include "syscall.h"
 
 /*
- * Open arguments wait for sys_exit in a slot of an array indexed by the low
- * bits of the thread id, not in the hash map the other syscalls use: opens
- * are the most frequent calls, and an array slot costs no helper call and no
- * lock. Two threads whose ids collide in the low 16 bits and that open at
- * the same moment take the same slot; the exit then finds another thread's
- * id, drops the record and counts it (VIGIL_CNT_SLOT_CLASH).
+ * open_args normalises an open's raw arguments to (dfd, path, flags, mode).
+ */
+static __always_inline void open_args(struct inflight *in, __u32 sys, __u64 a0, __u64 a1, __u64 a2, __u64 a3)
+{
+	in->sys = sys;
+	switch (sys) {
+	case VIGIL_SYS_OPEN:
+		in->args[0] = (__u64)(long)AT_FDCWD_VAL;
+		in->args[1] = a0;
+		in->args[2] = a1;
+		in->args[3] = a2;
+		break;
+	case VIGIL_SYS_CREAT:
+		in->args[0] = (__u64)(long)AT_FDCWD_VAL;
+		in->args[1] = a0;
+		in->args[2] = 01 | 0100 | 01000; /* O_WRONLY|O_CREAT|O_TRUNC */
+		in->args[3] = a1;
+		break;
+	case VIGIL_SYS_OPENAT2: {
+		/* struct open_how { u64 flags; u64 mode; u64 resolve; } */
+		__u64 how[2] = {};
+		bpf_probe_read_user(how, sizeof(how), (void *)a2);
+		in->args[0] = a0;
+		in->args[1] = a1;
+		in->args[2] = how[0];
+		in->args[3] = how[1];
+		break;
+	}
+	default:
+		in->args[0] = a0;
+		in->args[1] = a1;
+		in->args[2] = a2;
+		in->args[3] = a3;
+	}
+}
+
+#ifdef VIGIL_COMPAT
+/*
+ * In the compat object open arguments wait for sys_exit in a slot of an
+ * array indexed by the low bits of the thread id, not in the hash map the
+ * other syscalls use: opens are the most frequent calls, and an array slot
+ * costs no helper call and no lock. Two threads whose ids collide in the low
+ * 16 bits and that open at the same moment take the same slot; the exit then
+ * finds another thread's id, drops the record and counts it
+ * (VIGIL_CNT_SLOT_CLASH). The direct object reads them at exit instead.
  */
 #define OPEN_SLOTS 65536
 
@@ -40,38 +79,14 @@ static __always_inline int open_enter(struct trace_event_raw_sys_enter *ctx, __u
 	struct open_slot *slot = bpf_map_lookup_elem(&open_slots, &idx);
 	if (!slot)
 		return 0;
-	/* Arguments are normalised to (dfd, path, flags, mode). */
 	struct inflight in = {};
-	in.sys = sys;
-	switch (sys) {
-	case VIGIL_SYS_OPEN:
-		in.args[0] = (__u64)(long)AT_FDCWD_VAL;
-		in.args[1] = ctx->args[0];
-		in.args[2] = ctx->args[1];
-		in.args[3] = ctx->args[2];
-		break;
-	case VIGIL_SYS_CREAT:
-		in.args[0] = (__u64)(long)AT_FDCWD_VAL;
-		in.args[1] = ctx->args[0];
-		in.args[2] = 01 | 0100 | 01000; /* O_WRONLY|O_CREAT|O_TRUNC */
-		in.args[3] = ctx->args[1];
-		break;
-	case VIGIL_SYS_OPENAT2: {
-		/* struct open_how { u64 flags; u64 mode; u64 resolve; } */
-		__u64 how[2] = {};
-		bpf_probe_read_user(how, sizeof(how), (void *)ctx->args[2]);
-		in.args[0] = ctx->args[0];
-		in.args[1] = ctx->args[1];
-		in.args[2] = how[0];
-		in.args[3] = how[1];
-		break;
-	}
-	default:
-		in.args[0] = ctx->args[0];
-		in.args[1] = ctx->args[1];
-		in.args[2] = ctx->args[2];
-		in.args[3] = ctx->args[3];
-	}
+	/* creat has two arguments, the others at least three; openat2 four. */
+	if (sys == VIGIL_SYS_CREAT)
+		open_args(&in, sys, ctx->args[0], ctx->args[1], 0, 0);
+	else if (sys == VIGIL_SYS_OPEN)
+		open_args(&in, sys, ctx->args[0], ctx->args[1], ctx->args[2], 0);
+	else
+		open_args(&in, sys, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 	if (slot->tid != 0)
 		count(VIGIL_CNT_SLOT_CLASH); /* a stale or colliding entry is replaced */
 	slot->sys = sys;
@@ -82,10 +97,12 @@ static __always_inline int open_enter(struct trace_event_raw_sys_enter *ctx, __u
 	slot->tid = tid;
 	return 0;
 }
+#endif
 
-/* open_recall takes this thread's open arguments from its slot. */
-static __always_inline bool open_recall(struct inflight *out, __u32 sys)
+/* open_exit_args gives the open's normalised arguments at sys_exit. */
+static __always_inline bool open_exit_args(struct inflight *out, __u32 sys)
 {
+#ifdef VIGIL_COMPAT
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u32 idx = tid & (OPEN_SLOTS - 1);
 	struct open_slot *slot = bpf_map_lookup_elem(&open_slots, &idx);
@@ -98,6 +115,14 @@ static __always_inline bool open_recall(struct inflight *out, __u32 sys)
 	out->args[3] = slot->args[3];
 	slot->tid = 0;
 	return out->sys == sys;
+#else
+	if (!enter_filter())
+		return false;
+	struct inflight raw;
+	syscall_args(&raw, sys);
+	open_args(out, sys, raw.args[0], raw.args[1], raw.args[2], raw.args[3]);
+	return true;
+#endif
 }
 
 /*
@@ -178,7 +203,7 @@ static __always_inline void read_file_facts(struct file *f, struct file_facts *f
 static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 	struct inflight in;
-	if (!open_recall(&in, sys))
+	if (!open_exit_args(&in, sys))
 		return 0;
 	struct rec_config *cfg = get_config();
 	struct scratch *s = scratch();
@@ -225,12 +250,19 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 	return 0;
 }
 
-#define OPEN_PAIR(name, SYS)                                                 \
+#ifdef VIGIL_COMPAT
+#define OPEN_ENTER(name, SYS)                                                \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                    \
 		return open_enter(ctx, SYS);                                 \
-	}                                                                    \
+	}
+#else
+#define OPEN_ENTER(name, SYS)
+#endif
+
+#define OPEN_PAIR(name, SYS)                                                 \
+	OPEN_ENTER(name, SYS)                                                \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
 	{                                                                    \

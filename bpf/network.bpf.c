@@ -49,7 +49,7 @@ static __always_inline __u16 sk_dport(struct sock *sk)
 static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 	struct inflight in;
-	if (!recall(&in, sys))
+	if (!exit_args(&in, sys))
 		return 0;
 	struct rec_config *cfg = get_config();
 	struct scratch *s = scratch();
@@ -114,10 +114,16 @@ SOCK_PAIR(bind, VIGIL_SYS_BIND, 3)
 SOCK_PAIR(listen, VIGIL_SYS_LISTEN, 2)
 
 /* socket(): only packet sockets and raw sockets matter to detection. */
+static __always_inline bool socket_wanted(__u64 family, __u64 type)
+{
+	return family == AF_PACKET_VAL || (type & 0xf) == SOCK_RAW_VAL;
+}
+
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_socket")
 int enter_socket(struct trace_event_raw_sys_enter *ctx)
 {
-	if (ctx->args[0] != AF_PACKET_VAL && (ctx->args[1] & 0xf) != SOCK_RAW_VAL)
+	if (!socket_wanted(ctx->args[0], ctx->args[1]))
 		return 0;
 	if (!enter_filter())
 		return 0;
@@ -129,6 +135,17 @@ int exit_socket(struct trace_event_raw_sys_exit *ctx)
 {
 	return sock_emit(ctx, VIGIL_SYS_SOCKET);
 }
+#else
+SEC("tracepoint/syscalls/sys_exit_socket")
+int exit_socket(struct trace_event_raw_sys_exit *ctx)
+{
+	struct inflight in;
+	syscall_args(&in, VIGIL_SYS_SOCKET);
+	if (!socket_wanted(in.args[0], in.args[1]))
+		return 0;
+	return sock_emit(ctx, VIGIL_SYS_SOCKET);
+}
+#endif
 
 /*
  * dns_emit copies one UDP payload. server is a user sockaddr (may be NULL,
@@ -169,29 +186,40 @@ static __always_inline void dns_emit(struct rec_config *cfg, struct scratch *s, 
 	submit(cfg, s, off);
 }
 
-/* dns_enter keeps a send only when it goes to port 53 over UDP. */
-static __always_inline int dns_send_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+/*
+ * dns_send_wanted keeps a send only when it goes to port 53 over UDP: to the
+ * address it names (sendto's, or the first message's of sendmsg and
+ * sendmmsg), else to the socket's peer.
+ */
+static __always_inline bool dns_send_wanted(__u32 sys, __u64 fd, __u64 a1, __u64 a4)
 {
-	struct sock *sk = current_fd_sock(ctx->args[0]);
+	struct sock *sk = current_fd_sock(fd);
 	if (!is_udp(sk))
-		return 0;
+		return false;
 	__u16 port = 0;
-	if (sys == VIGIL_SYS_SENDTO && ctx->args[4]) {
-		port = user_sockaddr_port((void *)ctx->args[4]);
+	if (sys == VIGIL_SYS_SENDTO && a4) {
+		port = user_sockaddr_port((void *)a4);
 	} else if (sys == VIGIL_SYS_SENDMSG || sys == VIGIL_SYS_SENDMMSG) {
 		void *name = NULL;
-		bpf_probe_read_user(&name, sizeof(name), (void *)ctx->args[1]);
+		bpf_probe_read_user(&name, sizeof(name), (void *)a1);
 		if (name)
 			port = user_sockaddr_port(name);
 	}
 	if (!port)
 		port = sk_dport(sk);
-	if (port != DNS_PORT)
+	return port == DNS_PORT;
+}
+
+#ifdef VIGIL_COMPAT
+static __always_inline int dns_send_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+{
+	if (!dns_send_wanted(sys, ctx->args[0], ctx->args[1], sys == VIGIL_SYS_SENDTO ? ctx->args[4] : 0))
 		return 0;
 	if (!enter_filter())
 		return 0;
 	return remember(ctx, sys, sys == VIGIL_SYS_SENDTO ? 6 : sys == VIGIL_SYS_SENDMMSG ? 4 : 3);
 }
+#endif
 
 static __always_inline void dns_msghdr(struct rec_config *cfg, struct scratch *s, __u32 sys, long ret, long fd,
 				       const void *msgp, __u64 len, __u8 answer)
@@ -212,8 +240,14 @@ static __always_inline void dns_msghdr(struct rec_config *cfg, struct scratch *s
 static __always_inline int dns_send_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 	struct inflight in;
+#ifdef VIGIL_COMPAT
 	if (!recall(&in, sys))
 		return 0;
+#else
+	syscall_args(&in, sys);
+	if (!dns_send_wanted(sys, in.args[0], in.args[1], in.args[4]) || !enter_filter())
+		return 0;
+#endif
 	struct rec_config *cfg = get_config();
 	struct scratch *s = scratch();
 	if (!cfg || !s)
@@ -240,69 +274,94 @@ static __always_inline int dns_send_exit(struct trace_event_raw_sys_exit *ctx, _
 	return 0;
 }
 
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
 	return dns_send_enter(ctx, VIGIL_SYS_SENDTO);
 }
+#endif
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
 	return dns_send_exit(ctx, VIGIL_SYS_SENDTO);
 }
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 {
 	return dns_send_enter(ctx, VIGIL_SYS_SENDMSG);
 }
+#endif
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
 	return dns_send_exit(ctx, VIGIL_SYS_SENDMSG);
 }
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_sendmmsg")
 int enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
 {
 	return dns_send_enter(ctx, VIGIL_SYS_SENDMMSG);
 }
+#endif
 SEC("tracepoint/syscalls/sys_exit_sendmmsg")
 int exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
 {
 	return dns_send_exit(ctx, VIGIL_SYS_SENDMMSG);
 }
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_write")
 int enter_write(struct trace_event_raw_sys_enter *ctx)
 {
 	return dns_send_enter(ctx, VIGIL_SYS_WRITE);
 }
+#endif
 SEC("tracepoint/syscalls/sys_exit_write")
 int exit_write(struct trace_event_raw_sys_exit *ctx)
 {
 	return dns_send_exit(ctx, VIGIL_SYS_WRITE);
 }
 
-/* Receives: kept at enter for any UDP socket, filtered on port 53 at exit. */
+/*
+ * Receives: kept for any UDP socket, filtered on port 53 at exit. read()
+ * carries no address: only connected sockets can tell.
+ */
+static __always_inline bool dns_recv_wanted(__u32 sys, __u64 fd)
+{
+	struct sock *sk = current_fd_sock(fd);
+	if (!is_udp(sk))
+		return false;
+	return sys != VIGIL_SYS_READ || sk_dport(sk) == DNS_PORT;
+}
+
+#ifdef VIGIL_COMPAT
 static __always_inline int dns_recv_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
 {
-	struct sock *sk = current_fd_sock(ctx->args[0]);
-	if (!is_udp(sk))
-		return 0;
-	/* read() carries no address: only connected sockets can tell. */
-	if (sys == VIGIL_SYS_READ && sk_dport(sk) != DNS_PORT)
+	if (!dns_recv_wanted(sys, ctx->args[0]))
 		return 0;
 	if (!enter_filter())
 		return 0;
 	return remember(ctx, sys, sys == VIGIL_SYS_RECVFROM ? 6 : 3);
 }
+#endif
 
 static __always_inline int dns_recv_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 	struct inflight in;
+	long ret = ctx->ret;
+#ifdef VIGIL_COMPAT
 	if (!recall(&in, sys))
 		return 0;
-	long ret = ctx->ret;
 	if (ret <= 0)
 		return 0;
+#else
+	if (ret <= 0)
+		return 0;
+	syscall_args(&in, sys);
+	if (!dns_recv_wanted(sys, in.args[0]) || !enter_filter())
+		return 0;
+#endif
 	struct rec_config *cfg = get_config();
 	struct scratch *s = scratch();
 	if (!cfg || !s)
@@ -341,31 +400,37 @@ static __always_inline int dns_recv_exit(struct trace_event_raw_sys_exit *ctx, _
 	return 0;
 }
 
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
 	return dns_recv_enter(ctx, VIGIL_SYS_RECVFROM);
 }
+#endif
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
 {
 	return dns_recv_exit(ctx, VIGIL_SYS_RECVFROM);
 }
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
 	return dns_recv_enter(ctx, VIGIL_SYS_RECVMSG);
 }
+#endif
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 {
 	return dns_recv_exit(ctx, VIGIL_SYS_RECVMSG);
 }
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_read")
 int enter_read(struct trace_event_raw_sys_enter *ctx)
 {
 	return dns_recv_enter(ctx, VIGIL_SYS_READ);
 }
+#endif
 SEC("tracepoint/syscalls/sys_exit_read")
 int exit_read(struct trace_event_raw_sys_exit *ctx)
 {
@@ -373,14 +438,27 @@ int exit_read(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* dup family: only duplications onto stdin, stdout or stderr. */
+static __always_inline bool dup_wanted(__u64 oldfd, __u64 newfd)
+{
+	return newfd <= 2 && oldfd != newfd;
+}
+
 static __always_inline int dup_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 	struct inflight in;
-	if (!recall(&in, sys))
-		return 0;
 	long ret = ctx->ret;
 	if (sys == VIGIL_SYS_DUP && (ret < 0 || ret > 2))
 		return 0;
+#ifdef VIGIL_COMPAT
+	if (!recall(&in, sys))
+		return 0;
+#else
+	syscall_args(&in, sys);
+	if (sys != VIGIL_SYS_DUP && !dup_wanted(in.args[0], in.args[1]))
+		return 0;
+	if (!enter_filter())
+		return 0;
+#endif
 	struct rec_config *cfg = get_config();
 	struct scratch *s = scratch();
 	if (!cfg || !s)
@@ -396,6 +474,7 @@ static __always_inline int dup_exit(struct trace_event_raw_sys_exit *ctx, __u32 
 	return 0;
 }
 
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_dup")
 int enter_dup(struct trace_event_raw_sys_enter *ctx)
 {
@@ -403,22 +482,30 @@ int enter_dup(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	return remember(ctx, VIGIL_SYS_DUP, 1);
 }
+#endif
 SEC("tracepoint/syscalls/sys_exit_dup")
 int exit_dup(struct trace_event_raw_sys_exit *ctx)
 {
 	return dup_exit(ctx, VIGIL_SYS_DUP);
 }
 
-#define DUP_PAIR(name, SYS, N)                                               \
+#ifdef VIGIL_COMPAT
+#define DUP_ENTER(name, SYS, N)                                              \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                    \
-		if (ctx->args[1] > 2 || ctx->args[0] == ctx->args[1])        \
+		if (!dup_wanted(ctx->args[0], ctx->args[1]))                 \
 			return 0;                                            \
 		if (!enter_filter())                                         \
 			return 0;                                            \
-		return remember(ctx, SYS, N);                                 \
-	}                                                                    \
+		return remember(ctx, SYS, N);                                \
+	}
+#else
+#define DUP_ENTER(name, SYS, N)
+#endif
+
+#define DUP_PAIR(name, SYS, N)                                               \
+	DUP_ENTER(name, SYS, N)                                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
 	{                                                                    \

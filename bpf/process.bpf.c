@@ -290,6 +290,7 @@ static __always_inline __u32 fallback_sys(long id)
 	return sys ? *sys : VIGIL_SYS_NONE;
 }
 
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/raw_syscalls/sys_enter")
 int raw_enter(struct trace_event_raw_sys_enter *ctx)
 {
@@ -304,6 +305,7 @@ int raw_enter(struct trace_event_raw_sys_enter *ctx)
 	}
 	return 0;
 }
+#endif
 
 SEC("tracepoint/raw_syscalls/sys_exit")
 int raw_exit(struct trace_event_raw_sys_exit *ctx)
@@ -318,6 +320,7 @@ int raw_exit(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* mprotect is frequent; only calls that ask for PROT_EXEC are kept. */
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_mprotect")
 int enter_mprotect(struct trace_event_raw_sys_enter *ctx)
 {
@@ -327,9 +330,16 @@ int enter_mprotect(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	return remember(ctx, VIGIL_SYS_MPROTECT, 3);
 }
+#endif
 
 SEC("tracepoint/syscalls/sys_exit_mprotect")
 int exit_mprotect(struct trace_event_raw_sys_exit *ctx)
 {
+#ifndef VIGIL_COMPAT
+	struct inflight in;
+	syscall_args(&in, VIGIL_SYS_MPROTECT);
+	if (!(in.args[2] & PROT_EXEC_VAL))
+		return 0;
+#endif
 	return emit_syscall(ctx, VIGIL_SYS_MPROTECT);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The generic syscall record (struct rec_syscall), shared by the process and
- * file probes: arguments are remembered at sys_enter and the record is built
- * at sys_exit with the result.
+ * file probes: the record is built at sys_exit with the result (see
+ * exit_args for where the arguments come from).
  */
 #ifndef VIGIL_SYSCALL_H
 #define VIGIL_SYSCALL_H
@@ -16,7 +16,7 @@
 static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 	struct inflight in;
-	if (!recall(&in, sys))
+	if (!exit_args(&in, sys))
 		return 0;
 	struct rec_config *cfg = get_config();
 	struct scratch *s = scratch();
@@ -158,18 +158,26 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 }
 
 /*
- * SYSCALL_PAIR_EMIT defines the enter and exit programs of one syscall: the
- * enter program remembers N arguments, the exit program builds the record
- * with EMIT (emit_syscall, or a domain's own builder such as sock_emit).
+ * SYSCALL_PAIR_EMIT defines the programs of one syscall: the exit program
+ * builds the record with EMIT (emit_syscall, or a domain's own builder such
+ * as sock_emit); in the compat object an enter program first remembers N
+ * arguments for it (see exit_args).
  */
-#define SYSCALL_PAIR_EMIT(name, SYS, N, EMIT)                                \
+#ifdef VIGIL_COMPAT
+#define SYSCALL_ENTER(name, SYS, N)                                          \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                    \
 		if (!enter_filter())                                         \
 			return 0;                                            \
-		return remember(ctx, SYS, N);                                 \
-	}                                                                    \
+		return remember(ctx, SYS, N);                                \
+	}
+#else
+#define SYSCALL_ENTER(name, SYS, N)
+#endif
+
+#define SYSCALL_PAIR_EMIT(name, SYS, N, EMIT)                                \
+	SYSCALL_ENTER(name, SYS, N)                                          \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
 	{                                                                    \

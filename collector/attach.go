@@ -15,8 +15,8 @@ import (
 )
 
 // probeGroup is the set of syscall tracepoints behind one event kind. Each
-// syscall X has the programs enter_X and exit_X attached to
-// syscalls/sys_enter_X and syscalls/sys_exit_X.
+// syscall X has the program exit_X attached to syscalls/sys_exit_X and, in
+// the compat build, enter_X attached to syscalls/sys_enter_X.
 type probeGroup struct {
 	kind     string
 	syscalls []string
@@ -110,6 +110,9 @@ func (r *rawFallback) attach(sc string) (*attachment, error) {
 	if r.users == 0 {
 		for _, dir := range []string{"enter", "exit"} {
 			prog := r.progs["raw_"+dir]
+			if prog == nil && dir == "enter" {
+				continue // the direct build reads arguments at exit
+			}
 			if prog == nil {
 				r.closeLinksLocked()
 				return nil, fmt.Errorf("program raw_%s missing from the object", dir)
@@ -198,11 +201,15 @@ func attachCore(progs map[string]*ebpf.Program) ([]*attachment, error) {
 	return out, nil
 }
 
-// attachSyscall attaches enter_X and exit_X; both or neither.
+// attachSyscall attaches exit_X and, when the object has one, enter_X (the
+// direct build reads arguments at exit and has none); all or nothing.
 func attachSyscall(progs map[string]*ebpf.Program, sc string) (*attachment, error) {
 	a := &attachment{name: sc}
 	for _, dir := range []string{"enter", "exit"} {
 		prog := progs[dir+"_"+sc]
+		if prog == nil && dir == "enter" {
+			continue
+		}
 		if prog == nil {
 			a.close()
 			return nil, fmt.Errorf("program %s_%s missing from the object", dir, sc)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -64,12 +65,15 @@ func loadObject(load func() (*ebpf.CollectionSpec, error), cfg Config, v1 v1Cont
 	if v1.ok {
 		subsys = v1.index
 	}
-	v, ok := spec.Variables["cgroup_v1_subsys"]
-	if !ok {
-		return nil, errors.New("probe object lacks the cgroup_v1_subsys constant")
+	if err := setConstant(spec, "cgroup_v1_subsys", subsys); err != nil {
+		return nil, err
 	}
-	if err := v.Set(subsys); err != nil {
-		return nil, fmt.Errorf("set cgroup_v1_subsys: %w", err)
+	// The direct build reads syscall arguments from struct pt_regs, whose
+	// layout is the architecture's.
+	if _, ok := spec.Variables["target_arm64"]; ok {
+		if err := setConstant(spec, "target_arm64", uint32(boolInt(runtime.GOARCH == "arm64"))); err != nil {
+			return nil, err
+		}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
 	if err != nil {
@@ -80,4 +84,22 @@ func loadObject(load func() (*ebpf.CollectionSpec, error), cfg Config, v1 v1Cont
 		return nil, fmt.Errorf("load probes: %w", err)
 	}
 	return coll, nil
+}
+
+func setConstant(spec *ebpf.CollectionSpec, name string, value uint32) error {
+	v, ok := spec.Variables[name]
+	if !ok {
+		return fmt.Errorf("probe object lacks the constant %s", name)
+	}
+	if err := v.Set(value); err != nil {
+		return fmt.Errorf("set %s: %w", name, err)
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -86,9 +86,9 @@ func newKernelCounters(m *ebpf.Map) *kernelCounters {
 		ignored: prometheus.NewDesc("vigil_collector_ignored_total",
 			"Records dropped in the kernel because the binary or cgroup is ignored.", nil, nil),
 		inflight: prometheus.NewDesc("vigil_collector_inflight_full_total",
-			"System calls whose arguments could not be remembered between enter and exit (map full).", nil, nil),
+			"System calls whose arguments could not be remembered between enter and exit (map full; compat probes only).", nil, nil),
 		slotClash: prometheus.NewDesc("vigil_collector_open_slot_clashes_total",
-			"Opens whose argument slot another thread took before their exit (the open is not reported).", nil, nil),
+			"Opens whose argument slot another thread took before their exit (the open is not reported; compat probes only).", nil, nil),
 	}
 }
 

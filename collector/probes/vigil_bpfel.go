@@ -20,13 +20,6 @@ type VigilInflight struct {
 	Pad  uint32
 }
 
-type VigilOpenSlot struct {
-	_    structs.HostLayout
-	Tid  uint32
-	Sys  uint32
-	Args [4]uint64
-}
-
 type VigilRecCfgFlag uint32
 
 const (
@@ -322,153 +315,95 @@ type VigilWalkState struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	VigilMapConfigMap             = "config_map"
-	VigilMapCounters              = "counters"
-	VigilMapEvents                = "events"
-	VigilMapExecveatArgs          = "execveat_args"
-	VigilMapIgnoredBinaries       = "ignored_binaries"
-	VigilMapIgnoredCgroups        = "ignored_cgroups"
-	VigilMapInflightMap           = "inflight_map"
-	VigilMapOpenSlots             = "open_slots"
-	VigilMapProcState             = "proc_state"
-	VigilMapRawFallback           = "raw_fallback"
-	VigilMapScratchMap            = "scratch_map"
-	VigilMapWalkMap               = "walk_map"
-	VigilProgEnterAccept          = "enter_accept"
-	VigilProgEnterAccept4         = "enter_accept4"
-	VigilProgEnterBind            = "enter_bind"
-	VigilProgEnterBpf             = "enter_bpf"
-	VigilProgEnterCapset          = "enter_capset"
-	VigilProgEnterChmod           = "enter_chmod"
-	VigilProgEnterChown           = "enter_chown"
-	VigilProgEnterConnect         = "enter_connect"
-	VigilProgEnterCreat           = "enter_creat"
-	VigilProgEnterDup             = "enter_dup"
-	VigilProgEnterDup2            = "enter_dup2"
-	VigilProgEnterDup3            = "enter_dup3"
-	VigilProgEnterExecveat        = "enter_execveat"
-	VigilProgEnterFchmod          = "enter_fchmod"
-	VigilProgEnterFchmodat        = "enter_fchmodat"
-	VigilProgEnterFchown          = "enter_fchown"
-	VigilProgEnterFchownat        = "enter_fchownat"
-	VigilProgEnterFinitModule     = "enter_finit_module"
-	VigilProgEnterFtruncate       = "enter_ftruncate"
-	VigilProgEnterInitModule      = "enter_init_module"
-	VigilProgEnterLchown          = "enter_lchown"
-	VigilProgEnterLink            = "enter_link"
-	VigilProgEnterLinkat          = "enter_linkat"
-	VigilProgEnterListen          = "enter_listen"
-	VigilProgEnterMemfdCreate     = "enter_memfd_create"
-	VigilProgEnterMount           = "enter_mount"
-	VigilProgEnterMprotect        = "enter_mprotect"
-	VigilProgEnterOpen            = "enter_open"
-	VigilProgEnterOpenat          = "enter_openat"
-	VigilProgEnterOpenat2         = "enter_openat2"
-	VigilProgEnterProcessVmWritev = "enter_process_vm_writev"
-	VigilProgEnterPtrace          = "enter_ptrace"
-	VigilProgEnterRead            = "enter_read"
-	VigilProgEnterRecvfrom        = "enter_recvfrom"
-	VigilProgEnterRecvmsg         = "enter_recvmsg"
-	VigilProgEnterRename          = "enter_rename"
-	VigilProgEnterRenameat        = "enter_renameat"
-	VigilProgEnterRenameat2       = "enter_renameat2"
-	VigilProgEnterRmdir           = "enter_rmdir"
-	VigilProgEnterSendmmsg        = "enter_sendmmsg"
-	VigilProgEnterSendmsg         = "enter_sendmsg"
-	VigilProgEnterSendto          = "enter_sendto"
-	VigilProgEnterSetgid          = "enter_setgid"
-	VigilProgEnterSetns           = "enter_setns"
-	VigilProgEnterSetregid        = "enter_setregid"
-	VigilProgEnterSetresgid       = "enter_setresgid"
-	VigilProgEnterSetresuid       = "enter_setresuid"
-	VigilProgEnterSetreuid        = "enter_setreuid"
-	VigilProgEnterSetuid          = "enter_setuid"
-	VigilProgEnterSocket          = "enter_socket"
-	VigilProgEnterSymlink         = "enter_symlink"
-	VigilProgEnterSymlinkat       = "enter_symlinkat"
-	VigilProgEnterTruncate        = "enter_truncate"
-	VigilProgEnterUnlink          = "enter_unlink"
-	VigilProgEnterUnlinkat        = "enter_unlinkat"
-	VigilProgEnterUnshare         = "enter_unshare"
-	VigilProgEnterUserfaultfd     = "enter_userfaultfd"
-	VigilProgEnterWrite           = "enter_write"
-	VigilProgExitAccept           = "exit_accept"
-	VigilProgExitAccept4          = "exit_accept4"
-	VigilProgExitBind             = "exit_bind"
-	VigilProgExitBpf              = "exit_bpf"
-	VigilProgExitCapset           = "exit_capset"
-	VigilProgExitChmod            = "exit_chmod"
-	VigilProgExitChown            = "exit_chown"
-	VigilProgExitConnect          = "exit_connect"
-	VigilProgExitCreat            = "exit_creat"
-	VigilProgExitDup              = "exit_dup"
-	VigilProgExitDup2             = "exit_dup2"
-	VigilProgExitDup3             = "exit_dup3"
-	VigilProgExitExecveat         = "exit_execveat"
-	VigilProgExitFchmod           = "exit_fchmod"
-	VigilProgExitFchmodat         = "exit_fchmodat"
-	VigilProgExitFchown           = "exit_fchown"
-	VigilProgExitFchownat         = "exit_fchownat"
-	VigilProgExitFinitModule      = "exit_finit_module"
-	VigilProgExitFtruncate        = "exit_ftruncate"
-	VigilProgExitInitModule       = "exit_init_module"
-	VigilProgExitLchown           = "exit_lchown"
-	VigilProgExitLink             = "exit_link"
-	VigilProgExitLinkat           = "exit_linkat"
-	VigilProgExitListen           = "exit_listen"
-	VigilProgExitMemfdCreate      = "exit_memfd_create"
-	VigilProgExitMount            = "exit_mount"
-	VigilProgExitMprotect         = "exit_mprotect"
-	VigilProgExitOpen             = "exit_open"
-	VigilProgExitOpenat           = "exit_openat"
-	VigilProgExitOpenat2          = "exit_openat2"
-	VigilProgExitProcessVmWritev  = "exit_process_vm_writev"
-	VigilProgExitPtrace           = "exit_ptrace"
-	VigilProgExitRead             = "exit_read"
-	VigilProgExitRecvfrom         = "exit_recvfrom"
-	VigilProgExitRecvmsg          = "exit_recvmsg"
-	VigilProgExitRename           = "exit_rename"
-	VigilProgExitRenameat         = "exit_renameat"
-	VigilProgExitRenameat2        = "exit_renameat2"
-	VigilProgExitRmdir            = "exit_rmdir"
-	VigilProgExitSendmmsg         = "exit_sendmmsg"
-	VigilProgExitSendmsg          = "exit_sendmsg"
-	VigilProgExitSendto           = "exit_sendto"
-	VigilProgExitSetgid           = "exit_setgid"
-	VigilProgExitSetns            = "exit_setns"
-	VigilProgExitSetregid         = "exit_setregid"
-	VigilProgExitSetresgid        = "exit_setresgid"
-	VigilProgExitSetresuid        = "exit_setresuid"
-	VigilProgExitSetreuid         = "exit_setreuid"
-	VigilProgExitSetuid           = "exit_setuid"
-	VigilProgExitSocket           = "exit_socket"
-	VigilProgExitSymlink          = "exit_symlink"
-	VigilProgExitSymlinkat        = "exit_symlinkat"
-	VigilProgExitTruncate         = "exit_truncate"
-	VigilProgExitUnlink           = "exit_unlink"
-	VigilProgExitUnlinkat         = "exit_unlinkat"
-	VigilProgExitUnshare          = "exit_unshare"
-	VigilProgExitUserfaultfd      = "exit_userfaultfd"
-	VigilProgExitWrite            = "exit_write"
-	VigilProgHandleExec           = "handle_exec"
-	VigilProgHandleExit           = "handle_exit"
-	VigilProgHandleFork           = "handle_fork"
-	VigilProgRawEnter             = "raw_enter"
-	VigilProgRawExit              = "raw_exit"
-	VigilVarCgroupV1Subsys        = "cgroup_v1_subsys"
-	VigilVarUnusedCfgFlag         = "unused_cfg_flag"
-	VigilVarUnusedCounter         = "unused_counter"
-	VigilVarUnusedDns             = "unused_dns"
-	VigilVarUnusedDup             = "unused_dup"
-	VigilVarUnusedExec            = "unused_exec"
-	VigilVarUnusedExit            = "unused_exit"
-	VigilVarUnusedFdKind          = "unused_fd_kind"
-	VigilVarUnusedFork            = "unused_fork"
-	VigilVarUnusedOpen            = "unused_open"
-	VigilVarUnusedRec             = "unused_rec"
-	VigilVarUnusedSock            = "unused_sock"
-	VigilVarUnusedSys             = "unused_sys"
-	VigilVarUnusedSyscall         = "unused_syscall"
+	VigilMapConfigMap            = "config_map"
+	VigilMapCounters             = "counters"
+	VigilMapEvents               = "events"
+	VigilMapExecveatArgs         = "execveat_args"
+	VigilMapIgnoredBinaries      = "ignored_binaries"
+	VigilMapIgnoredCgroups       = "ignored_cgroups"
+	VigilMapInflightMap          = "inflight_map"
+	VigilMapProcState            = "proc_state"
+	VigilMapRawFallback          = "raw_fallback"
+	VigilMapScratchMap           = "scratch_map"
+	VigilMapWalkMap              = "walk_map"
+	VigilProgEnterExecveat       = "enter_execveat"
+	VigilProgExitAccept          = "exit_accept"
+	VigilProgExitAccept4         = "exit_accept4"
+	VigilProgExitBind            = "exit_bind"
+	VigilProgExitBpf             = "exit_bpf"
+	VigilProgExitCapset          = "exit_capset"
+	VigilProgExitChmod           = "exit_chmod"
+	VigilProgExitChown           = "exit_chown"
+	VigilProgExitConnect         = "exit_connect"
+	VigilProgExitCreat           = "exit_creat"
+	VigilProgExitDup             = "exit_dup"
+	VigilProgExitDup2            = "exit_dup2"
+	VigilProgExitDup3            = "exit_dup3"
+	VigilProgExitExecveat        = "exit_execveat"
+	VigilProgExitFchmod          = "exit_fchmod"
+	VigilProgExitFchmodat        = "exit_fchmodat"
+	VigilProgExitFchown          = "exit_fchown"
+	VigilProgExitFchownat        = "exit_fchownat"
+	VigilProgExitFinitModule     = "exit_finit_module"
+	VigilProgExitFtruncate       = "exit_ftruncate"
+	VigilProgExitInitModule      = "exit_init_module"
+	VigilProgExitLchown          = "exit_lchown"
+	VigilProgExitLink            = "exit_link"
+	VigilProgExitLinkat          = "exit_linkat"
+	VigilProgExitListen          = "exit_listen"
+	VigilProgExitMemfdCreate     = "exit_memfd_create"
+	VigilProgExitMount           = "exit_mount"
+	VigilProgExitMprotect        = "exit_mprotect"
+	VigilProgExitOpen            = "exit_open"
+	VigilProgExitOpenat          = "exit_openat"
+	VigilProgExitOpenat2         = "exit_openat2"
+	VigilProgExitProcessVmWritev = "exit_process_vm_writev"
+	VigilProgExitPtrace          = "exit_ptrace"
+	VigilProgExitRead            = "exit_read"
+	VigilProgExitRecvfrom        = "exit_recvfrom"
+	VigilProgExitRecvmsg         = "exit_recvmsg"
+	VigilProgExitRename          = "exit_rename"
+	VigilProgExitRenameat        = "exit_renameat"
+	VigilProgExitRenameat2       = "exit_renameat2"
+	VigilProgExitRmdir           = "exit_rmdir"
+	VigilProgExitSendmmsg        = "exit_sendmmsg"
+	VigilProgExitSendmsg         = "exit_sendmsg"
+	VigilProgExitSendto          = "exit_sendto"
+	VigilProgExitSetgid          = "exit_setgid"
+	VigilProgExitSetns           = "exit_setns"
+	VigilProgExitSetregid        = "exit_setregid"
+	VigilProgExitSetresgid       = "exit_setresgid"
+	VigilProgExitSetresuid       = "exit_setresuid"
+	VigilProgExitSetreuid        = "exit_setreuid"
+	VigilProgExitSetuid          = "exit_setuid"
+	VigilProgExitSocket          = "exit_socket"
+	VigilProgExitSymlink         = "exit_symlink"
+	VigilProgExitSymlinkat       = "exit_symlinkat"
+	VigilProgExitTruncate        = "exit_truncate"
+	VigilProgExitUnlink          = "exit_unlink"
+	VigilProgExitUnlinkat        = "exit_unlinkat"
+	VigilProgExitUnshare         = "exit_unshare"
+	VigilProgExitUserfaultfd     = "exit_userfaultfd"
+	VigilProgExitWrite           = "exit_write"
+	VigilProgHandleExec          = "handle_exec"
+	VigilProgHandleExit          = "handle_exit"
+	VigilProgHandleFork          = "handle_fork"
+	VigilProgRawExit             = "raw_exit"
+	VigilVarCgroupV1Subsys       = "cgroup_v1_subsys"
+	VigilVarTargetArm64          = "target_arm64"
+	VigilVarUnusedCfgFlag        = "unused_cfg_flag"
+	VigilVarUnusedCounter        = "unused_counter"
+	VigilVarUnusedDns            = "unused_dns"
+	VigilVarUnusedDup            = "unused_dup"
+	VigilVarUnusedExec           = "unused_exec"
+	VigilVarUnusedExit           = "unused_exit"
+	VigilVarUnusedFdKind         = "unused_fd_kind"
+	VigilVarUnusedFork           = "unused_fork"
+	VigilVarUnusedOpen           = "unused_open"
+	VigilVarUnusedRec            = "unused_rec"
+	VigilVarUnusedSock           = "unused_sock"
+	VigilVarUnusedSys            = "unused_sys"
+	VigilVarUnusedSyscall        = "unused_syscall"
 )
 
 // LoadVigil returns the embedded CollectionSpec for Vigil.
@@ -513,127 +448,69 @@ type VigilSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilProgramSpecs struct {
-	EnterAccept          *ebpf.ProgramSpec `ebpf:"enter_accept"`
-	EnterAccept4         *ebpf.ProgramSpec `ebpf:"enter_accept4"`
-	EnterBind            *ebpf.ProgramSpec `ebpf:"enter_bind"`
-	EnterBpf             *ebpf.ProgramSpec `ebpf:"enter_bpf"`
-	EnterCapset          *ebpf.ProgramSpec `ebpf:"enter_capset"`
-	EnterChmod           *ebpf.ProgramSpec `ebpf:"enter_chmod"`
-	EnterChown           *ebpf.ProgramSpec `ebpf:"enter_chown"`
-	EnterConnect         *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	EnterCreat           *ebpf.ProgramSpec `ebpf:"enter_creat"`
-	EnterDup             *ebpf.ProgramSpec `ebpf:"enter_dup"`
-	EnterDup2            *ebpf.ProgramSpec `ebpf:"enter_dup2"`
-	EnterDup3            *ebpf.ProgramSpec `ebpf:"enter_dup3"`
-	EnterExecveat        *ebpf.ProgramSpec `ebpf:"enter_execveat"`
-	EnterFchmod          *ebpf.ProgramSpec `ebpf:"enter_fchmod"`
-	EnterFchmodat        *ebpf.ProgramSpec `ebpf:"enter_fchmodat"`
-	EnterFchown          *ebpf.ProgramSpec `ebpf:"enter_fchown"`
-	EnterFchownat        *ebpf.ProgramSpec `ebpf:"enter_fchownat"`
-	EnterFinitModule     *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
-	EnterFtruncate       *ebpf.ProgramSpec `ebpf:"enter_ftruncate"`
-	EnterInitModule      *ebpf.ProgramSpec `ebpf:"enter_init_module"`
-	EnterLchown          *ebpf.ProgramSpec `ebpf:"enter_lchown"`
-	EnterLink            *ebpf.ProgramSpec `ebpf:"enter_link"`
-	EnterLinkat          *ebpf.ProgramSpec `ebpf:"enter_linkat"`
-	EnterListen          *ebpf.ProgramSpec `ebpf:"enter_listen"`
-	EnterMemfdCreate     *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
-	EnterMount           *ebpf.ProgramSpec `ebpf:"enter_mount"`
-	EnterMprotect        *ebpf.ProgramSpec `ebpf:"enter_mprotect"`
-	EnterOpen            *ebpf.ProgramSpec `ebpf:"enter_open"`
-	EnterOpenat          *ebpf.ProgramSpec `ebpf:"enter_openat"`
-	EnterOpenat2         *ebpf.ProgramSpec `ebpf:"enter_openat2"`
-	EnterProcessVmWritev *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
-	EnterPtrace          *ebpf.ProgramSpec `ebpf:"enter_ptrace"`
-	EnterRead            *ebpf.ProgramSpec `ebpf:"enter_read"`
-	EnterRecvfrom        *ebpf.ProgramSpec `ebpf:"enter_recvfrom"`
-	EnterRecvmsg         *ebpf.ProgramSpec `ebpf:"enter_recvmsg"`
-	EnterRename          *ebpf.ProgramSpec `ebpf:"enter_rename"`
-	EnterRenameat        *ebpf.ProgramSpec `ebpf:"enter_renameat"`
-	EnterRenameat2       *ebpf.ProgramSpec `ebpf:"enter_renameat2"`
-	EnterRmdir           *ebpf.ProgramSpec `ebpf:"enter_rmdir"`
-	EnterSendmmsg        *ebpf.ProgramSpec `ebpf:"enter_sendmmsg"`
-	EnterSendmsg         *ebpf.ProgramSpec `ebpf:"enter_sendmsg"`
-	EnterSendto          *ebpf.ProgramSpec `ebpf:"enter_sendto"`
-	EnterSetgid          *ebpf.ProgramSpec `ebpf:"enter_setgid"`
-	EnterSetns           *ebpf.ProgramSpec `ebpf:"enter_setns"`
-	EnterSetregid        *ebpf.ProgramSpec `ebpf:"enter_setregid"`
-	EnterSetresgid       *ebpf.ProgramSpec `ebpf:"enter_setresgid"`
-	EnterSetresuid       *ebpf.ProgramSpec `ebpf:"enter_setresuid"`
-	EnterSetreuid        *ebpf.ProgramSpec `ebpf:"enter_setreuid"`
-	EnterSetuid          *ebpf.ProgramSpec `ebpf:"enter_setuid"`
-	EnterSocket          *ebpf.ProgramSpec `ebpf:"enter_socket"`
-	EnterSymlink         *ebpf.ProgramSpec `ebpf:"enter_symlink"`
-	EnterSymlinkat       *ebpf.ProgramSpec `ebpf:"enter_symlinkat"`
-	EnterTruncate        *ebpf.ProgramSpec `ebpf:"enter_truncate"`
-	EnterUnlink          *ebpf.ProgramSpec `ebpf:"enter_unlink"`
-	EnterUnlinkat        *ebpf.ProgramSpec `ebpf:"enter_unlinkat"`
-	EnterUnshare         *ebpf.ProgramSpec `ebpf:"enter_unshare"`
-	EnterUserfaultfd     *ebpf.ProgramSpec `ebpf:"enter_userfaultfd"`
-	EnterWrite           *ebpf.ProgramSpec `ebpf:"enter_write"`
-	ExitAccept           *ebpf.ProgramSpec `ebpf:"exit_accept"`
-	ExitAccept4          *ebpf.ProgramSpec `ebpf:"exit_accept4"`
-	ExitBind             *ebpf.ProgramSpec `ebpf:"exit_bind"`
-	ExitBpf              *ebpf.ProgramSpec `ebpf:"exit_bpf"`
-	ExitCapset           *ebpf.ProgramSpec `ebpf:"exit_capset"`
-	ExitChmod            *ebpf.ProgramSpec `ebpf:"exit_chmod"`
-	ExitChown            *ebpf.ProgramSpec `ebpf:"exit_chown"`
-	ExitConnect          *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	ExitCreat            *ebpf.ProgramSpec `ebpf:"exit_creat"`
-	ExitDup              *ebpf.ProgramSpec `ebpf:"exit_dup"`
-	ExitDup2             *ebpf.ProgramSpec `ebpf:"exit_dup2"`
-	ExitDup3             *ebpf.ProgramSpec `ebpf:"exit_dup3"`
-	ExitExecveat         *ebpf.ProgramSpec `ebpf:"exit_execveat"`
-	ExitFchmod           *ebpf.ProgramSpec `ebpf:"exit_fchmod"`
-	ExitFchmodat         *ebpf.ProgramSpec `ebpf:"exit_fchmodat"`
-	ExitFchown           *ebpf.ProgramSpec `ebpf:"exit_fchown"`
-	ExitFchownat         *ebpf.ProgramSpec `ebpf:"exit_fchownat"`
-	ExitFinitModule      *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
-	ExitFtruncate        *ebpf.ProgramSpec `ebpf:"exit_ftruncate"`
-	ExitInitModule       *ebpf.ProgramSpec `ebpf:"exit_init_module"`
-	ExitLchown           *ebpf.ProgramSpec `ebpf:"exit_lchown"`
-	ExitLink             *ebpf.ProgramSpec `ebpf:"exit_link"`
-	ExitLinkat           *ebpf.ProgramSpec `ebpf:"exit_linkat"`
-	ExitListen           *ebpf.ProgramSpec `ebpf:"exit_listen"`
-	ExitMemfdCreate      *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
-	ExitMount            *ebpf.ProgramSpec `ebpf:"exit_mount"`
-	ExitMprotect         *ebpf.ProgramSpec `ebpf:"exit_mprotect"`
-	ExitOpen             *ebpf.ProgramSpec `ebpf:"exit_open"`
-	ExitOpenat           *ebpf.ProgramSpec `ebpf:"exit_openat"`
-	ExitOpenat2          *ebpf.ProgramSpec `ebpf:"exit_openat2"`
-	ExitProcessVmWritev  *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
-	ExitPtrace           *ebpf.ProgramSpec `ebpf:"exit_ptrace"`
-	ExitRead             *ebpf.ProgramSpec `ebpf:"exit_read"`
-	ExitRecvfrom         *ebpf.ProgramSpec `ebpf:"exit_recvfrom"`
-	ExitRecvmsg          *ebpf.ProgramSpec `ebpf:"exit_recvmsg"`
-	ExitRename           *ebpf.ProgramSpec `ebpf:"exit_rename"`
-	ExitRenameat         *ebpf.ProgramSpec `ebpf:"exit_renameat"`
-	ExitRenameat2        *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
-	ExitRmdir            *ebpf.ProgramSpec `ebpf:"exit_rmdir"`
-	ExitSendmmsg         *ebpf.ProgramSpec `ebpf:"exit_sendmmsg"`
-	ExitSendmsg          *ebpf.ProgramSpec `ebpf:"exit_sendmsg"`
-	ExitSendto           *ebpf.ProgramSpec `ebpf:"exit_sendto"`
-	ExitSetgid           *ebpf.ProgramSpec `ebpf:"exit_setgid"`
-	ExitSetns            *ebpf.ProgramSpec `ebpf:"exit_setns"`
-	ExitSetregid         *ebpf.ProgramSpec `ebpf:"exit_setregid"`
-	ExitSetresgid        *ebpf.ProgramSpec `ebpf:"exit_setresgid"`
-	ExitSetresuid        *ebpf.ProgramSpec `ebpf:"exit_setresuid"`
-	ExitSetreuid         *ebpf.ProgramSpec `ebpf:"exit_setreuid"`
-	ExitSetuid           *ebpf.ProgramSpec `ebpf:"exit_setuid"`
-	ExitSocket           *ebpf.ProgramSpec `ebpf:"exit_socket"`
-	ExitSymlink          *ebpf.ProgramSpec `ebpf:"exit_symlink"`
-	ExitSymlinkat        *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
-	ExitTruncate         *ebpf.ProgramSpec `ebpf:"exit_truncate"`
-	ExitUnlink           *ebpf.ProgramSpec `ebpf:"exit_unlink"`
-	ExitUnlinkat         *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
-	ExitUnshare          *ebpf.ProgramSpec `ebpf:"exit_unshare"`
-	ExitUserfaultfd      *ebpf.ProgramSpec `ebpf:"exit_userfaultfd"`
-	ExitWrite            *ebpf.ProgramSpec `ebpf:"exit_write"`
-	HandleExec           *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExit           *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleFork           *ebpf.ProgramSpec `ebpf:"handle_fork"`
-	RawEnter             *ebpf.ProgramSpec `ebpf:"raw_enter"`
-	RawExit              *ebpf.ProgramSpec `ebpf:"raw_exit"`
+	EnterExecveat       *ebpf.ProgramSpec `ebpf:"enter_execveat"`
+	ExitAccept          *ebpf.ProgramSpec `ebpf:"exit_accept"`
+	ExitAccept4         *ebpf.ProgramSpec `ebpf:"exit_accept4"`
+	ExitBind            *ebpf.ProgramSpec `ebpf:"exit_bind"`
+	ExitBpf             *ebpf.ProgramSpec `ebpf:"exit_bpf"`
+	ExitCapset          *ebpf.ProgramSpec `ebpf:"exit_capset"`
+	ExitChmod           *ebpf.ProgramSpec `ebpf:"exit_chmod"`
+	ExitChown           *ebpf.ProgramSpec `ebpf:"exit_chown"`
+	ExitConnect         *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	ExitCreat           *ebpf.ProgramSpec `ebpf:"exit_creat"`
+	ExitDup             *ebpf.ProgramSpec `ebpf:"exit_dup"`
+	ExitDup2            *ebpf.ProgramSpec `ebpf:"exit_dup2"`
+	ExitDup3            *ebpf.ProgramSpec `ebpf:"exit_dup3"`
+	ExitExecveat        *ebpf.ProgramSpec `ebpf:"exit_execveat"`
+	ExitFchmod          *ebpf.ProgramSpec `ebpf:"exit_fchmod"`
+	ExitFchmodat        *ebpf.ProgramSpec `ebpf:"exit_fchmodat"`
+	ExitFchown          *ebpf.ProgramSpec `ebpf:"exit_fchown"`
+	ExitFchownat        *ebpf.ProgramSpec `ebpf:"exit_fchownat"`
+	ExitFinitModule     *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
+	ExitFtruncate       *ebpf.ProgramSpec `ebpf:"exit_ftruncate"`
+	ExitInitModule      *ebpf.ProgramSpec `ebpf:"exit_init_module"`
+	ExitLchown          *ebpf.ProgramSpec `ebpf:"exit_lchown"`
+	ExitLink            *ebpf.ProgramSpec `ebpf:"exit_link"`
+	ExitLinkat          *ebpf.ProgramSpec `ebpf:"exit_linkat"`
+	ExitListen          *ebpf.ProgramSpec `ebpf:"exit_listen"`
+	ExitMemfdCreate     *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
+	ExitMount           *ebpf.ProgramSpec `ebpf:"exit_mount"`
+	ExitMprotect        *ebpf.ProgramSpec `ebpf:"exit_mprotect"`
+	ExitOpen            *ebpf.ProgramSpec `ebpf:"exit_open"`
+	ExitOpenat          *ebpf.ProgramSpec `ebpf:"exit_openat"`
+	ExitOpenat2         *ebpf.ProgramSpec `ebpf:"exit_openat2"`
+	ExitProcessVmWritev *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
+	ExitPtrace          *ebpf.ProgramSpec `ebpf:"exit_ptrace"`
+	ExitRead            *ebpf.ProgramSpec `ebpf:"exit_read"`
+	ExitRecvfrom        *ebpf.ProgramSpec `ebpf:"exit_recvfrom"`
+	ExitRecvmsg         *ebpf.ProgramSpec `ebpf:"exit_recvmsg"`
+	ExitRename          *ebpf.ProgramSpec `ebpf:"exit_rename"`
+	ExitRenameat        *ebpf.ProgramSpec `ebpf:"exit_renameat"`
+	ExitRenameat2       *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
+	ExitRmdir           *ebpf.ProgramSpec `ebpf:"exit_rmdir"`
+	ExitSendmmsg        *ebpf.ProgramSpec `ebpf:"exit_sendmmsg"`
+	ExitSendmsg         *ebpf.ProgramSpec `ebpf:"exit_sendmsg"`
+	ExitSendto          *ebpf.ProgramSpec `ebpf:"exit_sendto"`
+	ExitSetgid          *ebpf.ProgramSpec `ebpf:"exit_setgid"`
+	ExitSetns           *ebpf.ProgramSpec `ebpf:"exit_setns"`
+	ExitSetregid        *ebpf.ProgramSpec `ebpf:"exit_setregid"`
+	ExitSetresgid       *ebpf.ProgramSpec `ebpf:"exit_setresgid"`
+	ExitSetresuid       *ebpf.ProgramSpec `ebpf:"exit_setresuid"`
+	ExitSetreuid        *ebpf.ProgramSpec `ebpf:"exit_setreuid"`
+	ExitSetuid          *ebpf.ProgramSpec `ebpf:"exit_setuid"`
+	ExitSocket          *ebpf.ProgramSpec `ebpf:"exit_socket"`
+	ExitSymlink         *ebpf.ProgramSpec `ebpf:"exit_symlink"`
+	ExitSymlinkat       *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
+	ExitTruncate        *ebpf.ProgramSpec `ebpf:"exit_truncate"`
+	ExitUnlink          *ebpf.ProgramSpec `ebpf:"exit_unlink"`
+	ExitUnlinkat        *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
+	ExitUnshare         *ebpf.ProgramSpec `ebpf:"exit_unshare"`
+	ExitUserfaultfd     *ebpf.ProgramSpec `ebpf:"exit_userfaultfd"`
+	ExitWrite           *ebpf.ProgramSpec `ebpf:"exit_write"`
+	HandleExec          *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExit          *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleFork          *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	RawExit             *ebpf.ProgramSpec `ebpf:"raw_exit"`
 }
 
 // VigilMapSpecs contains maps before they are loaded into the kernel.
@@ -647,7 +524,6 @@ type VigilMapSpecs struct {
 	IgnoredBinaries *ebpf.MapSpec `ebpf:"ignored_binaries"`
 	IgnoredCgroups  *ebpf.MapSpec `ebpf:"ignored_cgroups"`
 	InflightMap     *ebpf.MapSpec `ebpf:"inflight_map"`
-	OpenSlots       *ebpf.MapSpec `ebpf:"open_slots"`
 	ProcState       *ebpf.MapSpec `ebpf:"proc_state"`
 	RawFallback     *ebpf.MapSpec `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
@@ -659,6 +535,7 @@ type VigilMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilVariableSpecs struct {
 	CgroupV1Subsys *ebpf.VariableSpec `ebpf:"cgroup_v1_subsys"`
+	TargetArm64    *ebpf.VariableSpec `ebpf:"target_arm64"`
 	UnusedCfgFlag  *ebpf.VariableSpec `ebpf:"unused_cfg_flag"`
 	UnusedCounter  *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedDns      *ebpf.VariableSpec `ebpf:"unused_dns"`
@@ -701,7 +578,6 @@ type VigilMaps struct {
 	IgnoredBinaries *ebpf.Map `ebpf:"ignored_binaries"`
 	IgnoredCgroups  *ebpf.Map `ebpf:"ignored_cgroups"`
 	InflightMap     *ebpf.Map `ebpf:"inflight_map"`
-	OpenSlots       *ebpf.Map `ebpf:"open_slots"`
 	ProcState       *ebpf.Map `ebpf:"proc_state"`
 	RawFallback     *ebpf.Map `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
@@ -717,7 +593,6 @@ func (m *VigilMaps) Close() error {
 		m.IgnoredBinaries,
 		m.IgnoredCgroups,
 		m.InflightMap,
-		m.OpenSlots,
 		m.ProcState,
 		m.RawFallback,
 		m.ScratchMap,
@@ -730,6 +605,7 @@ func (m *VigilMaps) Close() error {
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilVariables struct {
 	CgroupV1Subsys *ebpf.Variable `ebpf:"cgroup_v1_subsys"`
+	TargetArm64    *ebpf.Variable `ebpf:"target_arm64"`
 	UnusedCfgFlag  *ebpf.Variable `ebpf:"unused_cfg_flag"`
 	UnusedCounter  *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedDns      *ebpf.Variable `ebpf:"unused_dns"`
@@ -749,189 +625,74 @@ type VigilVariables struct {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilPrograms struct {
-	EnterAccept          *ebpf.Program `ebpf:"enter_accept"`
-	EnterAccept4         *ebpf.Program `ebpf:"enter_accept4"`
-	EnterBind            *ebpf.Program `ebpf:"enter_bind"`
-	EnterBpf             *ebpf.Program `ebpf:"enter_bpf"`
-	EnterCapset          *ebpf.Program `ebpf:"enter_capset"`
-	EnterChmod           *ebpf.Program `ebpf:"enter_chmod"`
-	EnterChown           *ebpf.Program `ebpf:"enter_chown"`
-	EnterConnect         *ebpf.Program `ebpf:"enter_connect"`
-	EnterCreat           *ebpf.Program `ebpf:"enter_creat"`
-	EnterDup             *ebpf.Program `ebpf:"enter_dup"`
-	EnterDup2            *ebpf.Program `ebpf:"enter_dup2"`
-	EnterDup3            *ebpf.Program `ebpf:"enter_dup3"`
-	EnterExecveat        *ebpf.Program `ebpf:"enter_execveat"`
-	EnterFchmod          *ebpf.Program `ebpf:"enter_fchmod"`
-	EnterFchmodat        *ebpf.Program `ebpf:"enter_fchmodat"`
-	EnterFchown          *ebpf.Program `ebpf:"enter_fchown"`
-	EnterFchownat        *ebpf.Program `ebpf:"enter_fchownat"`
-	EnterFinitModule     *ebpf.Program `ebpf:"enter_finit_module"`
-	EnterFtruncate       *ebpf.Program `ebpf:"enter_ftruncate"`
-	EnterInitModule      *ebpf.Program `ebpf:"enter_init_module"`
-	EnterLchown          *ebpf.Program `ebpf:"enter_lchown"`
-	EnterLink            *ebpf.Program `ebpf:"enter_link"`
-	EnterLinkat          *ebpf.Program `ebpf:"enter_linkat"`
-	EnterListen          *ebpf.Program `ebpf:"enter_listen"`
-	EnterMemfdCreate     *ebpf.Program `ebpf:"enter_memfd_create"`
-	EnterMount           *ebpf.Program `ebpf:"enter_mount"`
-	EnterMprotect        *ebpf.Program `ebpf:"enter_mprotect"`
-	EnterOpen            *ebpf.Program `ebpf:"enter_open"`
-	EnterOpenat          *ebpf.Program `ebpf:"enter_openat"`
-	EnterOpenat2         *ebpf.Program `ebpf:"enter_openat2"`
-	EnterProcessVmWritev *ebpf.Program `ebpf:"enter_process_vm_writev"`
-	EnterPtrace          *ebpf.Program `ebpf:"enter_ptrace"`
-	EnterRead            *ebpf.Program `ebpf:"enter_read"`
-	EnterRecvfrom        *ebpf.Program `ebpf:"enter_recvfrom"`
-	EnterRecvmsg         *ebpf.Program `ebpf:"enter_recvmsg"`
-	EnterRename          *ebpf.Program `ebpf:"enter_rename"`
-	EnterRenameat        *ebpf.Program `ebpf:"enter_renameat"`
-	EnterRenameat2       *ebpf.Program `ebpf:"enter_renameat2"`
-	EnterRmdir           *ebpf.Program `ebpf:"enter_rmdir"`
-	EnterSendmmsg        *ebpf.Program `ebpf:"enter_sendmmsg"`
-	EnterSendmsg         *ebpf.Program `ebpf:"enter_sendmsg"`
-	EnterSendto          *ebpf.Program `ebpf:"enter_sendto"`
-	EnterSetgid          *ebpf.Program `ebpf:"enter_setgid"`
-	EnterSetns           *ebpf.Program `ebpf:"enter_setns"`
-	EnterSetregid        *ebpf.Program `ebpf:"enter_setregid"`
-	EnterSetresgid       *ebpf.Program `ebpf:"enter_setresgid"`
-	EnterSetresuid       *ebpf.Program `ebpf:"enter_setresuid"`
-	EnterSetreuid        *ebpf.Program `ebpf:"enter_setreuid"`
-	EnterSetuid          *ebpf.Program `ebpf:"enter_setuid"`
-	EnterSocket          *ebpf.Program `ebpf:"enter_socket"`
-	EnterSymlink         *ebpf.Program `ebpf:"enter_symlink"`
-	EnterSymlinkat       *ebpf.Program `ebpf:"enter_symlinkat"`
-	EnterTruncate        *ebpf.Program `ebpf:"enter_truncate"`
-	EnterUnlink          *ebpf.Program `ebpf:"enter_unlink"`
-	EnterUnlinkat        *ebpf.Program `ebpf:"enter_unlinkat"`
-	EnterUnshare         *ebpf.Program `ebpf:"enter_unshare"`
-	EnterUserfaultfd     *ebpf.Program `ebpf:"enter_userfaultfd"`
-	EnterWrite           *ebpf.Program `ebpf:"enter_write"`
-	ExitAccept           *ebpf.Program `ebpf:"exit_accept"`
-	ExitAccept4          *ebpf.Program `ebpf:"exit_accept4"`
-	ExitBind             *ebpf.Program `ebpf:"exit_bind"`
-	ExitBpf              *ebpf.Program `ebpf:"exit_bpf"`
-	ExitCapset           *ebpf.Program `ebpf:"exit_capset"`
-	ExitChmod            *ebpf.Program `ebpf:"exit_chmod"`
-	ExitChown            *ebpf.Program `ebpf:"exit_chown"`
-	ExitConnect          *ebpf.Program `ebpf:"exit_connect"`
-	ExitCreat            *ebpf.Program `ebpf:"exit_creat"`
-	ExitDup              *ebpf.Program `ebpf:"exit_dup"`
-	ExitDup2             *ebpf.Program `ebpf:"exit_dup2"`
-	ExitDup3             *ebpf.Program `ebpf:"exit_dup3"`
-	ExitExecveat         *ebpf.Program `ebpf:"exit_execveat"`
-	ExitFchmod           *ebpf.Program `ebpf:"exit_fchmod"`
-	ExitFchmodat         *ebpf.Program `ebpf:"exit_fchmodat"`
-	ExitFchown           *ebpf.Program `ebpf:"exit_fchown"`
-	ExitFchownat         *ebpf.Program `ebpf:"exit_fchownat"`
-	ExitFinitModule      *ebpf.Program `ebpf:"exit_finit_module"`
-	ExitFtruncate        *ebpf.Program `ebpf:"exit_ftruncate"`
-	ExitInitModule       *ebpf.Program `ebpf:"exit_init_module"`
-	ExitLchown           *ebpf.Program `ebpf:"exit_lchown"`
-	ExitLink             *ebpf.Program `ebpf:"exit_link"`
-	ExitLinkat           *ebpf.Program `ebpf:"exit_linkat"`
-	ExitListen           *ebpf.Program `ebpf:"exit_listen"`
-	ExitMemfdCreate      *ebpf.Program `ebpf:"exit_memfd_create"`
-	ExitMount            *ebpf.Program `ebpf:"exit_mount"`
-	ExitMprotect         *ebpf.Program `ebpf:"exit_mprotect"`
-	ExitOpen             *ebpf.Program `ebpf:"exit_open"`
-	ExitOpenat           *ebpf.Program `ebpf:"exit_openat"`
-	ExitOpenat2          *ebpf.Program `ebpf:"exit_openat2"`
-	ExitProcessVmWritev  *ebpf.Program `ebpf:"exit_process_vm_writev"`
-	ExitPtrace           *ebpf.Program `ebpf:"exit_ptrace"`
-	ExitRead             *ebpf.Program `ebpf:"exit_read"`
-	ExitRecvfrom         *ebpf.Program `ebpf:"exit_recvfrom"`
-	ExitRecvmsg          *ebpf.Program `ebpf:"exit_recvmsg"`
-	ExitRename           *ebpf.Program `ebpf:"exit_rename"`
-	ExitRenameat         *ebpf.Program `ebpf:"exit_renameat"`
-	ExitRenameat2        *ebpf.Program `ebpf:"exit_renameat2"`
-	ExitRmdir            *ebpf.Program `ebpf:"exit_rmdir"`
-	ExitSendmmsg         *ebpf.Program `ebpf:"exit_sendmmsg"`
-	ExitSendmsg          *ebpf.Program `ebpf:"exit_sendmsg"`
-	ExitSendto           *ebpf.Program `ebpf:"exit_sendto"`
-	ExitSetgid           *ebpf.Program `ebpf:"exit_setgid"`
-	ExitSetns            *ebpf.Program `ebpf:"exit_setns"`
-	ExitSetregid         *ebpf.Program `ebpf:"exit_setregid"`
-	ExitSetresgid        *ebpf.Program `ebpf:"exit_setresgid"`
-	ExitSetresuid        *ebpf.Program `ebpf:"exit_setresuid"`
-	ExitSetreuid         *ebpf.Program `ebpf:"exit_setreuid"`
-	ExitSetuid           *ebpf.Program `ebpf:"exit_setuid"`
-	ExitSocket           *ebpf.Program `ebpf:"exit_socket"`
-	ExitSymlink          *ebpf.Program `ebpf:"exit_symlink"`
-	ExitSymlinkat        *ebpf.Program `ebpf:"exit_symlinkat"`
-	ExitTruncate         *ebpf.Program `ebpf:"exit_truncate"`
-	ExitUnlink           *ebpf.Program `ebpf:"exit_unlink"`
-	ExitUnlinkat         *ebpf.Program `ebpf:"exit_unlinkat"`
-	ExitUnshare          *ebpf.Program `ebpf:"exit_unshare"`
-	ExitUserfaultfd      *ebpf.Program `ebpf:"exit_userfaultfd"`
-	ExitWrite            *ebpf.Program `ebpf:"exit_write"`
-	HandleExec           *ebpf.Program `ebpf:"handle_exec"`
-	HandleExit           *ebpf.Program `ebpf:"handle_exit"`
-	HandleFork           *ebpf.Program `ebpf:"handle_fork"`
-	RawEnter             *ebpf.Program `ebpf:"raw_enter"`
-	RawExit              *ebpf.Program `ebpf:"raw_exit"`
+	EnterExecveat       *ebpf.Program `ebpf:"enter_execveat"`
+	ExitAccept          *ebpf.Program `ebpf:"exit_accept"`
+	ExitAccept4         *ebpf.Program `ebpf:"exit_accept4"`
+	ExitBind            *ebpf.Program `ebpf:"exit_bind"`
+	ExitBpf             *ebpf.Program `ebpf:"exit_bpf"`
+	ExitCapset          *ebpf.Program `ebpf:"exit_capset"`
+	ExitChmod           *ebpf.Program `ebpf:"exit_chmod"`
+	ExitChown           *ebpf.Program `ebpf:"exit_chown"`
+	ExitConnect         *ebpf.Program `ebpf:"exit_connect"`
+	ExitCreat           *ebpf.Program `ebpf:"exit_creat"`
+	ExitDup             *ebpf.Program `ebpf:"exit_dup"`
+	ExitDup2            *ebpf.Program `ebpf:"exit_dup2"`
+	ExitDup3            *ebpf.Program `ebpf:"exit_dup3"`
+	ExitExecveat        *ebpf.Program `ebpf:"exit_execveat"`
+	ExitFchmod          *ebpf.Program `ebpf:"exit_fchmod"`
+	ExitFchmodat        *ebpf.Program `ebpf:"exit_fchmodat"`
+	ExitFchown          *ebpf.Program `ebpf:"exit_fchown"`
+	ExitFchownat        *ebpf.Program `ebpf:"exit_fchownat"`
+	ExitFinitModule     *ebpf.Program `ebpf:"exit_finit_module"`
+	ExitFtruncate       *ebpf.Program `ebpf:"exit_ftruncate"`
+	ExitInitModule      *ebpf.Program `ebpf:"exit_init_module"`
+	ExitLchown          *ebpf.Program `ebpf:"exit_lchown"`
+	ExitLink            *ebpf.Program `ebpf:"exit_link"`
+	ExitLinkat          *ebpf.Program `ebpf:"exit_linkat"`
+	ExitListen          *ebpf.Program `ebpf:"exit_listen"`
+	ExitMemfdCreate     *ebpf.Program `ebpf:"exit_memfd_create"`
+	ExitMount           *ebpf.Program `ebpf:"exit_mount"`
+	ExitMprotect        *ebpf.Program `ebpf:"exit_mprotect"`
+	ExitOpen            *ebpf.Program `ebpf:"exit_open"`
+	ExitOpenat          *ebpf.Program `ebpf:"exit_openat"`
+	ExitOpenat2         *ebpf.Program `ebpf:"exit_openat2"`
+	ExitProcessVmWritev *ebpf.Program `ebpf:"exit_process_vm_writev"`
+	ExitPtrace          *ebpf.Program `ebpf:"exit_ptrace"`
+	ExitRead            *ebpf.Program `ebpf:"exit_read"`
+	ExitRecvfrom        *ebpf.Program `ebpf:"exit_recvfrom"`
+	ExitRecvmsg         *ebpf.Program `ebpf:"exit_recvmsg"`
+	ExitRename          *ebpf.Program `ebpf:"exit_rename"`
+	ExitRenameat        *ebpf.Program `ebpf:"exit_renameat"`
+	ExitRenameat2       *ebpf.Program `ebpf:"exit_renameat2"`
+	ExitRmdir           *ebpf.Program `ebpf:"exit_rmdir"`
+	ExitSendmmsg        *ebpf.Program `ebpf:"exit_sendmmsg"`
+	ExitSendmsg         *ebpf.Program `ebpf:"exit_sendmsg"`
+	ExitSendto          *ebpf.Program `ebpf:"exit_sendto"`
+	ExitSetgid          *ebpf.Program `ebpf:"exit_setgid"`
+	ExitSetns           *ebpf.Program `ebpf:"exit_setns"`
+	ExitSetregid        *ebpf.Program `ebpf:"exit_setregid"`
+	ExitSetresgid       *ebpf.Program `ebpf:"exit_setresgid"`
+	ExitSetresuid       *ebpf.Program `ebpf:"exit_setresuid"`
+	ExitSetreuid        *ebpf.Program `ebpf:"exit_setreuid"`
+	ExitSetuid          *ebpf.Program `ebpf:"exit_setuid"`
+	ExitSocket          *ebpf.Program `ebpf:"exit_socket"`
+	ExitSymlink         *ebpf.Program `ebpf:"exit_symlink"`
+	ExitSymlinkat       *ebpf.Program `ebpf:"exit_symlinkat"`
+	ExitTruncate        *ebpf.Program `ebpf:"exit_truncate"`
+	ExitUnlink          *ebpf.Program `ebpf:"exit_unlink"`
+	ExitUnlinkat        *ebpf.Program `ebpf:"exit_unlinkat"`
+	ExitUnshare         *ebpf.Program `ebpf:"exit_unshare"`
+	ExitUserfaultfd     *ebpf.Program `ebpf:"exit_userfaultfd"`
+	ExitWrite           *ebpf.Program `ebpf:"exit_write"`
+	HandleExec          *ebpf.Program `ebpf:"handle_exec"`
+	HandleExit          *ebpf.Program `ebpf:"handle_exit"`
+	HandleFork          *ebpf.Program `ebpf:"handle_fork"`
+	RawExit             *ebpf.Program `ebpf:"raw_exit"`
 }
 
 func (p *VigilPrograms) Close() error {
 	return _VigilClose(
-		p.EnterAccept,
-		p.EnterAccept4,
-		p.EnterBind,
-		p.EnterBpf,
-		p.EnterCapset,
-		p.EnterChmod,
-		p.EnterChown,
-		p.EnterConnect,
-		p.EnterCreat,
-		p.EnterDup,
-		p.EnterDup2,
-		p.EnterDup3,
 		p.EnterExecveat,
-		p.EnterFchmod,
-		p.EnterFchmodat,
-		p.EnterFchown,
-		p.EnterFchownat,
-		p.EnterFinitModule,
-		p.EnterFtruncate,
-		p.EnterInitModule,
-		p.EnterLchown,
-		p.EnterLink,
-		p.EnterLinkat,
-		p.EnterListen,
-		p.EnterMemfdCreate,
-		p.EnterMount,
-		p.EnterMprotect,
-		p.EnterOpen,
-		p.EnterOpenat,
-		p.EnterOpenat2,
-		p.EnterProcessVmWritev,
-		p.EnterPtrace,
-		p.EnterRead,
-		p.EnterRecvfrom,
-		p.EnterRecvmsg,
-		p.EnterRename,
-		p.EnterRenameat,
-		p.EnterRenameat2,
-		p.EnterRmdir,
-		p.EnterSendmmsg,
-		p.EnterSendmsg,
-		p.EnterSendto,
-		p.EnterSetgid,
-		p.EnterSetns,
-		p.EnterSetregid,
-		p.EnterSetresgid,
-		p.EnterSetresuid,
-		p.EnterSetreuid,
-		p.EnterSetuid,
-		p.EnterSocket,
-		p.EnterSymlink,
-		p.EnterSymlinkat,
-		p.EnterTruncate,
-		p.EnterUnlink,
-		p.EnterUnlinkat,
-		p.EnterUnshare,
-		p.EnterUserfaultfd,
-		p.EnterWrite,
 		p.ExitAccept,
 		p.ExitAccept4,
 		p.ExitBind,
@@ -993,7 +754,6 @@ func (p *VigilPrograms) Close() error {
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,
-		p.RawEnter,
 		p.RawExit,
 	)
 }
