@@ -53,6 +53,49 @@ static __always_inline __u8 exe_upper_layer(struct inode *ino)
 	return KREAD(oi, __upperdentry) != NULL;
 }
 
+/*
+ * Inode timestamps moved twice: struct timespec64 i_mtime and i_ctime
+ * before 6.6, __i_ctime in 6.6, __i_mtime and __i_ctime in 6.7-6.10, and
+ * second and nanosecond fields since 6.11. CO-RE picks the one the running
+ * kernel has.
+ */
+struct inode___ts_old {
+	struct timespec64 i_mtime;
+	struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___ts_66 {
+	struct timespec64 i_mtime;
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+struct inode___ts_67 {
+	struct timespec64 __i_mtime;
+	struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
+#define TS_NS(sec, nsec) ((__u64)(sec) * 1000000000ULL + (__u64)(nsec))
+
+static __always_inline void inode_times(struct inode *ino, __u64 *mtime, __u64 *ctime)
+{
+	if (bpf_core_field_exists(ino->i_mtime_sec)) {
+		*mtime = TS_NS(KREAD(ino, i_mtime_sec), KREAD(ino, i_mtime_nsec));
+		*ctime = TS_NS(KREAD(ino, i_ctime_sec), KREAD(ino, i_ctime_nsec));
+	} else if (bpf_core_field_exists(((struct inode___ts_67 *)ino)->__i_mtime)) {
+		struct inode___ts_67 *i = (void *)ino;
+		*mtime = TS_NS(KREAD(i, __i_mtime.tv_sec), KREAD(i, __i_mtime.tv_nsec));
+		*ctime = TS_NS(KREAD(i, __i_ctime.tv_sec), KREAD(i, __i_ctime.tv_nsec));
+	} else if (bpf_core_field_exists(((struct inode___ts_66 *)ino)->__i_ctime)) {
+		struct inode___ts_66 *i = (void *)ino;
+		*mtime = TS_NS(KREAD(i, i_mtime.tv_sec), KREAD(i, i_mtime.tv_nsec));
+		*ctime = TS_NS(KREAD(i, __i_ctime.tv_sec), KREAD(i, __i_ctime.tv_nsec));
+	} else {
+		struct inode___ts_old *i = (void *)ino;
+		*mtime = TS_NS(KREAD(i, i_mtime.tv_sec), KREAD(i, i_mtime.tv_nsec));
+		*ctime = TS_NS(KREAD(i, i_ctime.tv_sec), KREAD(i, i_ctime.tv_nsec));
+	}
+}
+
 static __always_inline void mark_ignored_binary(struct rec_config *cfg, __u32 tgid, struct file *exe)
 {
 	if (!(cfg->flags & VIGIL_CFG_IGNORE_BINARIES))
@@ -150,6 +193,8 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->exe_ino = KREAD(ino, i_ino);
 	e->exe_dev = KREAD(ino, i_sb, s_dev);
 	e->fileless = KREAD(ino, __i_nlink) == 0;
+	e->exe_size = KREAD(ino, i_size);
+	inode_times(ino, &e->exe_mtime, &e->exe_ctime);
 	e->upper_layer = exe_upper_layer(ino);
 	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
 

@@ -150,6 +150,9 @@ struct rec_exec {
 	__u64 parent_start_time;
 	__u64 exe_ino;
 	__u64 cap_effective;
+	__u64 exe_size;          /* executable's i_size */
+	__u64 exe_mtime;         /* its modification time, ns since the epoch */
+	__u64 exe_ctime;         /* its inode change time, ns since the epoch */
 	__u32 exe_dev;
 	__u32 ppid;
 	__u32 ns_pid;

@@ -76,6 +76,9 @@ type VigilRecExec struct {
 	ParentStartTime uint64
 	ExeIno          uint64
 	CapEffective    uint64
+	ExeSize         uint64
+	ExeMtime        uint64
+	ExeCtime        uint64
 	ExeDev          uint32
 	Ppid            uint32
 	NsPid           uint32
