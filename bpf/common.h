@@ -426,6 +426,57 @@ static __always_inline void dentry_step(struct dentry *d, struct dentry **parent
 #endif
 }
 
+#ifndef VIGIL_COMPAT
+/* Before 6.14 the inline name was a plain array (32 or 40 bytes). */
+struct dentry___iname {
+	unsigned char d_iname[40];
+} __attribute__((preserve_access_index));
+
+#define INLINE_WORDS 5
+
+/*
+ * copy_inline_name copies the name of d into the scratch buffer at o with
+ * plain loads when the kernel keeps it inside the dentry (names shorter than
+ * 32 or 40 bytes: nearly all of them), and returns its length with the NUL;
+ * 0 means the caller copies it with a helper. Whole words are copied: the
+ * bytes past the NUL are overwritten by the next component or lie past the
+ * record's end.
+ */
+static __always_inline long copy_inline_name(struct scratch *s, __u32 o, struct dentry *d)
+{
+	__u64 name = (__u64)d->d_name.name;
+	__u32 len = d->d_name.len;
+	__u64 w[INLINE_WORDS] = {};
+	if (bpf_core_field_exists(d->d_shortname)) {
+		if (name != (__u64)d + bpf_core_field_offset(d->d_shortname) ||
+		    len >= bpf_core_field_size(d->d_shortname) || len >= INLINE_WORDS * 8)
+			return 0;
+		w[0] = d->d_shortname.words[0];
+		w[1] = d->d_shortname.words[1];
+		w[2] = d->d_shortname.words[2];
+		w[3] = d->d_shortname.words[3];
+		w[4] = d->d_shortname.words[4];
+	} else if (bpf_core_field_exists(((struct dentry___iname *)d)->d_iname)) {
+		struct dentry___iname *di = (void *)d;
+		__u32 size = bpf_core_field_size(di->d_iname);
+		if (name != (__u64)d + bpf_core_field_offset(di->d_iname) || len >= size || len >= INLINE_WORDS * 8)
+			return 0;
+		w[0] = *(__u64 *)&di->d_iname[0];
+		w[1] = *(__u64 *)&di->d_iname[8];
+		w[2] = *(__u64 *)&di->d_iname[16];
+		w[3] = *(__u64 *)&di->d_iname[24];
+		if (size >= 40)
+			w[4] = *(__u64 *)&di->d_iname[32];
+	} else {
+		return 0;
+	}
+	__u64 at = AT(o);
+	__builtin_memcpy(&s->buf[at], w, sizeof(w));
+	s->buf[AT(o + len)] = 0;
+	return len + 1;
+}
+#endif
+
 /*
  * put_path writes the path of a dentry as NUL-terminated components, leaf
  * first; user space reverses them. Mount points are crossed through the
@@ -458,7 +509,8 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 			at_root = 1; /* the task's root directory */
 			break;
 		}
-		dentry_step(KCAST(struct dentry, w->dentry), &parent, &name);
+		struct dentry *d = KCAST(struct dentry, w->dentry);
+		dentry_step(d, &parent, &name);
 		if (w->dentry == w->mnt_root || w->dentry == (__u64)parent) {
 			if (w->dentry != w->mnt_root)
 				break; /* a dentry outside any mount (pipe, socket, anon) */
@@ -475,7 +527,13 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 		__u32 o = w->cur;
 		if (o >= SCRATCH_HALF)
 			break;
+#ifdef VIGIL_COMPAT
 		long n = bpf_probe_read_kernel_str(&s->buf[AT(o)], NAME_MAX_LEN, name);
+#else
+		long n = copy_inline_name(s, o, d);
+		if (!n)
+			n = bpf_probe_read_kernel_str(&s->buf[AT(o)], NAME_MAX_LEN, name);
+#endif
 		if (n <= 0)
 			break;
 		w->cur = o + n;
