@@ -53,9 +53,18 @@ func loadProbes(cfg Config, v1 v1Controller, log *slog.Logger) (*ebpf.Collection
 	return coll, ProbeObjectCompat, err
 }
 
-// loadObject reads one build's spec, sizes the ring buffer, sets the load-time
-// constants and loads it.
+// loadObject reads one build's spec, prepares it and loads it.
 func loadObject(load func() (*ebpf.CollectionSpec, error), cfg Config, v1 v1Controller, opts ebpf.CollectionOptions) (*ebpf.Collection, error) {
+	spec, err := prepareSpec(load, cfg, v1)
+	if err != nil {
+		return nil, err
+	}
+	return loadSpec(spec, opts)
+}
+
+// prepareSpec reads one build's spec, sizes the ring buffer and sets the
+// load-time constants.
+func prepareSpec(load func() (*ebpf.CollectionSpec, error), cfg Config, v1 v1Controller) (*ebpf.CollectionSpec, error) {
 	spec, err := load()
 	if err != nil {
 		return nil, fmt.Errorf("read probe objects: %w", err)
@@ -75,6 +84,11 @@ func loadObject(load func() (*ebpf.CollectionSpec, error), cfg Config, v1 v1Cont
 			return nil, err
 		}
 	}
+	return spec, nil
+}
+
+// loadSpec loads a prepared spec into the kernel.
+func loadSpec(spec *ebpf.CollectionSpec, opts ebpf.CollectionOptions) (*ebpf.Collection, error) {
 	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
 	if err != nil {
 		var ve *ebpf.VerifierError
