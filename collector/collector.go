@@ -404,13 +404,21 @@ func (c *Collector) attribute(rec *Record) *vigilv1.Event {
 		if rec.EnvTruncated {
 			c.envFromProc(pid, x)
 		}
-		ev.Process = c.procs.OnExec(proctable.ExecInfo{
+		info := proctable.ExecInfo{
 			Pid: pid, Ppid: p.Ppid, NsPid: p.NsPid, StartTime: rec.StartTime,
 			Comm: p.Comm, ExePath: p.ExePath, Args: p.Args, ArgsTruncated: p.ArgsTruncated,
 			Cwd: p.Cwd, Uid: p.Uid, Gid: p.Gid, Euid: p.Euid, Egid: p.Egid,
 			LoginUID: p.Loginuid, Sid: p.Sid, Tty: p.Tty,
 			ExeInode: p.ExeInode, ExeDev: p.ExeDev, ExeFileless: p.ExeFileless, ExeUpperLayer: p.ExeUpperLayer,
-		})
+			CapEffective: p.CapEffective,
+		}
+		if rec.ExeSize > 0 {
+			// The inode's version: the table finds a cached digest by it
+			// without opening the file.
+			info.ExeSize = rec.ExeSize
+			info.ExeMtime, info.ExeCtime = time.Unix(0, rec.ExeMtimeNs), time.Unix(0, rec.ExeCtimeNs)
+		}
+		ev.Process = c.procs.OnExec(info)
 		c.hashAtExec(pid, ev)
 	case probes.VigilRecTypeVIGIL_REC_FORK:
 		f := ev.GetFork()

@@ -42,6 +42,12 @@ type Record struct {
 	// EnvTruncated is set on exec when the environment was longer than the
 	// bound and neither LD_PRELOAD nor LD_LIBRARY_PATH was in the copy.
 	EnvTruncated bool
+	// ExeSize, ExeMtimeNs and ExeCtimeNs are the executable inode's size
+	// and times in ns since the epoch (exec), as the kernel holds them:
+	// the ctime may carry the multigrain "queried" flag, so the process
+	// table, not the decoder, publishes the times.
+	ExeSize                int64
+	ExeMtimeNs, ExeCtimeNs int64
 	// Creds are the process's ids after a setuid-family call, else nil.
 	Creds *Creds
 }
@@ -468,6 +474,7 @@ func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	ev := r.Event
 	ev.Result = 0
 	r.StartTime = e.StartTime
+	r.ExeSize, r.ExeMtimeNs, r.ExeCtimeNs = int64(e.ExeSize), int64(e.ExeMtime), int64(e.ExeCtime)
 	p := ev.Process
 	p.Ppid = e.Ppid
 	p.NsPid = e.NsPid

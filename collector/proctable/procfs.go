@@ -26,6 +26,7 @@ type procInfo struct {
 	loginuid, sid, tty     uint32
 	inode, dev             uint64
 	ctime, mtime           int64 // ns since the epoch
+	size                   int64
 	capEff                 uint64
 	fileless               bool
 	upper                  bool
@@ -68,6 +69,7 @@ func readProc(procRoot string, pid uint32, maxArgBytes int) (procInfo, error) {
 			info.inode = st.Ino
 			info.dev = kernelDev(st.Dev)
 			info.ctime, info.mtime = st.Ctim.Nano(), st.Mtim.Nano()
+			info.size = st.Size
 		}
 	}
 	if cwd, err := os.Readlink(filepath.Join(dir, "cwd")); err == nil {

@@ -60,7 +60,7 @@ func (t *Table) Seed(ctx context.Context) error {
 		t.mu.Lock()
 		if cur := t.byPid[info.pid]; cur == nil || cur.exited && cur.startTicks != e.startTicks {
 			t.insertLocked(e)
-			t.queueLocked(e, true, !e.userDone)
+			t.queueLocked(e, t.needsExeJob(e), !e.userDone)
 			seeded++
 		}
 		t.mu.Unlock()
@@ -105,6 +105,8 @@ func (t *Table) newSeedEntry(info procInfo, parent *entry) *entry {
 	if info.mtime != 0 {
 		p.ExeCtime = timestamppb.New(time.Unix(0, info.ctime))
 		p.ExeMtime = timestamppb.New(time.Unix(0, info.mtime))
+		e.timesOK = true
+		e.exe = exeFacts{dev: info.dev, ino: info.inode, size: info.size, mtimeNs: info.mtime, ctimeNs: info.ctime}
 	}
 	if parent != nil {
 		t.mu.RLock()

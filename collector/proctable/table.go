@@ -167,7 +167,15 @@ type ExecInfo struct {
 	ExeFileless      bool
 	// ExeCtime and ExeMtime are the executable inode's times, zero when
 	// the probe did not read them (the hash worker then stats the file).
+	// With ExeSize set they are the inode's raw fields, and ExeCtime may
+	// carry the multigrain "queried" flag (2^31 ns late): the table
+	// publishes the ctime a stat confirms (from its cache, or the hash
+	// worker's stat).
 	ExeCtime, ExeMtime time.Time
+	// ExeSize is the executable's size (the inode's i_size), 0 when
+	// unknown. With it, the inode, device and times identify the file
+	// version, and an executable hashed before costs no system call.
+	ExeSize int64
 	// CapEffective is the effective capability set after exec.
 	CapEffective uint64
 	// MntNs is the inode number of the process's mount namespace, 0 when
@@ -212,7 +220,12 @@ type entry struct {
 	userDone bool
 	// gen counts image changes (exec) so a hash computed for an older
 	// image is not published on a newer one.
-	gen      uint64
+	gen uint64
+	// exe is the executable's version as the exec record (or /proc)
+	// reported it; timesOK is set once proc's ExeMtime and ExeCtime are
+	// what a stat reports (from the digest cache, or a stat).
+	exe      exeFacts
+	timesOK  bool
 	exited   bool
 	exitedAt time.Time
 }
@@ -394,7 +407,7 @@ func (t *Table) fromProc(pid uint32) *entry {
 		return cur
 	}
 	t.insertLocked(e)
-	t.queueLocked(e, true, !e.userDone)
+	t.queueLocked(e, t.needsExeJob(e), !e.userDone)
 	return e
 }
 
@@ -496,11 +509,36 @@ func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 		ExeFileless:   info.ExeFileless,
 		CapEffective:  info.CapEffective,
 	}
-	if !info.ExeCtime.IsZero() {
-		p.ExeCtime = timestamppb.New(info.ExeCtime)
+	var exe exeFacts
+	timesOK := false
+	if info.ExeSize > 0 && !info.ExeMtime.IsZero() {
+		exe = exeFacts{dev: info.ExeDev, ino: info.ExeInode, size: info.ExeSize,
+			mtimeNs: info.ExeMtime.UnixNano(), ctimeNs: info.ExeCtime.UnixNano()}
 	}
-	if !info.ExeMtime.IsZero() {
-		p.ExeMtime = timestamppb.New(info.ExeMtime)
+	hit := false
+	if exe.known() {
+		// The cache knows this file version: its digest and confirmed
+		// ctime, with no system call.
+		p.ExeMtime = nsTimestamp(exe.mtimeNs)
+		if it, ok := t.hashes.get(exe); ok {
+			hit, timesOK = true, true
+			p.ExeCtime = nsTimestamp(it.ctimeNs)
+			if p.ExeSha256 = it.sum; it.sum != "" {
+				t.m.hashHit.Inc()
+			}
+		} else {
+			// Published now, corrected by the stat the hash makes.
+			p.ExeCtime = nsTimestamp(exe.ctimeNs)
+		}
+	} else {
+		if !info.ExeCtime.IsZero() {
+			p.ExeCtime = timestamppb.New(info.ExeCtime)
+		}
+		if !info.ExeMtime.IsZero() {
+			p.ExeMtime = timestamppb.New(info.ExeMtime)
+			// Without the size these came from a stat (procfs mode).
+			timesOK = true
+		}
 	}
 	t.mu.Lock()
 	if e := t.byPid[info.Pid]; e != nil && e.startTicks == ticks && !e.exited {
@@ -523,19 +561,23 @@ func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 		} else {
 			p.UserName, p.GroupName, e.userDone = t.users.cached(ns, p.Uid, p.Gid, t.cfg.Now())
 		}
-		if old.ExeInode == p.ExeInode && old.ExeDev == p.ExeDev && old.ExeInode != 0 {
+		if !hit && old.ExeInode == p.ExeInode && old.ExeDev == p.ExeDev && old.ExeInode != 0 &&
+			(!exe.known() || !e.exe.known() || sameVersion(exe, e.exe)) {
 			// Re-exec of the same file (a shell exec'ing itself): a file
 			// being executed cannot be written (ETXTBSY), so the digest
 			// and times of the old image still hold.
 			p.ExeSha256 = old.ExeSha256
-			if p.ExeMtime == nil {
+			if p.ExeMtime == nil || e.timesOK && !timesOK {
 				p.ExeCtime, p.ExeMtime = old.ExeCtime, old.ExeMtime
+				timesOK = e.timesOK
 			}
 		}
+		e.exe = exe
+		e.timesOK = timesOK
 		e.mntNs = ns
 		e.gen++
 		t.publishLocked(e, p)
-		t.queueLocked(e, p.ExeSha256 == "" || p.ExeMtime == nil, !e.userDone)
+		t.queueLocked(e, t.needsExeJob(e), !e.userDone)
 		t.mu.Unlock()
 		t.m.execs.Inc()
 		return p
@@ -551,12 +593,12 @@ func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 		p.Lineage = t.lineageFrom(parent)
 		t.mu.RUnlock()
 	}
-	e := &entry{startTicks: ticks, mntNs: info.MntNs}
+	e := &entry{startTicks: ticks, mntNs: info.MntNs, exe: exe, timesOK: timesOK}
 	p.UserName, p.GroupName, e.userDone = t.users.cached(info.MntNs, p.Uid, p.Gid, t.cfg.Now())
 	t.mu.Lock()
 	t.publishLocked(e, p)
 	t.insertLocked(e)
-	t.queueLocked(e, true, !e.userDone)
+	t.queueLocked(e, t.needsExeJob(e), !e.userDone)
 	t.mu.Unlock()
 	t.m.execs.Inc()
 	// p, not e.proc: the hash worker may republish e.proc once the lock is
@@ -642,12 +684,12 @@ func (t *Table) OnForkInfo(f ForkInfo) *vigilv1.Process {
 		ExeCtime:      pp.ExeCtime,
 		ExeMtime:      pp.ExeMtime,
 	}
-	e := &entry{startTicks: ticks, mntNs: parent.mntNs, userDone: parent.userDone}
+	e := &entry{startTicks: ticks, mntNs: parent.mntNs, userDone: parent.userDone, exe: parent.exe, timesOK: parent.timesOK}
 	t.publishLocked(e, p)
 	t.insertLocked(e)
 	// The parent's digest or user name may still be pending; a job for
 	// the child makes sure the child gets them too.
-	t.queueLocked(e, p.ExeSha256 == "" || p.ExeMtime == nil, !e.userDone)
+	t.queueLocked(e, t.needsExeJob(e), !e.userDone)
 	t.m.forks.Inc()
 	return p
 }
