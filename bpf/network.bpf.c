@@ -101,6 +101,19 @@ static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32
 			len = SOCKADDR_MAX;
 		off = put_user_bytes(s, off, 0, (void *)in.args[1], len);
 	}
+	if (sys == VIGIL_SYS_CONNECT && ret == 0 && sk && r->family == AF_UNIX_VAL) {
+		/*
+		 * String 1: the socket file the kernel connected to, as the
+		 * listener bound it, whatever symlink, hard link, relative path
+		 * or bind mount the caller named it by.
+		 */
+		struct unix_sock *u = KCAST(struct unix_sock, sk);
+		struct unix_sock *peer = KCAST(struct unix_sock, KREAD(u, peer));
+		struct path p = {};
+		KREAD_INTO(&p, peer, path);
+		if (p.dentry)
+			off = put_path(s, off, 1, p.dentry, p.mnt);
+	}
 	submit(cfg, s, off);
 	return 0;
 }

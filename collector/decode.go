@@ -730,6 +730,12 @@ func decodeSock(b []byte, h *probes.VigilRecHdr, r *Record) error {
 		if remote != nil && remote.Family == "unix" && proto != "unix" {
 			proto = "unix"
 		}
+		if len(s[1]) > 0 && remote != nil && remote.Family == "unix" {
+			// The socket file the kernel connected to, not the name the
+			// caller used (a symlink or hard link to docker.sock, a
+			// relative path, a bind mount).
+			remote.Path = leafFirstPath(s[1])
+		}
 		ev.Kind = &vigilv1.Event_Connect{Connect: &vigilv1.Connect{Fd: k.Fd, Remote: remote, Local: sockAddr(&k.Local), Protocol: proto}}
 	case probes.VigilRecSysVIGIL_SYS_ACCEPT, probes.VigilRecSysVIGIL_SYS_ACCEPT4:
 		ev.Kind = &vigilv1.Event_Accept{Accept: &vigilv1.Accept{Fd: k.Fd, NewFd: k.Arg, Remote: sockAddr(&k.Remote), Local: sockAddr(&k.Local), Protocol: proto}}

@@ -346,6 +346,43 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 			}},
 		}
+		cases = append(cases, struct {
+			name string
+			run  func(t *testing.T) (func(*vigilv1.Event) bool, check)
+		}{"a unix connect through a symlink in another directory shows the socket file it reached", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
+			sock := filepath.Join(dir, "runtime-"+unique+".sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				if c, err := ln.Accept(); err == nil {
+					c.Close()
+				}
+			}()
+			other := t.TempDir()
+			link := filepath.Join(other, "innocent-"+unique)
+			if err := os.Symlink(sock, link); err != nil {
+				t.Fatal(err)
+			}
+			// Dial by a relative name from the link's directory.
+			wd, _ := os.Getwd()
+			if err := os.Chdir(other); err != nil {
+				t.Fatal(err)
+			}
+			c, err := net.Dial("unix", filepath.Base(link))
+			os.Chdir(wd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			return mine(func(ev *vigilv1.Event) bool { return ev.GetConnect().GetRemote().GetPath() == sock }), func(t *testing.T, ev *vigilv1.Event) {
+				if cn := ev.GetConnect(); cn.Protocol != "unix" || ev.Result != 0 {
+					t.Errorf("connect = %v result %d", cn, ev.Result)
+				}
+			}
+		}})
 		for _, family := range []string{"tcp4", "tcp6", "unix"} {
 			cases = append(cases, struct {
 				name string
