@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -195,4 +196,77 @@ func alignedCopy(b []byte) []byte {
 	out := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*8)[:len(b)]
 	copy(out, b)
 	return out
+}
+
+// BenchmarkExecStormUserSpace is the sensor's user-space work for one exec
+// of an exec storm (fork, exec and exit records of a new process running a
+// file hashed before): decode, process table, cgroup path and the --stdout
+// JSON, in microseconds of one core per exec. The exec record is the
+// captured sample, its inode facts refreshed from the file on this machine;
+// the fork record is built from the generated struct.
+func BenchmarkExecStormUserSpace(b *testing.B) {
+	execRaw := alignedCopy(samples(b)["an-exec-shows-full-argv-and-the-right-parent"])
+	exitRaw := alignedCopy(samples(b)["a-fork-names-the-child-and-an-exit-carries-the-status"])
+	x := view[probes.VigilRecExec](execRaw)
+	var st unix.Stat_t
+	if err := unix.Stat("/usr/bin/echo", &st); err != nil {
+		b.Skipf("the sample's executable: %v", err)
+	}
+	x.ExeIno, x.ExeDev = st.Ino, unix.Major(st.Dev)<<20|unix.Minor(st.Dev)
+	x.ExeSize, x.ExeMtime, x.ExeCtime = uint64(st.Size), uint64(st.Mtim.Nano()), uint64(st.Ctim.Nano())
+	forkRaw := alignedCopy(make([]byte, unsafe.Sizeof(probes.VigilRecFork{})))
+	f := view[probes.VigilRecFork](forkRaw)
+	f.H = x.H
+	f.H.Type, f.H.Sys = uint16(probes.VigilRecTypeVIGIL_REC_FORK), uint16(probes.VigilRecSysVIGIL_SYS_CLONE)
+	f.H.Size, f.H.Fixed, f.H.Nstr, f.H.StrLen = uint32(len(forkRaw)), uint16(len(forkRaw)), 0, [6]uint16{}
+	exit := view[probes.VigilRecExit](exitRaw)
+
+	procs, err := proctable.New(proctable.Config{SweepInterval: -1}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := newMetrics(prometheus.NewRegistry(), newKernelCounters(nil), func() float64 { return 0 })
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &Collector{procs: procs, m: m, dec: Decoder{BootTime: testBoot, Processes: procs}, procRoot: "/proc", hashAtExecMax: 64 << 20}
+	c.cgroups = newCgroupPaths("/proc", "/sys/fs/cgroup", v1Controller{}, func() {})
+	c.cgroups.byID[x.H.CgroupId] = "/bench"
+	self := uint32(os.Getpid())
+	// The storm's parent is a process the table read from /proc (its user
+	// name resolved), as a sensor that started before it has it.
+	if procs.Lookup(self) == nil {
+		b.Fatal("this process is not in /proc")
+	}
+	f.H.Pid, f.H.Tid, f.StartTime = self, self, 1e9
+	x.Ppid = self
+
+	var enc JSONEncoder
+	var out []byte
+	var r Record
+	one := func(raw []byte) {
+		if err := c.dec.Decode(raw, &r); err != nil {
+			b.Fatal(err)
+		}
+		c.attribute(&r)
+		out = append(enc.AppendEvent(out[:0], r.Event), '\n')
+	}
+	start := uint64(2e9)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		pid := 100_000 + uint32(i%30_000)
+		start += 1e6
+		f.ChildPid, f.ChildTid, f.NsPid = pid, pid, pid
+		x.H.Pid, x.H.Tid, x.NsPid, x.StartTime = pid, pid, pid, start
+		exit.H.Pid, exit.H.Tid, exit.StartTime = pid, pid, start
+		one(forkRaw)
+		one(execRaw)
+		if r.Event.Process.ExeSha256 == "" {
+			b.Fatal("the exec has no digest")
+		}
+		one(exitRaw)
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "us/exec")
 }
