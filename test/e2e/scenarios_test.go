@@ -70,6 +70,29 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "PrivilegeEscalation:Runtime/DockerSocketAccessed", Exe: []string{"/attacker"}, InContainer: true}},
 		},
 		{
+			name:      "container connects to the Docker socket through a symlink with another name",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				path := filepath.Join(c.rootfs, "var", "run", "docker.sock")
+				_ = os.MkdirAll(filepath.Dir(path), 0o755)
+				ln, err := net.Listen("unix", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				go func() {
+					if conn, err := ln.Accept(); err == nil {
+						conn.Close()
+					}
+				}()
+				if err := os.Symlink("/var/run/docker.sock", filepath.Join(c.rootfs, "tmp", "notes")); err != nil {
+					t.Fatal(err)
+				}
+				c.exec(t, "/bin/attacker", "connect-unix", "/tmp/notes")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/DockerSocketAccessed", Exe: []string{"/attacker"}, InContainer: true}},
+		},
+		{
 			name: "PTRACE_TRACEME in a child, then the parent peeks its memory",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				run(t, e.attacker, "traceme")
