@@ -138,7 +138,19 @@ struct walk_state {
 	__u64 root_dentry;
 	__u64 root_mnt; /* struct vfsmount */
 	__u32 cur;
-	__u32 _pad;
+	__u32 end; /* how the last walk ended: enum walk_end */
+};
+
+/*
+ * How a dentry walk ended. WALK_OUTSIDE_ROOT means the file cannot be
+ * reached from the task's root: a file on a detached mount (a runtime's
+ * sealed copy of itself), an internal mount (memfd, pipe) or outside a
+ * chroot or container root.
+ */
+enum walk_end {
+	WALK_AT_ROOT = 0,
+	WALK_OUTSIDE_ROOT = 1,
+	WALK_TOO_DEEP = 2,
 };
 
 struct {
@@ -500,6 +512,7 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 	w->mnt_root = (__u64)KREAD(vfsmnt, mnt_root);
 	w->root_dentry = (__u64)root.dentry;
 	w->root_mnt = (__u64)root.mnt;
+	w->end = WALK_TOO_DEEP;
 	int at_root = 0;
 
 	for (int i = 0; i < PATH_DEPTH; i++) {
@@ -507,17 +520,22 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 		const unsigned char *name;
 		if (w->dentry == w->root_dentry && w->mnt + mnt_off == w->root_mnt) {
 			at_root = 1; /* the task's root directory */
+			w->end = WALK_AT_ROOT;
 			break;
 		}
 		struct dentry *d = KCAST(struct dentry, w->dentry);
 		dentry_step(d, &parent, &name);
 		if (w->dentry == w->mnt_root || w->dentry == (__u64)parent) {
-			if (w->dentry != w->mnt_root)
+			if (w->dentry != w->mnt_root) {
+				w->end = WALK_OUTSIDE_ROOT;
 				break; /* a dentry outside any mount (pipe, socket, anon) */
+			}
 			struct mount *mnt = KCAST(struct mount, w->mnt);
 			__u64 mp = (__u64)KREAD(mnt, mnt_parent);
-			if (mp == w->mnt)
-				break; /* reached the namespace root */
+			if (mp == w->mnt) {
+				w->end = WALK_OUTSIDE_ROOT;
+				break; /* the namespace root, or a detached mount */
+			}
 			w->dentry = (__u64)KREAD(mnt, mnt_mountpoint);
 			w->mnt = mp;
 			struct mount *parent_mnt = KCAST(struct mount, mp);
@@ -553,6 +571,14 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 		end += n;
 	}
 	return set_len(s, off, idx, end - off);
+}
+
+/* last_walk_end says how this CPU's last put_path ended (enum walk_end). */
+static __always_inline __u32 last_walk_end(void)
+{
+	__u32 zero = 0;
+	struct walk_state *w = bpf_map_lookup_elem(&walk_map, &zero);
+	return w ? w->end : WALK_TOO_DEEP;
 }
 
 static __always_inline __u32 put_file_path(struct scratch *s, __u32 off, int idx, struct file *f)

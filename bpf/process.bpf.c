@@ -196,7 +196,8 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->exe_size = KREAD(ino, i_size);
 	inode_times(ino, &e->exe_mtime, &e->exe_ctime);
 	e->upper_layer = exe_upper_layer(ino);
-	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
+	e->_pad[0] = e->_pad[1] = 0;
+	e->exe_outside_root = 0;
 
 	for (int i = 0; i < 3; i++) {
 		struct rec_fdinfo *fi = &e->stdio[i];
@@ -207,6 +208,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	__u32 off = sizeof(*e);
 	off = put_kernel_str(s, off, 0, KREAD(bprm, filename), 4096);
 	off = put_file_path(s, off, 1, exe);
+	e->exe_outside_root = last_walk_end() == WALK_OUTSIDE_ROOT;
 
 	struct mm_struct *mm = KREAD(p, mm);
 	unsigned long as = KREAD(mm, arg_start), ae = KREAD(mm, arg_end);

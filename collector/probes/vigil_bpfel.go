@@ -97,7 +97,8 @@ type VigilRecExec struct {
 	ArgsTruncated   uint8
 	EnvTruncated    uint8
 	UpperLayer      uint8
-	Pad             [3]uint8
+	ExeOutsideRoot  uint8
+	Pad             [2]uint8
 	Stdio           [3]VigilRecFdinfo
 	_               [4]byte
 }
@@ -311,7 +312,7 @@ type VigilWalkState struct {
 	RootDentry uint64
 	RootMnt    uint64
 	Cur        uint32
-	Pad        uint32
+	End        uint32
 }
 
 // Names of all BPF objects in the ELF.
