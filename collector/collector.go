@@ -410,7 +410,8 @@ func (c *Collector) attribute(rec *Record) *vigilv1.Event {
 			Cwd: p.Cwd, Uid: p.Uid, Gid: p.Gid, Euid: p.Euid, Egid: p.Egid,
 			LoginUID: p.Loginuid, Sid: p.Sid, Tty: p.Tty,
 			ExeInode: p.ExeInode, ExeDev: p.ExeDev, ExeFileless: p.ExeFileless, ExeUpperLayer: p.ExeUpperLayer,
-			CapEffective: p.CapEffective,
+			ExeOutsideRoot: p.ExeOutsideRoot,
+			CapEffective:   p.CapEffective,
 		}
 		if rec.ExeSize > 0 {
 			// The inode's version: the table finds a cached digest by it

@@ -491,6 +491,7 @@ func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	p.ExeDev = uint64(e.ExeDev) // kernel encoding, as proctable.ExecInfo wants
 	p.ExeFileless = e.Fileless != 0
 	p.ExeUpperLayer = e.UpperLayer != 0
+	p.ExeOutsideRoot = e.ExeOutsideRoot != 0
 	p.CapEffective = e.CapEffective
 	x := &vigilv1.Exec{
 		Filename: cstr(s[0]),

@@ -558,6 +558,7 @@ func appendProcess(buf []byte, p *vigilv1.Process) []byte {
 	buf = u64Field(buf, s, `"exeDev":`, p.ExeDev)
 	buf = boolField(buf, s, `"exeUpperLayer":`, p.ExeUpperLayer)
 	buf = boolField(buf, s, `"exeFileless":`, p.ExeFileless)
+	buf = boolField(buf, s, `"exeOutsideRoot":`, p.ExeOutsideRoot)
 	buf = strField(buf, s, `"userName":`, p.UserName)
 	if len(p.Lineage) > 0 {
 		buf = append(key(buf, s, `"lineage":`), '[')

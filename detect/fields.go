@@ -1046,6 +1046,8 @@ func fieldDefs() []fieldDef {
 			})},
 		{"proc.is_exe_upper_layer", ftBool, argNone, "The executable lives in the container's writable overlay layer (written after start).",
 			bfield(func(c *evalCtx) (bool, bool) { p := proc(c); return p.GetExeUpperLayer(), p != nil })},
+		{"proc.is_exe_outside_root", ftBool, argNone, "The executable was not reachable from the process's root at exec time (a detached mount, a memfd, or outside its chroot or container root).",
+			bfield(func(c *evalCtx) (bool, bool) { p := proc(c); return p.GetExeOutsideRoot(), p != nil })},
 		{"proc.is_exe_from_memfd", ftBool, argNone, "The executable is a memfd (fileless execution).",
 			bfield(func(c *evalCtx) (bool, bool) {
 				p := proc(c)

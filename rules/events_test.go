@@ -365,6 +365,13 @@ func fileless(p *vigilv1.Process) *vigilv1.Process {
 	return p
 }
 
+// outsideRoot marks the executable as unreachable from the process's root
+// (a detached mount, a memfd, or outside its chroot or container root).
+func outsideRoot(p *vigilv1.Process) *vigilv1.Process {
+	p.ExeOutsideRoot = true
+	return p
+}
+
 // upper marks the executable as living in the container's writable layer.
 func upper(p *vigilv1.Process) *vigilv1.Process {
 	p.ExeUpperLayer = true

@@ -165,6 +165,9 @@ type ExecInfo struct {
 	ExeInode, ExeDev uint64
 	ExeUpperLayer    bool
 	ExeFileless      bool
+	// ExeOutsideRoot: the executable was not reachable from the process's
+	// root (a detached mount, a memfd, outside its chroot).
+	ExeOutsideRoot bool
 	// ExeCtime and ExeMtime are the executable inode's times, zero when
 	// the probe did not read them (the hash worker then stats the file).
 	// With ExeSize set they are the inode's raw fields, and ExeCtime may
@@ -489,25 +492,26 @@ func (t *Table) lineageFrom(parent *entry) []*vigilv1.Ancestor {
 func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 	ticks := info.StartTime / TickNanos
 	p := &vigilv1.Process{
-		Pid:           info.Pid,
-		NsPid:         info.NsPid,
-		Comm:          info.Comm,
-		ExePath:       info.ExePath,
-		Args:          info.Args,
-		ArgsTruncated: info.ArgsTruncated,
-		Cwd:           info.Cwd,
-		Uid:           info.Uid,
-		Gid:           info.Gid,
-		Euid:          info.Euid,
-		Egid:          info.Egid,
-		Loginuid:      info.LoginUID,
-		Sid:           info.Sid,
-		Tty:           info.Tty,
-		ExeInode:      info.ExeInode,
-		ExeDev:        info.ExeDev,
-		ExeUpperLayer: info.ExeUpperLayer,
-		ExeFileless:   info.ExeFileless,
-		CapEffective:  info.CapEffective,
+		Pid:            info.Pid,
+		NsPid:          info.NsPid,
+		Comm:           info.Comm,
+		ExePath:        info.ExePath,
+		Args:           info.Args,
+		ArgsTruncated:  info.ArgsTruncated,
+		Cwd:            info.Cwd,
+		Uid:            info.Uid,
+		Gid:            info.Gid,
+		Euid:           info.Euid,
+		Egid:           info.Egid,
+		Loginuid:       info.LoginUID,
+		Sid:            info.Sid,
+		Tty:            info.Tty,
+		ExeInode:       info.ExeInode,
+		ExeDev:         info.ExeDev,
+		ExeUpperLayer:  info.ExeUpperLayer,
+		ExeFileless:    info.ExeFileless,
+		ExeOutsideRoot: info.ExeOutsideRoot,
+		CapEffective:   info.CapEffective,
 	}
 	var exe exeFacts
 	timesOK := false
@@ -654,35 +658,36 @@ func (t *Table) OnForkInfo(f ForkInfo) *vigilv1.Process {
 		nsPid = f.ChildPid
 	}
 	p := &vigilv1.Process{
-		ExecId:        t.execIDTicks(f.ChildPid, ticks),
-		ParentExecId:  pp.ExecId,
-		Pid:           f.ChildPid,
-		Ppid:          f.ParentPid,
-		NsPid:         nsPid,
-		Comm:          pp.Comm,
-		ExePath:       pp.ExePath,
-		Args:          pp.Args,
-		ArgsTruncated: pp.ArgsTruncated,
-		Cwd:           pp.Cwd,
-		Uid:           pp.Uid,
-		Gid:           pp.Gid,
-		Euid:          pp.Euid,
-		Egid:          pp.Egid,
-		Loginuid:      pp.Loginuid,
-		Sid:           pp.Sid,
-		Tty:           pp.Tty,
-		StartTime:     t.startTimestamp(f.ChildStart),
-		ExeSha256:     pp.ExeSha256,
-		ExeInode:      pp.ExeInode,
-		ExeDev:        pp.ExeDev,
-		ExeUpperLayer: pp.ExeUpperLayer,
-		ExeFileless:   pp.ExeFileless,
-		UserName:      pp.UserName,
-		Lineage:       t.lineageFrom(parent),
-		CapEffective:  pp.CapEffective,
-		GroupName:     pp.GroupName,
-		ExeCtime:      pp.ExeCtime,
-		ExeMtime:      pp.ExeMtime,
+		ExecId:         t.execIDTicks(f.ChildPid, ticks),
+		ParentExecId:   pp.ExecId,
+		Pid:            f.ChildPid,
+		Ppid:           f.ParentPid,
+		NsPid:          nsPid,
+		Comm:           pp.Comm,
+		ExePath:        pp.ExePath,
+		Args:           pp.Args,
+		ArgsTruncated:  pp.ArgsTruncated,
+		Cwd:            pp.Cwd,
+		Uid:            pp.Uid,
+		Gid:            pp.Gid,
+		Euid:           pp.Euid,
+		Egid:           pp.Egid,
+		Loginuid:       pp.Loginuid,
+		Sid:            pp.Sid,
+		Tty:            pp.Tty,
+		StartTime:      t.startTimestamp(f.ChildStart),
+		ExeSha256:      pp.ExeSha256,
+		ExeInode:       pp.ExeInode,
+		ExeDev:         pp.ExeDev,
+		ExeUpperLayer:  pp.ExeUpperLayer,
+		ExeFileless:    pp.ExeFileless,
+		ExeOutsideRoot: pp.ExeOutsideRoot,
+		UserName:       pp.UserName,
+		Lineage:        t.lineageFrom(parent),
+		CapEffective:   pp.CapEffective,
+		GroupName:      pp.GroupName,
+		ExeCtime:       pp.ExeCtime,
+		ExeMtime:       pp.ExeMtime,
 	}
 	e := &entry{startTicks: ticks, mntNs: parent.mntNs, userDone: parent.userDone, exe: parent.exe, timesOK: parent.timesOK}
 	t.publishLocked(e, p)

@@ -760,10 +760,15 @@ type Process struct {
 	GroupName string `protobuf:"bytes,27,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
 	// Status-change and modification times of the executable's inode at exec
 	// time, when the sensor stat'ed it (Falco's proc.exe_ino.ctime/.mtime).
-	ExeCtime      *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=exe_ctime,json=exeCtime,proto3" json:"exe_ctime,omitempty"`
-	ExeMtime      *timestamppb.Timestamp `protobuf:"bytes,29,opt,name=exe_mtime,json=exeMtime,proto3" json:"exe_mtime,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExeCtime *timestamppb.Timestamp `protobuf:"bytes,28,opt,name=exe_ctime,json=exeCtime,proto3" json:"exe_ctime,omitempty"`
+	ExeMtime *timestamppb.Timestamp `protobuf:"bytes,29,opt,name=exe_mtime,json=exeMtime,proto3" json:"exe_mtime,omitempty"`
+	// True when the executable could not be reached from the process's root
+	// directory at exec time: a file on a detached mount (how container
+	// runtimes run a sealed copy of themselves), a memfd, or a file outside
+	// the process's chroot or container root.
+	ExeOutsideRoot bool `protobuf:"varint,30,opt,name=exe_outside_root,json=exeOutsideRoot,proto3" json:"exe_outside_root,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Process) Reset() {
@@ -997,6 +1002,13 @@ func (x *Process) GetExeMtime() *timestamppb.Timestamp {
 		return x.ExeMtime
 	}
 	return nil
+}
+
+func (x *Process) GetExeOutsideRoot() bool {
+	if x != nil {
+		return x.ExeOutsideRoot
+	}
+	return false
 }
 
 // Ancestor is one process in a lineage.
@@ -3682,7 +3694,7 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"dns_answer\x18A \x01(\v2\x13.vigil.v1.DnsAnswerH\x00R\tdnsAnswer\x12*\n" +
 	"\x06socket\x18B \x01(\v2\x10.vigil.v1.SocketH\x00R\x06socket\x12!\n" +
 	"\x03dup\x18C \x01(\v2\r.vigil.v1.DupH\x00R\x03dupB\x06\n" +
-	"\x04kind\"\xe9\x06\n" +
+	"\x04kind\"\x93\a\n" +
 	"\aProcess\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12$\n" +
 	"\x0eparent_exec_id\x18\x02 \x01(\tR\fparentExecId\x12\x10\n" +
@@ -3716,7 +3728,8 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\n" +
 	"group_name\x18\x1b \x01(\tR\tgroupName\x127\n" +
 	"\texe_ctime\x18\x1c \x01(\v2\x1a.google.protobuf.TimestampR\bexeCtime\x127\n" +
-	"\texe_mtime\x18\x1d \x01(\v2\x1a.google.protobuf.TimestampR\bexeMtime\"\x96\x02\n" +
+	"\texe_mtime\x18\x1d \x01(\v2\x1a.google.protobuf.TimestampR\bexeMtime\x12(\n" +
+	"\x10exe_outside_root\x18\x1e \x01(\bR\x0eexeOutsideRoot\"\x96\x02\n" +
 	"\bAncestor\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12$\n" +
 	"\x0eparent_exec_id\x18\x02 \x01(\tR\fparentExecId\x12\x10\n" +
