@@ -17,8 +17,8 @@ import (
 
 // Attack sequences.
 //
-// When findings of at least StoreConfig.MinSequenceTactics (default 2)
-// different MITRE ATT&CK tactics occur on one workload (the ECS task, the
+// When two or more findings of at least StoreConfig.MinSequenceTactics
+// (default 2) different MITRE ATT&CK tactics occur on one workload (the ECS task, the
 // Kubernetes pod, else the container, else the host) within
 // StoreConfig.CorrelationWindow (default one hour) of the newest one, the
 // store raises one Critical finding that links them: its
@@ -94,7 +94,10 @@ func (s *sqlStore) correlate(ctx context.Context, tx *sql.Tx, resKey string, las
 			newest = m
 		}
 	}
-	if len(tactics) < s.cfg.MinSequenceTactics {
+	// A sequence links findings: one finding, even one mapped to several
+	// tactics (a Docker socket access is privilege escalation and
+	// execution), is not a sequence.
+	if len(tactics) < s.cfg.MinSequenceTactics || len(cands) < 2 {
 		return nil, nil
 	}
 

@@ -81,6 +81,8 @@ var (
 	ruleMount        = rule("Container mounts host directory", "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory", 5, "TA0004")
 	ruleDiscovery    = rule("Discovery command", "Discovery:Runtime/SuspiciousCommand", 2, "TA0007")
 	ruleMiner        = rule("Crypto miner executed", "Impact:Runtime/CryptoMinerExecuted", 8, "TA0040")
+	// One rule mapped to two tactics, as the catalogue's Docker socket rule is.
+	ruleTwoTactics = rule("Container runtime socket accessed", "PrivilegeEscalation:Runtime/DockerSocketAccessed", 5, "TA0004", "TA0002")
 )
 
 // alertAt builds an alert of rule r from one exec of exe at t on w.

@@ -602,6 +602,11 @@ func TestStoreAttackSequence(t *testing.T) {
 		sequences := func() []*vigilv1.Finding {
 			return listAll(t, s, Query{Filter: &vigilv1.FindingFilter{Type: AttackSequencePrefix + "*"}})
 		}
+		// One finding is no sequence, even one of two tactics.
+		a.apply(alertAt(ruleTwoTactics, inContainer, baseTime, "/tmp/docker"))
+		if n := len(sequences()); n != 0 {
+			t.Fatalf("%d sequences after one finding of two tactics", n)
+		}
 		// One tactic alone is no sequence.
 		a.apply(alertAt(ruleReverseShell, inECS, baseTime, "/tmp/b4sh"))
 		if n := len(sequences()); n != 0 {
