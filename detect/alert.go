@@ -60,6 +60,11 @@ type Alert struct {
 	// Captures holds the values sequence steps captured, by capture name
 	// (threshold alerts: "by" and "count").
 	Captures map[string]string
+	// GroupKey, for rules with finding.group_by, holds the values of those
+	// fields: matches with the same key on one workload are one finding,
+	// whatever executable each came from (every command of one reverse
+	// shell session). Empty otherwise.
+	GroupKey string
 	// OutputFields are the fields the output names, by field name
 	// ("proc.aname[2]"), with typed values (string, int64 or bool) and nil
 	// for missing ones: Falco's JSON output_fields.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,6 +216,15 @@ func (e *Engine) alert(r *compiledRule, c *evalCtx, events []*vigilv1.Event, cap
 		al.Time = t.AsTime()
 	} else {
 		al.Time = time.Now()
+	}
+	if len(r.groupBy) > 0 {
+		var b strings.Builder
+		for i := range r.groupBy {
+			v, _ := r.groupBy[i].str(c)
+			b.WriteString(v)
+			b.WriteByte(0)
+		}
+		al.GroupKey = b.String()
 	}
 	if len(r.context) > 0 || c.hit.list != "" {
 		al.Context = make(map[string]string, len(r.context)+3)

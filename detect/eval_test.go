@@ -256,6 +256,48 @@ func TestFindingMetadata(t *testing.T) {
 	}
 }
 
+func TestFindingGroupBy(t *testing.T) {
+	e := engineFor(t, `
+- rule: Grouped
+  desc: d
+  condition: evt.type in (open, openat)
+  output: o
+  priority: WARNING
+  finding:
+    type: Execution:Runtime/ReverseShell
+    group_by: [fd.name, proc.name]
+- rule: Ungrouped
+  desc: d
+  condition: evt.type in (open, openat)
+  output: o
+  priority: WARNING
+`)
+	as := fired(e, openEv(mkProc("sh", "/bin/sh"), "/tmp/x", 0))
+	if len(as) != 2 {
+		t.Fatalf("got %d alerts", len(as))
+	}
+	if as[0].GroupKey != "/tmp/x\x00sh\x00" {
+		t.Errorf("group key %q, want the values of fd.name and proc.name", as[0].GroupKey)
+	}
+	if as[1].GroupKey != "" {
+		t.Errorf("a rule without group_by has group key %q", as[1].GroupKey)
+	}
+
+	_, errs := LoadRules(mapFS("rules.yaml", `
+- rule: Bad group
+  desc: d
+  condition: evt.type in (open, openat)
+  output: o
+  priority: WARNING
+  finding:
+    type: Execution:Runtime/ReverseShell
+    group_by: [proc.no_such_field]
+`), "")
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "group_by: unknown field proc.no_such_field") {
+		t.Errorf("errors = %v, want one naming the unknown group_by field", errs)
+	}
+}
+
 func TestPrioritySeverity(t *testing.T) {
 	cases := []struct {
 		priority string

@@ -231,6 +231,7 @@ type findingDef struct {
 	tactics    []string
 	techniques []string
 	context    []contextDef
+	groupBy    []string
 }
 
 type contextDef struct {
@@ -1167,6 +1168,10 @@ func parseFinding(n *yaml.Node) (*findingDef, error) {
 					return nil, err
 				}
 				f.context = append(f.context, cd)
+			}
+		case "group_by":
+			if f.groupBy, err = stringList(v, "finding.group_by"); err != nil {
+				return nil, err
 			}
 		default:
 			return nil, fmt.Errorf("unknown key finding.%s", k)

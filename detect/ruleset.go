@@ -66,6 +66,8 @@ type compiledRule struct {
 	types   map[string]bool // nil: any event type
 	output  *outputFormat
 	context []compiledContext
+	// groupBy are the finding.group_by fields (see Alert.GroupKey).
+	groupBy []fieldImpl
 	// fingerprint identifies the rule's matching logic; sequence and
 	// threshold state survives a reload when it is unchanged.
 	fingerprint string
@@ -590,6 +592,13 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 				}
 			}
 			r.context = append(r.context, cc)
+		}
+		for _, name := range d.finding.groupBy {
+			f, ok := cp.knownField(name)
+			if !ok {
+				return nil, "", fmt.Errorf("finding.group_by: unknown field %s", name)
+			}
+			r.groupBy = append(r.groupBy, f)
 		}
 	}
 	fmt.Fprintf(fp, "%s|", info.Condition) // exceptions included

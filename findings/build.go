@@ -174,7 +174,13 @@ func Build(a *detect.Alert, now time.Time) (*Candidate, error) {
 	}
 	f.Title, f.Description = describe(f, a)
 
-	fp := fingerprint(typ, a.Rule.Name, fpRes, ev.GetProcess().GetExePath(), a.Context)
+	// A rule's group_by values, when it has them, stand for the executable:
+	// every command of one reverse shell session is one finding.
+	who := ev.GetProcess().GetExePath()
+	if a.GroupKey != "" {
+		who = "group\x00" + a.GroupKey
+	}
+	fp := fingerprint(typ, a.Rule.Name, fpRes, who, a.Context)
 	return &Candidate{Finding: f, Fingerprint: fp, ResourceKey: resKey}, nil
 }
 

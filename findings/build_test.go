@@ -220,6 +220,30 @@ func TestFingerprint(t *testing.T) {
 			}
 		})
 	}
+
+	// group_by: the group's values stand for the executable.
+	grouped := func(exe, key string) *detect.Alert {
+		a := alertAt(ruleReverseShell, inContainer, baseTime, exe)
+		a.GroupKey = key
+		return a
+	}
+	session := grouped("/bin/sh", "203.0.113.7:4444\x00")
+	groups := []struct {
+		name string
+		a    *detect.Alert
+		same bool
+	}{
+		{"another command of the same session is the same finding", grouped("/usr/bin/id", "203.0.113.7:4444\x00"), true},
+		{"another session is a different finding", grouped("/bin/sh", "198.51.100.9:53\x00"), false},
+		{"the same executable outside the group is a different finding", alertAt(ruleReverseShell, inContainer, baseTime, "/bin/sh"), false},
+	}
+	for _, tt := range groups {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fp(tt.a) == fp(session); got != tt.same {
+				t.Errorf("same fingerprint = %v, want %v", got, tt.same)
+			}
+		})
+	}
 }
 
 func TestBuildRejectsIncompleteAlerts(t *testing.T) {
