@@ -289,15 +289,84 @@ func (c *Collector) Run(ctx context.Context, out chan<- *vigilv1.Event) error {
 	return err
 }
 
-// read is the hot loop: one record at a time, buffers reused.
+// eventsMap returns the ring buffer map while the probes are loaded.
+func (c *Collector) eventsMap() *ebpf.Map {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.coll == nil {
+		return nil
+	}
+	return c.coll.Maps["events"]
+}
+
+// readBatch bounds the events the reader holds before handing them on.
+const readBatch = 256
+
+// read is the hot loop: one record at a time, buffers reused. Events are
+// handed on in batches, when the ring buffer is drained or readBatch are
+// held: the next stage then wakes once per drain (the probes batch
+// wakeups, so once per poll) rather than once per event, and on a small
+// host every goroutine wakeup costs a futex and competes with the traced
+// workload for a core.
 func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vigilv1.Event) error {
 	poll := c.poll
-	rd.SetDeadline(time.Now().Add(poll))
+	// The reader never blocks when the network poller can do the waiting
+	// (see ringWaiter): each ReadInto returns records until the ring is
+	// empty, then ErrDeadlineExceeded.
+	var waiter *ringWaiter
+	var wakeBytes int
+	if m := c.eventsMap(); m != nil {
+		w, err := newRingWaiter(m)
+		if err != nil {
+			c.log.Info("ring buffer reader blocks in epoll", "reason", err)
+		} else {
+			waiter = w
+			defer w.Close()
+			stop := context.AfterFunc(ctx, func() { w.Close() })
+			defer stop()
+			c.mu.Lock()
+			wakeBytes = c.cfg.WakeupBytes
+			c.mu.Unlock()
+		}
+	}
+	nextDeadline := func() time.Time {
+		if waiter != nil {
+			return time.Unix(1, 0) // in the past: do not wait
+		}
+		return time.Now().Add(poll)
+	}
+	rd.SetDeadline(nextDeadline())
+	ready := func() bool { return rd.AvailableBytes() >= wakeBytes }
 	var raw ringbuf.Record
 	var rec Record
+	batch := make([]*vigilv1.Event, 0, readBatch)
+	flush := func() bool {
+		defer func() {
+			clear(batch) // the events belong to the next stage now
+			batch = batch[:0]
+		}()
+		for _, ev := range batch {
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
 	for {
+		if len(batch) >= readBatch || len(batch) > 0 && waiter == nil && rd.AvailableBytes() == 0 {
+			if !flush() {
+				return nil
+			}
+		}
 		err := rd.ReadInto(&raw)
 		if err != nil {
+			// Whatever the error, what was read goes out first: the
+			// reader is about to wait or stop.
+			if len(batch) > 0 && !flush() {
+				return nil
+			}
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				// Probes skip wakeups below WakeupBytes; this is the timer
@@ -305,7 +374,15 @@ func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vi
 				if ctx.Err() != nil {
 					return nil
 				}
-				rd.SetDeadline(time.Now().Add(poll))
+				if waiter != nil {
+					if err := waiter.wait(poll, ready); err != nil {
+						if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+							return nil
+						}
+						return fmt.Errorf("wait for ring buffer: %w", err)
+					}
+				}
+				rd.SetDeadline(nextDeadline())
 				continue
 			case errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed):
 				return nil
@@ -326,44 +403,35 @@ func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vi
 			c.m.events[rec.Sys].Inc()
 		}
 		extra := c.attribute(&rec)
-		if !c.emit(ctx, out, &rec) {
-			return nil
+		if c.wanted(&rec) {
+			batch = append(batch, rec.Event)
 		}
 		if extra != nil {
-			select {
-			case out <- extra:
-			case <-ctx.Done():
-				return nil
-			}
+			batch = append(batch, extra)
 		}
 	}
 }
 
-func (c *Collector) emit(ctx context.Context, out chan<- *vigilv1.Event, rec *Record) bool {
+// wanted says whether rec's event is emitted: exec, fork and exit records
+// always feed the process table, but their events only go out when enabled.
+func (c *Collector) wanted(rec *Record) bool {
 	bits := c.emitCore.Load()
+	var bit uint32
 	switch rec.Type {
 	case probes.VigilRecTypeVIGIL_REC_EXEC:
-		if bits&1 == 0 {
-			c.m.dropped.Inc()
-			return true
-		}
+		bit = 1
 	case probes.VigilRecTypeVIGIL_REC_FORK:
-		if bits&2 == 0 {
-			c.m.dropped.Inc()
-			return true
-		}
+		bit = 2
 	case probes.VigilRecTypeVIGIL_REC_EXIT:
-		if bits&4 == 0 {
-			c.m.dropped.Inc()
-			return true
-		}
-	}
-	select {
-	case out <- rec.Event:
+		bit = 4
+	default:
 		return true
-	case <-ctx.Done():
+	}
+	if bits&bit == 0 {
+		c.m.dropped.Inc()
 		return false
 	}
+	return true
 }
 
 // newRawFallback returns the raw_syscalls fallback when cfg asks for it,
