@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,8 +21,9 @@ import (
 // taking a core from the traced workload. Parked in the network poller, the
 // reader holds nothing and an idle sensor is idle.
 type ringWaiter struct {
-	f  *os.File
-	rc syscall.RawConn
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
 }
 
 // newRingWaiter watches the ring buffer map m through a duplicate of its
@@ -57,6 +59,9 @@ func newRingWaiter(m *ebpf.Map) (*ringWaiter, error) {
 // armed is not seen again. It returns os.ErrClosed once Close was called.
 func (w *ringWaiter) wait(d time.Duration, ready func() bool) error {
 	if err := w.f.SetReadDeadline(time.Now().Add(d)); err != nil {
+		if w.closed.Load() {
+			return os.ErrClosed
+		}
 		return err
 	}
 	armed := false
@@ -67,11 +72,17 @@ func (w *ringWaiter) wait(d time.Duration, ready func() bool) error {
 		armed = true
 		return ready()
 	})
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		return nil
+	case err != nil && w.closed.Load():
+		return os.ErrClosed
 	}
 	return err
 }
 
 // Close releases the descriptor and ends a wait in progress.
-func (w *ringWaiter) Close() error { return w.f.Close() }
+func (w *ringWaiter) Close() error {
+	w.closed.Store(true)
+	return w.f.Close()
+}
