@@ -83,6 +83,17 @@ func WriteJSON(ctx context.Context, w io.Writer, in <-chan *vigilv1.Event, flush
 type JSONEncoder struct {
 	cache   map[any][]byte
 	scratch []byte
+	// lineages caches lineage arrays by backing array: siblings share
+	// their lineage slice (the process table builds it once per parent),
+	// so an exec storm writes each lineage once. A key keeps its array
+	// alive, so an address is never reused while it is cached.
+	lineages map[lineageKey][]byte
+	lscratch []byte
+}
+
+type lineageKey struct {
+	first **vigilv1.Ancestor
+	n     int
 }
 
 // AppendEvent appends ev's JSON to buf. The envelope, the process and the
@@ -303,7 +314,7 @@ func (e *JSONEncoder) process(p *vigilv1.Process) []byte {
 		return b
 	}
 	// Encoded in scratch space, kept at its exact size: one allocation.
-	e.scratch = appendProcess(e.scratch[:0], p)
+	e.scratch = e.appendProcess(e.scratch[:0], p)
 	b := bytes.Clone(e.scratch)
 	e.put(p, b)
 	return b
@@ -529,7 +540,7 @@ func strsField(buf []byte, start int, name string, v []string) []byte {
 	return append(buf, ']')
 }
 
-func appendProcess(buf []byte, p *vigilv1.Process) []byte {
+func (e *JSONEncoder) appendProcess(buf []byte, p *vigilv1.Process) []byte {
 	if p == nil {
 		return append(buf, "{}"...)
 	}
@@ -561,20 +572,37 @@ func appendProcess(buf []byte, p *vigilv1.Process) []byte {
 	buf = boolField(buf, s, `"exeOutsideRoot":`, p.ExeOutsideRoot)
 	buf = strField(buf, s, `"userName":`, p.UserName)
 	if len(p.Lineage) > 0 {
-		buf = append(key(buf, s, `"lineage":`), '[')
-		for i, a := range p.Lineage {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendAncestor(buf, a)
-		}
-		buf = append(buf, ']')
+		buf = append(key(buf, s, `"lineage":`), e.lineage(p.Lineage)...)
 	}
 	buf = u64Field(buf, s, `"capEffective":`, p.CapEffective)
 	buf = strField(buf, s, `"groupName":`, p.GroupName)
 	buf = tsField(buf, s, `"exeCtime":`, p.ExeCtime)
 	buf = tsField(buf, s, `"exeMtime":`, p.ExeMtime)
 	return append(buf, '}')
+}
+
+// lineage returns the JSON array of l, from the cache when l's backing
+// array was written before.
+func (e *JSONEncoder) lineage(l []*vigilv1.Ancestor) []byte {
+	k := lineageKey{first: &l[0], n: len(l)}
+	if b, ok := e.lineages[k]; ok {
+		return b
+	}
+	buf := append(e.lscratch[:0], '[')
+	for i, a := range l {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendAncestor(buf, a)
+	}
+	buf = append(buf, ']')
+	e.lscratch = buf
+	b := bytes.Clone(buf)
+	if e.lineages == nil || len(e.lineages) >= 4096 {
+		e.lineages = make(map[lineageKey][]byte, 256)
+	}
+	e.lineages[k] = b
+	return b
 }
 
 func appendAncestor(buf []byte, a *vigilv1.Ancestor) []byte {

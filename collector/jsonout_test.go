@@ -76,19 +76,28 @@ func TestJSONWritersCoverEveryField(t *testing.T) {
 		return m
 	}
 	proc := full(&vigilv1.Process{}).(*vigilv1.Process)
-	cases := []struct {
+	type jsonCase struct {
 		name string
 		ev   *vigilv1.Event
-	}{
+	}
+	cases := []jsonCase{
 		{"a process with every field set survives", &vigilv1.Event{Process: proc}},
 		{"an exec with every field set survives", &vigilv1.Event{Kind: &vigilv1.Event_Exec{Exec: full(&vigilv1.Exec{}).(*vigilv1.Exec)}}},
 		{"a fork with every field set survives", &vigilv1.Event{Kind: &vigilv1.Event_Fork{Fork: full(&vigilv1.Fork{}).(*vigilv1.Fork)}}},
 		{"an exit with every field set survives", &vigilv1.Event{Kind: &vigilv1.Event_Exit{Exit: full(&vigilv1.Exit{}).(*vigilv1.Exit)}}},
 		{"an exec with no body set survives", &vigilv1.Event{Kind: &vigilv1.Event_Exec{}}},
 	}
+	// Siblings share a lineage slice; the encoder writes it once and must
+	// not hand one process's lineage to another.
+	shared := []*vigilv1.Ancestor{{ExecId: "parent", Pid: 1}, {ExecId: "grandparent", Pid: 2}}
+	cases = append(cases,
+		jsonCase{"the first of two siblings sharing a lineage survives", &vigilv1.Event{Process: &vigilv1.Process{Pid: 3, Lineage: shared}}},
+		jsonCase{"the second of two siblings sharing a lineage survives", &vigilv1.Event{Process: &vigilv1.Process{Pid: 4, Lineage: shared}}},
+		jsonCase{"a process with a shorter slice of the same array survives", &vigilv1.Event{Process: &vigilv1.Process{Pid: 5, Lineage: shared[:1]}}},
+	)
+	var enc JSONEncoder // one encoder for all cases, so its caches are used
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var enc JSONEncoder
 			b := enc.AppendEvent(nil, c.ev)
 			got := &vigilv1.Event{}
 			if err := protojson.Unmarshal(b, got); err != nil {

@@ -213,3 +213,21 @@ func TestForkAndReExecKeepTheConfirmedDigest(t *testing.T) {
 		t.Errorf("re-exec digest %q ctime %v, want the confirmed ones", again.ExeSha256, again.ExeCtime)
 	}
 }
+
+func TestSiblingsShareOneLineageUntilTheParentChanges(t *testing.T) {
+	tb := syntheticTable(t, Config{})
+	tb.OnExec(ExecInfo{Pid: 10, StartTime: TickNanos, ExePath: "/bin/sh", Args: []string{"sh"}})
+	a := tb.OnForkInfo(ForkInfo{ParentPid: 10, ChildPid: 11, ChildStart: 2 * TickNanos})
+	b := tb.OnForkInfo(ForkInfo{ParentPid: 10, ChildPid: 12, ChildStart: 2 * TickNanos})
+	if len(a.Lineage) == 0 || &a.Lineage[0] != &b.Lineage[0] {
+		t.Fatal("siblings got separate lineage slices")
+	}
+	tb.OnChdir(10, "/tmp")
+	c := tb.OnForkInfo(ForkInfo{ParentPid: 10, ChildPid: 13, ChildStart: 3 * TickNanos})
+	if &c.Lineage[0] == &a.Lineage[0] {
+		t.Error("a child forked after the parent changed got the old lineage")
+	}
+	if c.Lineage[0].ExecId != a.Lineage[0].ExecId || len(c.Lineage) != len(a.Lineage) {
+		t.Errorf("lineage after the change %v, want the same ancestors as %v", c.Lineage, a.Lineage)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -227,8 +228,12 @@ type entry struct {
 	// exe is the executable's version as the exec record (or /proc)
 	// reported it; timesOK is set once proc's ExeMtime and ExeCtime are
 	// what a stat reports (from the digest cache, or a stat).
-	exe      exeFacts
-	timesOK  bool
+	exe     exeFacts
+	timesOK bool
+	// kids is the lineage of this process's children, built once per
+	// publish: siblings share it (fewer allocations, and the --stdout
+	// encoder writes a shared lineage once). Stored under a read lock.
+	kids     atomic.Pointer[[]*vigilv1.Ancestor]
 	exited   bool
 	exitedAt time.Time
 }
@@ -450,6 +455,7 @@ func (t *Table) insertLocked(e *entry) {
 func (t *Table) publishLocked(e *entry, p *vigilv1.Process) {
 	e.proc = p
 	e.anc = ancestorOf(p, true)
+	e.kids.Store(nil)
 }
 
 // ancestor returns e as a lineage element, with or without arguments.
@@ -469,6 +475,9 @@ func (t *Table) lineageFrom(parent *entry) []*vigilv1.Ancestor {
 	if parent == nil || depth == 0 {
 		return nil
 	}
+	if l := parent.kids.Load(); l != nil {
+		return *l
+	}
 	pl := parent.proc.Lineage
 	n := min(1+len(pl), depth)
 	out := make([]*vigilv1.Ancestor, n)
@@ -481,6 +490,7 @@ func (t *Table) lineageFrom(parent *entry) []*vigilv1.Ancestor {
 		}
 		out[i] = a
 	}
+	parent.kids.Store(&out)
 	return out
 }
 
