@@ -79,6 +79,37 @@ type eventAlloc struct {
 	ts timestamppb.Timestamp
 }
 
+// procAlloc is the part every process record's event needs: the event,
+// its time and the decoder's own process message (the process table's
+// replaces it, but it carries what the record says until then).
+type procAlloc struct {
+	ev   vigilv1.Event
+	ts   timestamppb.Timestamp
+	proc vigilv1.Process
+}
+
+// execAlloc, forkAlloc and exitAlloc hold a process record's event and its
+// body in one allocation each.
+type execAlloc struct {
+	procAlloc
+	start timestamppb.Timestamp
+	wrap  vigilv1.Event_Exec
+	body  vigilv1.Exec
+	stdio [3]string
+}
+
+type forkAlloc struct {
+	procAlloc
+	wrap vigilv1.Event_Fork
+	body vigilv1.Fork
+}
+
+type exitAlloc struct {
+	procAlloc
+	wrap vigilv1.Event_Exit
+	body vigilv1.Exit
+}
+
 type openAlloc struct {
 	ev   vigilv1.Event
 	ts   timestamppb.Timestamp
@@ -401,14 +432,31 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 	// of a busy host's records), the open body: fewer objects for the GC.
 	var ev *vigilv1.Event
 	var ts *timestamppb.Timestamp
-	if probes.VigilRecType(h.Type) == probes.VigilRecTypeVIGIL_REC_OPEN {
+	var pa *procAlloc
+	var xa *execAlloc
+	var fa *forkAlloc
+	var ea *exitAlloc
+	switch probes.VigilRecType(h.Type) {
+	case probes.VigilRecTypeVIGIL_REC_OPEN:
 		a := new(openAlloc)
 		ev, ts = &a.ev, &a.ts
 		ev.Kind = &a.wrap
 		a.wrap.Open = &a.open
-	} else {
+	case probes.VigilRecTypeVIGIL_REC_EXEC:
+		xa = new(execAlloc)
+		pa = &xa.procAlloc
+	case probes.VigilRecTypeVIGIL_REC_FORK:
+		fa = new(forkAlloc)
+		pa = &fa.procAlloc
+	case probes.VigilRecTypeVIGIL_REC_EXIT:
+		ea = new(exitAlloc)
+		pa = &ea.procAlloc
+	default:
 		a := new(eventAlloc)
 		ev, ts = &a.ev, &a.ts
+	}
+	if pa != nil {
+		ev, ts = &pa.ev, &pa.ts
 	}
 	t := d.BootTime.Add(time.Duration(h.Ts))
 	ts.Seconds, ts.Nanos = t.Unix(), int32(t.Nanosecond())
@@ -426,18 +474,22 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 			ev.Process = d.Processes.Lookup(h.Pid)
 		}
 	}
-	if ev.Process == nil {
+	switch {
+	case pa != nil:
+		pa.proc.Pid, pa.proc.Comm = h.Pid, commString(&h.Comm)
+		ev.Process = &pa.proc
+	case ev.Process == nil:
 		ev.Process = &vigilv1.Process{Pid: h.Pid, Comm: commString(&h.Comm)}
 	}
 	r.Sys = h.Sys
 	var err error
 	switch r.Type {
 	case probes.VigilRecTypeVIGIL_REC_EXEC:
-		err = d.exec(b, h, r)
+		err = d.exec(b, h, r, xa)
 	case probes.VigilRecTypeVIGIL_REC_FORK:
-		err = decodeFork(b, r)
+		err = decodeFork(b, r, fa)
 	case probes.VigilRecTypeVIGIL_REC_EXIT:
-		err = decodeExit(b, r)
+		err = decodeExit(b, r, ea)
 	case probes.VigilRecTypeVIGIL_REC_SYSCALL:
 		ev.Errno = errnoName(h.Ret)
 		err = decodeSyscall(b, h, r)
@@ -462,7 +514,7 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 	return err
 }
 
-func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record) error {
+func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record, pa *execAlloc) error {
 	e := view[probes.VigilRecExec](b)
 	if e == nil {
 		return ErrBadLayout
@@ -486,20 +538,21 @@ func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	p.Loginuid = e.Loginuid
 	p.Sid = e.Sid
 	p.Tty = e.Tty
-	p.StartTime = timestamppb.New(d.BootTime.Add(time.Duration(e.StartTime)))
+	st := d.BootTime.Add(time.Duration(e.StartTime))
+	pa.start.Seconds, pa.start.Nanos = st.Unix(), int32(st.Nanosecond())
+	p.StartTime = &pa.start
 	p.ExeInode = e.ExeIno
 	p.ExeDev = uint64(e.ExeDev) // kernel encoding, as proctable.ExecInfo wants
 	p.ExeFileless = e.Fileless != 0
 	p.ExeUpperLayer = e.UpperLayer != 0
 	p.ExeOutsideRoot = e.ExeOutsideRoot != 0
 	p.CapEffective = e.CapEffective
-	x := &vigilv1.Exec{
-		Filename: cstr(s[0]),
-		Execveat: e.Execveat != 0,
-		Flags:    e.Flags,
-		Dirfd:    e.Dirfd,
-		Stdio:    make([]string, 3),
-	}
+	x := &pa.body
+	x.Filename = cstr(s[0])
+	x.Execveat = e.Execveat != 0
+	x.Flags = e.Flags
+	x.Dirfd = e.Dirfd
+	x.Stdio = pa.stdio[:]
 	var remotes [3]string
 	anyRemote := false
 	for i := range e.Stdio {
@@ -517,33 +570,38 @@ func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	lib, ok2 := envValue(s[4], "LD_LIBRARY_PATH")
 	x.LdPreload, x.LdLibraryPath = pre, lib
 	r.EnvTruncated = e.EnvTruncated != 0 && !(ok1 && ok2)
-	ev.Kind = &vigilv1.Event_Exec{Exec: x}
+	pa.wrap.Exec = x
+	ev.Kind = &pa.wrap
 	return nil
 }
 
-func decodeFork(b []byte, r *Record) error {
+func decodeFork(b []byte, r *Record, pa *forkAlloc) error {
 	f := view[probes.VigilRecFork](b)
 	if f == nil || int(f.H.Fixed) != int(unsafe.Sizeof(*f)) {
 		return ErrBadLayout
 	}
 	r.StartTime = f.StartTime
 	r.ChildNsPid = f.NsPid
-	r.Event.Kind = &vigilv1.Event_Fork{Fork: &vigilv1.Fork{ChildPid: f.ChildPid}}
+	pa.body.ChildPid = f.ChildPid
+	pa.wrap.Fork = &pa.body
+	r.Event.Kind = &pa.wrap
 	return nil
 }
 
-func decodeExit(b []byte, r *Record) error {
+func decodeExit(b []byte, r *Record, pa *exitAlloc) error {
 	x := view[probes.VigilRecExit](b)
 	if x == nil || int(x.H.Fixed) != int(unsafe.Sizeof(*x)) {
 		return ErrBadLayout
 	}
 	r.StartTime = x.StartTime
 	st := syscall.WaitStatus(x.Code)
-	ex := &vigilv1.Exit{Code: int32(x.Code)}
+	ex := &pa.body
+	ex.Code = int32(x.Code)
 	if st.Signaled() {
 		ex.Signal = int32(st.Signal())
 	}
-	r.Event.Kind = &vigilv1.Event_Exit{Exit: ex}
+	pa.wrap.Exit = ex
+	r.Event.Kind = &pa.wrap
 	return nil
 }
 
