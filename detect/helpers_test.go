@@ -57,10 +57,6 @@ func privileged() evOpt {
 	return func(e *vigilv1.Event) { e.Container.Privileged = true }
 }
 
-func onHost(id string) evOpt {
-	return func(e *vigilv1.Event) { e.Host = &vigilv1.Host{Hostname: id, InstanceId: id} }
-}
-
 func result(r int64, errno string) evOpt {
 	return func(e *vigilv1.Event) { e.Result, e.Errno = r, errno }
 }

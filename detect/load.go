@@ -115,7 +115,7 @@ func collectFiles(builtin fs.FS, dir string) ([]ruleFile, []LoadError) {
 			base := path.Dir(n)
 			files = append(files, ruleFile{name: "builtin:" + n, data: data, readData: func(rel string) ([]byte, error) {
 				if !fs.ValidPath(rel) {
-					return nil, fmt.Errorf("items_file %q must be a relative path without ..", rel)
+					return nil, fmt.Errorf("items_file %q must be a relative path without \"..\" in it", rel)
 				}
 				return fs.ReadFile(builtin, path.Join(base, rel))
 			}})
@@ -145,7 +145,7 @@ func collectFiles(builtin fs.FS, dir string) ([]ruleFile, []LoadError) {
 			}
 			files = append(files, ruleFile{name: p, data: data, readData: func(rel string) ([]byte, error) {
 				if !fs.ValidPath(rel) {
-					return nil, fmt.Errorf("items_file %q must be a relative path without ..", rel)
+					return nil, fmt.Errorf("items_file %q must be a relative path without \"..\" in it", rel)
 				}
 				return os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
 			}})

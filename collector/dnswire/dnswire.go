@@ -165,7 +165,7 @@ func parseResponse(msg []byte, tcp bool) (Response, error) {
 		case dnsmessage.TypeA:
 			if rh.Length != 4 {
 				// dnsmessage would read the first 4 bytes of any length.
-				return r, fmt.Errorf("A record of %d bytes: %w", rh.Length, ErrMalformed)
+				return r, fmt.Errorf("an A record of %d bytes: %w", rh.Length, ErrMalformed)
 			}
 			a, err := p.AResource()
 			if err != nil {
