@@ -154,7 +154,7 @@ func TestThreatListErrors(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "bad.yaml"), "- list: ips\n  kind: ips\n  items: [not-an-ip]\n- list: f\n  kind: domains\n  items_file: ../../etc/passwd\n")
 	_, errs := LoadRules(nil, dir)
-	if !containsReason(errs, "not an IP address or CIDR") || !containsReason(errs, "relative path without ..") {
+	if !containsReason(errs, "not an IP address or CIDR") || !containsReason(errs, `relative path without ".." in it`) {
 		t.Fatalf("errors %v", errs)
 	}
 }
