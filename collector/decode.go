@@ -110,6 +110,13 @@ type exitAlloc struct {
 	body vigilv1.Exit
 }
 
+type dupAlloc struct {
+	ev   vigilv1.Event
+	ts   timestamppb.Timestamp
+	wrap vigilv1.Event_Dup
+	dup  vigilv1.Dup
+}
+
 type openAlloc struct {
 	ev   vigilv1.Event
 	ts   timestamppb.Timestamp
@@ -442,6 +449,12 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 		ev, ts = &a.ev, &a.ts
 		ev.Kind = &a.wrap
 		a.wrap.Open = &a.open
+	case probes.VigilRecTypeVIGIL_REC_DUP:
+		// A shell's redirections: as common as opens in some workloads.
+		a := new(dupAlloc)
+		ev, ts = &a.ev, &a.ts
+		ev.Kind = &a.wrap
+		a.wrap.Dup = &a.dup
 	case probes.VigilRecTypeVIGIL_REC_EXEC:
 		xa = new(execAlloc)
 		pa = &xa.procAlloc
@@ -822,11 +835,11 @@ func decodeDup(b []byte, r *Record) error {
 	if d == nil || int(d.H.Fixed) != int(unsafe.Sizeof(*d)) {
 		return ErrBadLayout
 	}
-	x := &vigilv1.Dup{OldFd: d.OldFd, NewFd: d.NewFd, OldFdKind: fdKindName(d.Old.Kind)}
+	x := r.Event.GetDup() // allocated with the event
+	x.OldFd, x.NewFd, x.OldFdKind = d.OldFd, d.NewFd, fdKindName(d.Old.Kind)
 	if probes.VigilRecFdKind(d.Old.Kind) == probes.VigilRecFdKindVIGIL_FD_SOCKET {
 		x.Remote = sockAddr(&d.Old.Remote)
 	}
-	r.Event.Kind = &vigilv1.Event_Dup{Dup: x}
 	return nil
 }
 

@@ -97,8 +97,9 @@ type lineageKey struct {
 }
 
 // AppendEvent appends ev's JSON to buf. The envelope, the process and the
-// open, exec, fork and exit bodies (the bulk of a busy host's events) are
-// written field by field; other bodies go through protobuf reflection.
+// open, exec, fork, exit and dup bodies (the bulk of a busy host's events,
+// and all of a shell's) are written field by field; other bodies go
+// through protobuf reflection.
 func (e *JSONEncoder) AppendEvent(buf []byte, ev *vigilv1.Event) []byte {
 	buf = append(buf, '{')
 	n := len(buf)
@@ -191,6 +192,10 @@ func (e *JSONEncoder) AppendEvent(buf []byte, ev *vigilv1.Event) []byte {
 		sep()
 		buf = append(buf, `"exit":`...)
 		buf = appendExit(buf, k.Exit)
+	case *vigilv1.Event_Dup:
+		sep()
+		buf = append(buf, `"dup":`...)
+		buf = appendDup(buf, k.Dup)
 	default:
 		// The one populated member of the oneof.
 		m := ev.ProtoReflect()
@@ -661,5 +666,30 @@ func appendExit(buf []byte, x *vigilv1.Exit) []byte {
 	s := len(buf)
 	buf = i32Field(buf, s, `"code":`, x.Code)
 	buf = i32Field(buf, s, `"signal":`, x.Signal)
+	return append(buf, '}')
+}
+
+func appendDup(buf []byte, d *vigilv1.Dup) []byte {
+	if d == nil {
+		return append(buf, "{}"...)
+	}
+	buf = append(buf, '{')
+	s := len(buf)
+	buf = i32Field(buf, s, `"oldFd":`, d.OldFd)
+	buf = i32Field(buf, s, `"newFd":`, d.NewFd)
+	buf = strField(buf, s, `"oldFdKind":`, d.OldFdKind)
+	if d.Remote != nil {
+		buf = appendSocketAddress(key(buf, s, `"remote":`), d.Remote)
+	}
+	return append(buf, '}')
+}
+
+func appendSocketAddress(buf []byte, a *vigilv1.SocketAddress) []byte {
+	buf = append(buf, '{')
+	s := len(buf)
+	buf = strField(buf, s, `"family":`, a.Family)
+	buf = strField(buf, s, `"ip":`, a.Ip)
+	buf = u32Field(buf, s, `"port":`, a.Port)
+	buf = strField(buf, s, `"path":`, a.Path)
 	return append(buf, '}')
 }

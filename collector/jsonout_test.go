@@ -85,6 +85,8 @@ func TestJSONWritersCoverEveryField(t *testing.T) {
 		{"an exec with every field set survives", &vigilv1.Event{Kind: &vigilv1.Event_Exec{Exec: full(&vigilv1.Exec{}).(*vigilv1.Exec)}}},
 		{"a fork with every field set survives", &vigilv1.Event{Kind: &vigilv1.Event_Fork{Fork: full(&vigilv1.Fork{}).(*vigilv1.Fork)}}},
 		{"an exit with every field set survives", &vigilv1.Event{Kind: &vigilv1.Event_Exit{Exit: full(&vigilv1.Exit{}).(*vigilv1.Exit)}}},
+		{"a dup with every field set survives", &vigilv1.Event{Kind: &vigilv1.Event_Dup{Dup: full(&vigilv1.Dup{}).(*vigilv1.Dup)}}},
+		{"a dup with no remote survives", &vigilv1.Event{Kind: &vigilv1.Event_Dup{Dup: &vigilv1.Dup{OldFd: 3, NewFd: 1, OldFdKind: "file"}}}},
 		{"an exec with no body set survives", &vigilv1.Event{Kind: &vigilv1.Event_Exec{}}},
 	}
 	// Siblings share a lineage slice; the encoder writes it once and must
