@@ -280,23 +280,45 @@ func (c *Collector) Run(ctx context.Context, out chan<- *vigilv1.Event) error {
 		}
 	})
 	wg.Go(func() { c.watchLoss(ctx) })
-	stop := context.AfterFunc(ctx, func() { rd.Close() })
+	waiter := c.newWaiter()
+	if waiter != nil {
+		defer waiter.Close()
+	}
+	stop := context.AfterFunc(ctx, func() {
+		// With a waiter the reader never blocks in rd, and rd must not be
+		// unmapped under it: ending the wait is enough.
+		if waiter != nil {
+			waiter.Close()
+		} else {
+			rd.Close()
+		}
+	})
 	defer stop()
 
-	err = c.read(ctx, rd, out)
+	err = c.read(ctx, rd, waiter, out)
 	cancel()
 	wg.Wait()
 	return err
 }
 
-// eventsMap returns the ring buffer map while the probes are loaded.
-func (c *Collector) eventsMap() *ebpf.Map {
+// newWaiter returns a waiter on the ring buffer, or nil when the network
+// poller cannot watch it (the reader then blocks in epoll as before).
+func (c *Collector) newWaiter() *ringWaiter {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.coll == nil {
+	var m *ebpf.Map
+	if c.coll != nil {
+		m = c.coll.Maps["events"]
+	}
+	c.mu.Unlock()
+	if m == nil {
 		return nil
 	}
-	return c.coll.Maps["events"]
+	w, err := newRingWaiter(m)
+	if err != nil {
+		c.log.Info("ring buffer reader blocks in epoll", "reason", err)
+		return nil
+	}
+	return w
 }
 
 // readBatch bounds the events the reader holds before handing them on.
@@ -308,27 +330,15 @@ const readBatch = 256
 // wakeups, so once per poll) rather than once per event, and on a small
 // host every goroutine wakeup costs a futex and competes with the traced
 // workload for a core.
-func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vigilv1.Event) error {
+//
+// With a waiter (see ringWaiter) the reader never blocks in rd: it reads
+// while the ring holds records and waits in the network poller when it is
+// empty. Without one, ReadInto blocks until the poll deadline.
+func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, waiter *ringWaiter, out chan<- *vigilv1.Event) error {
 	poll := c.poll
-	// The reader never blocks when the network poller can do the waiting
-	// (see ringWaiter): each ReadInto returns records until the ring is
-	// empty, then ErrDeadlineExceeded.
-	var waiter *ringWaiter
-	var wakeBytes int
-	if m := c.eventsMap(); m != nil {
-		w, err := newRingWaiter(m)
-		if err != nil {
-			c.log.Info("ring buffer reader blocks in epoll", "reason", err)
-		} else {
-			waiter = w
-			defer w.Close()
-			stop := context.AfterFunc(ctx, func() { w.Close() })
-			defer stop()
-			c.mu.Lock()
-			wakeBytes = c.cfg.WakeupBytes
-			c.mu.Unlock()
-		}
-	}
+	c.mu.Lock()
+	wakeBytes := c.cfg.WakeupBytes
+	c.mu.Unlock()
 	nextDeadline := func() time.Time {
 		if waiter != nil {
 			return time.Unix(1, 0) // in the past: do not wait
@@ -345,6 +355,9 @@ func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vi
 			clear(batch) // the events belong to the next stage now
 			batch = batch[:0]
 		}()
+		if ctx.Err() != nil {
+			return false
+		}
 		for _, ev := range batch {
 			select {
 			case out <- ev:
@@ -355,6 +368,24 @@ func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vi
 		return true
 	}
 	for {
+		if waiter != nil && rd.AvailableBytes() == 0 {
+			// Drained. Reading on would cost an epoll_wait system call
+			// in the reader, and each system call wakes the runtime's
+			// sysmon thread into 20 µs polling: wait in the poller.
+			if len(batch) > 0 && !flush() {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err := waiter.wait(poll, ready); err != nil {
+				if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+					return nil
+				}
+				return fmt.Errorf("wait for ring buffer: %w", err)
+			}
+			continue
+		}
 		if len(batch) >= readBatch || len(batch) > 0 && waiter == nil && rd.AvailableBytes() == 0 {
 			if !flush() {
 				return nil
@@ -374,14 +405,8 @@ func (c *Collector) read(ctx context.Context, rd *ringbuf.Reader, out chan<- *vi
 				if ctx.Err() != nil {
 					return nil
 				}
-				if waiter != nil {
-					if err := waiter.wait(poll, ready); err != nil {
-						if ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
-							return nil
-						}
-						return fmt.Errorf("wait for ring buffer: %w", err)
-					}
-				}
+				// With a waiter the loop's top waits; without, the next
+				// ReadInto blocks until this deadline.
 				rd.SetDeadline(nextDeadline())
 				continue
 			case errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed):
