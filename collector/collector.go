@@ -475,9 +475,9 @@ func (c *Collector) hashAtExec(pid uint32, ev *vigilv1.Event) {
 	if c.hashAtExecMax < 0 || ev.Process == nil || ev.Process.ExeSha256 != "" {
 		return
 	}
-	if _, err := c.procs.HashNowUpTo(pid, c.hashAtExecMax); err != nil {
-		return
-	}
+	// Even when it cannot hash (a file too large for the event path), the
+	// table may have published the times a stat confirmed.
+	_, _ = c.procs.HashNowUpTo(pid, c.hashAtExecMax)
 	if p := c.procs.Lookup(pid); p != nil {
 		ev.Process = p
 	}
