@@ -60,21 +60,35 @@
 //
 // # Executable hashes and user names
 //
-// Hashing an executable reads the whole file, so it never happens on the
-// event path: OnExec queues a job for the worker goroutines started by Run
-// (the queue is bounded; a full queue drops the job, counted). The worker
-// opens /proc/PID/exe, which is the very file the process runs even inside a
-// container's mount namespace, a memfd or a deleted file; checks that it is
-// still the image the entry describes; and looks the digest up in an LRU
-// cache keyed by (device, inode, mtime, size) before reading the file. A
-// process that is gone before the worker gets to it (a one-shot command) is
-// hashed by path inside its parent's root (openat2 with RESOLVE_IN_ROOT), if
-// the file there still has the inode the exec recorded. Events
-// decoded before the hash is published have an empty ExeSha256; HashNow hashes
-// synchronously for a caller that cannot wait.
+// An exec record carries the executable inode's facts: device, inode,
+// size, mtime and ctime (ExecInfo.ExeSize and the times). They key an LRU
+// cache of digests, so an exec of a file hashed before costs no system
+// call: OnExec publishes the digest and times at once. The ctime is part of
+// the key because a binary rewritten in place with its mtime put back
+// (touch -d) keeps size and mtime but not ctime, which no system call can
+// set. Kernels with multigrain timestamps (6.13 and later) keep a "queried"
+// flag in bit 31 of the inode's ctime nanoseconds, so a probe that reads
+// the field raw may report the ctime 2^31 ns late: a stat's ctime matches
+// either way, and the published ExeCtime is always the stat's.
 //
-// The same worker stats the executable for ExeCtime and ExeMtime when the
-// exec record did not carry them.
+// On a miss, hashing reads the whole file, so it happens on the event path
+// only for small files (HashNowUpTo, which the collector calls at exec) and
+// otherwise in the worker goroutines started by Run (the queue is bounded;
+// a full queue drops the job, counted). Both open /proc/PID/exe, which is
+// the very file the process runs even inside a container's mount
+// namespace, a memfd or a deleted file; check with fstat that it is the
+// version the record describes; hash it; and check again that it did not
+// change while it was read. A process that is gone before that (a one-shot
+// command) is hashed by path inside its parent's root (openat2 with
+// RESOLVE_IN_ROOT), if the file there is still that version. Events decoded
+// before the hash is published have an empty ExeSha256; HashNow hashes
+// synchronously for a caller that cannot wait. The worker skips a job the
+// event path has done meanwhile, and confirms the times with a stat when
+// the cache could not.
+//
+// Without the facts (procfs mode), the cache is keyed by what fstat
+// reports, and the worker stats the executable for ExeCtime and ExeMtime
+// when the exec did not carry them.
 //
 // User and group names come from /etc/passwd and /etc/group as the process
 // sees them (/proc/PID/root/etc/...), cached per mount namespace and re-read
