@@ -1,8 +1,10 @@
 package collector
 
 import (
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/vigilsec/vigil/internal/testutil"
+	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
 // ringWithWriter returns a ring buffer map and a program that writes one
@@ -96,6 +99,72 @@ func TestRingWaiter(t *testing.T) {
 			}
 			if took < c.min || took > c.max {
 				t.Errorf("wait took %v, want between %v and %v", took, c.min, c.max)
+			}
+		})
+	}
+}
+
+// TestReaderDeliversAndStopsWithAndWithoutAWaiter runs the real probes
+// with the reader waiting in the network poller and, as on a runtime that
+// cannot poll the ring buffer, blocking in it: both deliver an exec and
+// stop promptly when their context ends.
+func TestReaderDeliversAndStopsWithAndWithoutAWaiter(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	cases := []struct {
+		name     string
+		blocking bool
+	}{
+		{"the reader waiting in the network poller delivers and stops", false},
+		{"the reader blocking in the ring buffer delivers and stops", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(Config{EnabledEvents: []string{"exec", "fork", "exit"}, IncludeSelf: true}, nil, nil)
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			c.blockingReader = tc.blocking
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			out := make(chan *vigilv1.Event, 4096)
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx, out) }()
+			deadline := time.Now().Add(30 * time.Second)
+			for live, _ := c.procs.Len(); live == 0; live, _ = c.procs.Len() {
+				if time.Now().After(deadline) {
+					t.Fatal("collector did not start within 30s")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cmd := exec.Command("/bin/true")
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			pid := uint32(cmd.Process.Pid)
+			timeout := time.After(10 * time.Second)
+		wait:
+			for {
+				select {
+				case ev := <-out:
+					if ev.GetExec() != nil && ev.Process.GetPid() == pid {
+						break wait
+					}
+				case <-timeout:
+					t.Fatal("no exec event within 10s")
+				}
+			}
+			start := time.Now()
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("Run took %v to stop", took)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not stop within 10s of its context ending")
 			}
 		})
 	}
