@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,10 +25,25 @@ type cgroupPaths struct {
 	v1     v1Controller
 	byID   map[uint64]string
 	misses func()
+	// unknown holds, until when, the ids neither /proc nor the hierarchy
+	// knew (a cgroup removed since its event, or one outside the sensor's
+	// view): each failed lookup walks the hierarchy, and a burst of events
+	// from a vanished cgroup would walk it per event.
+	unknown map[uint64]time.Time
+	now     func() time.Time
 }
 
+// unknownTTL is how long a cgroup id that could not be resolved is not
+// looked up again.
+const unknownTTL = 5 * time.Second
+
+// maxUnknown bounds the unresolved ids remembered; the set is cleared when
+// full.
+const maxUnknown = 4096
+
 func newCgroupPaths(procRoot, cgroupRoot string, v1 v1Controller, misses func()) *cgroupPaths {
-	return &cgroupPaths{procRoot: procRoot, cgroupRoot: cgroupRoot, v1: v1, byID: make(map[uint64]string), misses: misses}
+	return &cgroupPaths{procRoot: procRoot, cgroupRoot: cgroupRoot, v1: v1, byID: make(map[uint64]string), misses: misses,
+		unknown: make(map[uint64]time.Time), now: time.Now}
 }
 
 // v1Controller is the cgroup v1 controller the probes take cgroup ids from
@@ -103,6 +119,13 @@ func (c *cgroupPaths) lookup(id uint64, pid uint32) string {
 	if p, ok := c.byID[id]; ok {
 		return p
 	}
+	var now time.Time
+	if until, ok := c.unknown[id]; ok {
+		if now = c.now(); now.Before(until) {
+			return ""
+		}
+		delete(c.unknown, id)
+	}
 	c.misses()
 	// The process may be gone, and its pid even reused by another process
 	// in another cgroup: keep what /proc says only if that cgroup's id is
@@ -115,7 +138,15 @@ func (c *cgroupPaths) lookup(id uint64, pid uint32) string {
 		p = c.fromID(id)
 	}
 	if p == "" {
-		return "" // not cached: the next event of this cgroup tries again
+		// Not cached: an event of this cgroup after unknownTTL tries again.
+		if now.IsZero() {
+			now = c.now()
+		}
+		if len(c.unknown) >= maxUnknown {
+			clear(c.unknown)
+		}
+		c.unknown[id] = now.Add(unknownTTL)
+		return ""
 	}
 	if len(c.byID) > 65536 {
 		clear(c.byID) // cgroups come and go; start again rather than grow
