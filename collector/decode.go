@@ -79,19 +79,14 @@ type eventAlloc struct {
 	ts timestamppb.Timestamp
 }
 
-// procAlloc is the part every process record's event needs: the event,
-// its time and the decoder's own process message (the process table's
-// replaces it, but it carries what the record says until then).
-type procAlloc struct {
-	ev   vigilv1.Event
-	ts   timestamppb.Timestamp
-	proc vigilv1.Process
-}
-
 // execAlloc, forkAlloc and exitAlloc hold a process record's event and its
-// body in one allocation each.
+// body in one allocation each. An exec's also holds the decoder's own
+// process message: the new image, which the process table's replaces but
+// which carries what the record says until then.
 type execAlloc struct {
-	procAlloc
+	ev    vigilv1.Event
+	ts    timestamppb.Timestamp
+	proc  vigilv1.Process
 	start timestamppb.Timestamp
 	wrap  vigilv1.Event_Exec
 	body  vigilv1.Exec
@@ -99,13 +94,15 @@ type execAlloc struct {
 }
 
 type forkAlloc struct {
-	procAlloc
+	ev   vigilv1.Event
+	ts   timestamppb.Timestamp
 	wrap vigilv1.Event_Fork
 	body vigilv1.Fork
 }
 
 type exitAlloc struct {
-	procAlloc
+	ev   vigilv1.Event
+	ts   timestamppb.Timestamp
 	wrap vigilv1.Event_Exit
 	body vigilv1.Exit
 }
@@ -439,7 +436,6 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 	// of a busy host's records), the open body: fewer objects for the GC.
 	var ev *vigilv1.Event
 	var ts *timestamppb.Timestamp
-	var pa *procAlloc
 	var xa *execAlloc
 	var fa *forkAlloc
 	var ea *exitAlloc
@@ -457,19 +453,16 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 		a.wrap.Dup = &a.dup
 	case probes.VigilRecTypeVIGIL_REC_EXEC:
 		xa = new(execAlloc)
-		pa = &xa.procAlloc
+		ev, ts = &xa.ev, &xa.ts
 	case probes.VigilRecTypeVIGIL_REC_FORK:
 		fa = new(forkAlloc)
-		pa = &fa.procAlloc
+		ev, ts = &fa.ev, &fa.ts
 	case probes.VigilRecTypeVIGIL_REC_EXIT:
 		ea = new(exitAlloc)
-		pa = &ea.procAlloc
+		ev, ts = &ea.ev, &ea.ts
 	default:
 		a := new(eventAlloc)
 		ev, ts = &a.ev, &a.ts
-	}
-	if pa != nil {
-		ev, ts = &pa.ev, &pa.ts
 	}
 	t := d.BootTime.Add(time.Duration(h.Ts))
 	ts.Seconds, ts.Nanos = t.Unix(), int32(t.Nanosecond())
@@ -480,18 +473,16 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 	ev.Syscall = sysName(h.Sys)
 	r.Event = ev
 	r.Type = probes.VigilRecType(h.Type)
-	switch r.Type {
-	case probes.VigilRecTypeVIGIL_REC_EXEC, probes.VigilRecTypeVIGIL_REC_FORK, probes.VigilRecTypeVIGIL_REC_EXIT:
-	default:
-		if d.Processes != nil {
-			ev.Process = d.Processes.Lookup(h.Pid)
-		}
-	}
+	// An exec's process is the new image the record describes; the rest
+	// (a fork's parent, an exiting process) are usually known.
 	switch {
-	case pa != nil:
-		pa.proc.Pid, pa.proc.Comm = h.Pid, commString(&h.Comm)
-		ev.Process = &pa.proc
-	case ev.Process == nil:
+	case xa != nil:
+		xa.proc.Pid, xa.proc.Comm = h.Pid, commString(&h.Comm)
+		ev.Process = &xa.proc
+	case d.Processes != nil:
+		ev.Process = d.Processes.Lookup(h.Pid)
+	}
+	if ev.Process == nil {
 		ev.Process = &vigilv1.Process{Pid: h.Pid, Comm: commString(&h.Comm)}
 	}
 	r.Sys = h.Sys
