@@ -115,6 +115,5 @@ func (t *Table) newSeedEntry(info procInfo, parent *entry) *entry {
 		t.mu.RUnlock()
 	}
 	e.proc = p
-	e.anc = ancestorOf(p, true)
 	return e
 }

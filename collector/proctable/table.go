@@ -215,9 +215,10 @@ type Creds struct {
 type entry struct {
 	proc       *vigilv1.Process
 	startTicks uint64
-	// anc is proc as an ancestor, with arguments; built once per publish
-	// so every descendant's lineage shares it.
-	anc   *vigilv1.Ancestor
+	// anc is proc as an ancestor, with arguments; built on the first
+	// child after a publish (most processes have none) so every
+	// descendant's lineage shares it. Stored under a read lock.
+	anc   atomic.Pointer[vigilv1.Ancestor]
 	mntNs uint64
 	// userDone is set once proc.UserName is settled (found, or known
 	// absent from passwd), so no more lookups are queued for it.
@@ -454,16 +455,23 @@ func (t *Table) insertLocked(e *entry) {
 // publishLocked replaces e's message and the ancestor built from it.
 func (t *Table) publishLocked(e *entry, p *vigilv1.Process) {
 	e.proc = p
-	e.anc = ancestorOf(p, true)
+	e.anc.Store(nil)
 	e.kids.Store(nil)
 }
 
 // ancestor returns e as a lineage element, with or without arguments.
+// Callers hold t.mu (read is enough: builders racing under it store equal
+// values, and a publish, which clears it, takes the write lock).
 func (e *entry) ancestor(withArgs bool) *vigilv1.Ancestor {
-	if withArgs || len(e.anc.Args) == 0 {
-		return e.anc
+	a := e.anc.Load()
+	if a == nil {
+		a = ancestorOf(e.proc, true)
+		e.anc.Store(a)
 	}
-	return stripArgs(e.anc)
+	if withArgs || len(a.Args) == 0 {
+		return a
+	}
+	return stripArgs(a)
 }
 
 // lineageFrom builds the lineage of a child of parent: the parent first,
