@@ -79,8 +79,13 @@ func TestRingWaiter(t *testing.T) {
 				t.Fatalf("newRingWaiter: %v", err)
 			}
 			defer w.Close()
-			if c.write || c.closeIt {
+			acted := make(chan struct{})
+			defer func() { <-acted }()
+			if !c.write && !c.closeIt {
+				close(acted)
+			} else {
 				go func() {
+					defer close(acted)
 					time.Sleep(50 * time.Millisecond)
 					if c.closeIt {
 						w.Close()
