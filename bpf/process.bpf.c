@@ -80,7 +80,8 @@ static __always_inline void inode_times(struct inode *ino, __u64 *mtime, __u64 *
 {
 	if (bpf_core_field_exists(ino->i_mtime_sec)) {
 		*mtime = TS_NS(KREAD(ino, i_mtime_sec), KREAD(ino, i_mtime_nsec));
-		*ctime = TS_NS(KREAD(ino, i_ctime_sec), KREAD(ino, i_ctime_nsec));
+		/* 6.13+ keeps a "queried" flag for multigrain timestamps in bit 31. */
+		*ctime = TS_NS(KREAD(ino, i_ctime_sec), KREAD(ino, i_ctime_nsec) & ~(1U << 31));
 	} else if (bpf_core_field_exists(((struct inode___ts_67 *)ino)->__i_mtime)) {
 		struct inode___ts_67 *i = (void *)ino;
 		*mtime = TS_NS(KREAD(i, __i_mtime.tv_sec), KREAD(i, __i_mtime.tv_nsec));
