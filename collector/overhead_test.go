@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,10 +26,12 @@ import (
 //
 //	go test -run '^$' -bench Overhead -benchtime 1x ./collector/
 //
-// Each workload is timed three times per side and the fastest run counts,
-// which filters out noise from the rest of the machine.
+// The rounds alternate (without, with a freshly started sensor, without,
+// ...), so drift in the machine's speed hits both sides alike; the fastest
+// run of each side counts, which filters out noise from the rest of the
+// machine, and the median of the rounds' own ratios is printed beside it.
 
-const overheadRounds = 3
+const overheadRounds = 5
 
 func BenchmarkOverheadOpenStorm(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "target")
@@ -61,32 +64,40 @@ func BenchmarkOverheadExecStorm(b *testing.B) {
 func benchOverhead(b *testing.B, name string, workload func() error) {
 	testutil.RequirePrivileged(b)
 	bin := buildSensor(b)
-	// measure returns the fastest of the rounds in wall time, and the CPU
-	// time the workload (this process and its children) used in it: BPF
-	// programs run in the traced process, so their cost shows there even
-	// when other work on the machine makes wall time noisy.
-	measure := func() (wall, cpu time.Duration) {
-		wall, cpu = time.Duration(1<<63-1), time.Duration(1<<63-1)
-		for range overheadRounds {
-			c0 := workloadCPU()
-			start := time.Now()
-			if err := workload(); err != nil {
-				b.Fatal(err)
-			}
-			wall = min(wall, time.Since(start))
-			cpu = min(cpu, workloadCPU()-c0)
+	// once runs the workload and returns its wall time and the CPU time
+	// the workload (this process and its children) used: BPF programs run
+	// in the traced process, so their cost shows there even when other
+	// work on the machine makes wall time noisy.
+	once := func() (wall, cpu time.Duration) {
+		c0 := workloadCPU()
+		start := time.Now()
+		if err := workload(); err != nil {
+			b.Fatal(err)
 		}
-		return wall, cpu
+		return time.Since(start), workloadCPU() - c0
 	}
 	for b.Loop() {
 		others := attachedSensors()
-		base, baseCPU := measure()
-		s := startSensor(b, bin)
-		s0 := s.cpu()
-		with, withCPU := measure()
-		sensorCPU := s.cpu() - s0
-		others = max(others, attachedSensors()-1)
-		lost, events := s.stop(b)
+		inf := time.Duration(1<<63 - 1)
+		base, baseCPU, with, withCPU := inf, inf, inf, inf
+		var sensorCPU time.Duration
+		var lost, events uint64
+		var ratios []float64
+		for range overheadRounds {
+			bw, bc := once()
+			s := startSensor(b, bin)
+			s0 := s.cpu()
+			ww, wc := once()
+			sensorCPU += s.cpu() - s0
+			others = max(others, attachedSensors()-1)
+			l, e := s.stop(b)
+			lost, events = lost+l, events+e
+			base, baseCPU = min(base, bw), min(baseCPU, bc)
+			with, withCPU = min(with, ww), min(withCPU, wc)
+			ratios = append(ratios, float64(ww)/float64(bw))
+		}
+		slices.Sort(ratios)
+		median := ratios[len(ratios)/2]
 		ratio := float64(with) / float64(base)
 		cpuRatio := float64(withCPU) / float64(baseCPU)
 		b.ReportMetric(ratio, "slowdown-x")
@@ -100,8 +111,9 @@ func benchOverhead(b *testing.B, name string, workload func() error) {
 			b.ReportMetric(float64(others), "other-sensors")
 			fmt.Printf("warning: %d other Vigil sensor(s) had probes attached during the run; the figures include their cost\n", others)
 		}
-		fmt.Printf("%s: baseline %v, with sensor %v, slowdown %.2fx (workload CPU %v -> %v, %.2fx); sensor CPU %v for %d events; lost records %d\n",
-			name, base.Round(time.Millisecond), with.Round(time.Millisecond), ratio,
+		b.ReportMetric(median, "median-round-x")
+		fmt.Printf("%s: baseline %v, with sensor %v, slowdown %.2fx (median of %d alternating rounds %.2fx; workload CPU %v -> %v, %.2fx); sensor CPU %v for %d events; lost records %d\n",
+			name, base.Round(time.Millisecond), with.Round(time.Millisecond), ratio, len(ratios), median,
 			baseCPU.Round(time.Millisecond), withCPU.Round(time.Millisecond), cpuRatio,
 			sensorCPU.Round(time.Millisecond), events, lost)
 	}
