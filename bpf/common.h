@@ -242,12 +242,11 @@ static __always_inline struct scratch *scratch(void)
  * of its cgroup in one v1 controller's hierarchy, so containers still have
  * ids of their own.
  */
-static __always_inline __u64 current_cgroup_id(void)
+static __always_inline __u64 task_cgroup_id(struct task_struct *t)
 {
 	__u32 ss = cgroup_v1_subsys;
 	if (ss >= 32) /* VIGIL_NO_SUBSYS, and a bound for the verifier */
 		return bpf_get_current_cgroup_id();
-	struct task_struct *t = current_task();
 	struct cgroup_subsys_state *css = NULL;
 #ifdef VIGIL_COMPAT
 	struct css_set *cs = BPF_CORE_READ(t, cgroups);
@@ -258,6 +257,11 @@ static __always_inline __u64 current_cgroup_id(void)
 	if (!css)
 		return bpf_get_current_cgroup_id();
 	return KREAD(css, cgroup, kn, id);
+}
+
+static __always_inline __u64 current_cgroup_id(void)
+{
+	return task_cgroup_id(current_task());
 }
 
 /*
@@ -319,21 +323,24 @@ static __always_inline bool wanted(struct rec_config *cfg, __u32 tgid, bool exem
 /* fill_hdr sets the common header; strings are counted as they are added. */
 static __always_inline void fill_hdr(struct rec_hdr *h, __u16 type, __u16 sys, __u16 fixed)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *t = current_task();
 	h->ts = bpf_ktime_get_boot_ns();
-	h->cgroup_id = current_cgroup_id();
+	h->cgroup_id = task_cgroup_id(t);
 	h->ret = 0;
+#ifdef VIGIL_COMPAT
+	__u64 id = bpf_get_current_pid_tgid();
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+#else
+	h->pid = t->tgid;
+	h->tid = t->pid;
+	__builtin_memcpy(h->comm, t->comm, sizeof(h->comm));
+#endif
 	h->type = type;
 	h->sys = sys;
 	h->fixed = fixed;
 	h->nstr = 0;
-#ifdef VIGIL_COMPAT
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
-#else
-	__builtin_memcpy(h->comm, current_task()->comm, sizeof(h->comm));
-#endif
 #pragma unroll
 	for (int i = 0; i < VIGIL_MAX_STRS; i++)
 		h->str_len[i] = 0;
@@ -458,32 +465,37 @@ static __always_inline long copy_inline_name(struct scratch *s, __u32 o, struct 
 {
 	__u64 name = (__u64)d->d_name.name;
 	__u32 len = d->d_name.len;
-	__u64 w[INLINE_WORDS] = {};
+	__u64 *out = (__u64 *)&s->buf[AT(o)];
 	if (bpf_core_field_exists(d->d_shortname)) {
 		if (name != (__u64)d + bpf_core_field_offset(d->d_shortname) ||
 		    len >= bpf_core_field_size(d->d_shortname) || len >= INLINE_WORDS * 8)
 			return 0;
-		w[0] = d->d_shortname.words[0];
-		w[1] = d->d_shortname.words[1];
-		w[2] = d->d_shortname.words[2];
-		w[3] = d->d_shortname.words[3];
-		w[4] = d->d_shortname.words[4];
+		out[0] = d->d_shortname.words[0];
+		if (len >= 8)
+			out[1] = d->d_shortname.words[1];
+		if (len >= 16)
+			out[2] = d->d_shortname.words[2];
+		if (len >= 24)
+			out[3] = d->d_shortname.words[3];
+		if (len >= 32)
+			out[4] = d->d_shortname.words[4];
 	} else if (bpf_core_field_exists(((struct dentry___iname *)d)->d_iname)) {
 		struct dentry___iname *di = (void *)d;
 		__u32 size = bpf_core_field_size(di->d_iname);
 		if (name != (__u64)d + bpf_core_field_offset(di->d_iname) || len >= size || len >= INLINE_WORDS * 8)
 			return 0;
-		w[0] = *(__u64 *)&di->d_iname[0];
-		w[1] = *(__u64 *)&di->d_iname[8];
-		w[2] = *(__u64 *)&di->d_iname[16];
-		w[3] = *(__u64 *)&di->d_iname[24];
-		if (size >= 40)
-			w[4] = *(__u64 *)&di->d_iname[32];
+		out[0] = *(__u64 *)&di->d_iname[0];
+		if (len >= 8)
+			out[1] = *(__u64 *)&di->d_iname[8];
+		if (len >= 16)
+			out[2] = *(__u64 *)&di->d_iname[16];
+		if (len >= 24)
+			out[3] = *(__u64 *)&di->d_iname[24];
+		if (len >= 32 && size >= 40)
+			out[4] = *(__u64 *)&di->d_iname[32];
 	} else {
 		return 0;
 	}
-	__u64 at = AT(o);
-	__builtin_memcpy(&s->buf[at], w, sizeof(w));
 	s->buf[AT(o + len)] = 0;
 	return len + 1;
 }
@@ -607,9 +619,17 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 	struct file *f = NULL;
 #ifndef VIGIL_COMPAT
 	struct fdtable *fdt = t->files->fdt;
-	if (fd >= 0 && (unsigned long)fd < fdt->max_fds)
-		bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
-	return KCAST(struct file, f);
+	if (fd < 0 || (unsigned long)fd >= fdt->max_fds)
+		return KCAST(struct file, f);
+	/*
+	 * fdt->fd[fd] is a struct file * in an array the verifier has no
+	 * type for. struct kiocb starts with one (ki_filp; CO-RE gives its
+	 * offset either way), so the slot read as a kiocb's ki_filp is a plain
+	 * load that yields a typed pointer, where bpf_probe_read_kernel would
+	 * cost a helper call.
+	 */
+	struct kiocb *slot = KCAST(struct kiocb, (unsigned long)&fdt->fd[fd] - bpf_core_field_offset(struct kiocb, ki_filp));
+	return slot->ki_filp;
 #else
 	if (fd < 0)
 		return NULL;
