@@ -38,10 +38,16 @@
 // # Cost
 //
 // The probes copy each record with one bpf_ringbuf_output and wake the
-// reader only when WakeupBytes become pending; the reader also drains on a
-// PollInterval timer. Filters (the sensor itself, ignored binaries and
-// cgroups, the per-process token bucket) run in the kernel before anything
-// is copied. Records lost to a full ring buffer are counted per CPU and
+// reader only when WakeupBytes become pending. The reader waits for the
+// ring in Go's network poller (ringwait.go), also drains on a PollInterval
+// timer, checks the ring's positions before reading (no system call for an
+// empty ring) and hands events on in batches once the ring is drained.
+// Filters (the sensor itself, ignored binaries and cgroups, the per-process
+// token bucket) run in the kernel before anything is copied. In the direct
+// build the probes read kernel structs with plain loads, dentry names kept
+// inline with word copies, and syscall arguments from the saved registers,
+// so the helper calls left per open are the requested path's copy, the
+// clock, names too long to be inline and the ring buffer output. Records lost to a full ring buffer are counted per CPU and
 // exported (vigil_collector_lost_records_total, Health, a log line).
 //
 // The benchmarks print the figures the capture is judged by:
