@@ -4,7 +4,7 @@
  * Network probes: connect, accept, bind and listen for inet and unix
  * sockets; socket() for packet and raw sockets; DNS queries and answers
  * (UDP payloads to or from port 53, copied for user space to parse); and
- * dup onto fds 0-2 with what the duplicated fd is. Compiled as part of
+ * dup of a socket onto fds 0-2 with its peer. Compiled as part of
  * vigil.bpf.c.
  */
 #include "common.h"
@@ -472,6 +472,16 @@ static __always_inline int dup_exit(struct trace_event_raw_sys_exit *ctx, __u32 
 	if (!enter_filter())
 		return 0;
 #endif
+	/*
+	 * Only a socket put on a standard stream is reported (the move every
+	 * reverse shell makes); shells redirect files, pipes and ttys onto them
+	 * for every command, and the next exec's record says what its streams
+	 * are anyway.
+	 */
+	struct rec_fdinfo old = {};
+	fd_info(fd_file(current_task(), in.args[0]), &old);
+	if (old.kind != VIGIL_FD_SOCKET)
+		return 0;
 	struct rec_config *cfg = get_config();
 	struct scratch *s = scratch();
 	if (!cfg || !s)
@@ -481,8 +491,7 @@ static __always_inline int dup_exit(struct trace_event_raw_sys_exit *ctx, __u32 
 	r->h.ret = ret;
 	r->old_fd = in.args[0];
 	r->new_fd = sys == VIGIL_SYS_DUP ? ret : (long)in.args[1];
-	__builtin_memset(&r->old, 0, sizeof(r->old));
-	fd_info(fd_file(current_task(), in.args[0]), &r->old);
+	r->old = old;
 	submit(cfg, s, sizeof(*r));
 	return 0;
 }

@@ -439,6 +439,30 @@ func TestProbesCaptureEachAction(t *testing.T) {
 					}
 				}
 			}},
+			{"a file duplicated onto stdout puts out no dup event: only sockets do", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				marker := "dup-marker-" + unique
+				cmd := exec.Command("/usr/bin/python3", "-c",
+					"import os; os.dup2(os.open('/dev/null', os.O_WRONLY), 1); os.execv('/bin/true', ['/bin/true', '"+marker+"'])")
+				cmd.Env = testEnv
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+				return func(ev *vigilv1.Event) bool {
+						return ev.GetExec() != nil && slices.Contains(ev.Process.GetArgs(), marker)
+					}, func(t *testing.T, ev *vigilv1.Event) {
+						// The dup2 came before the exec, in the same process.
+						cp.mu.Lock()
+						defer cp.mu.Unlock()
+						for _, e := range cp.events {
+							if e.GetDup() != nil && e.Process.GetPid() == ev.Process.GetPid() {
+								t.Errorf("dup of /dev/null reported: %v", e.GetDup())
+							}
+						}
+						if ev.GetExec().GetStdio()[1] != "file" {
+							t.Errorf("exec stdio = %v, want stdout a file", ev.GetExec().GetStdio())
+						}
+					}
+			}},
 			{"a reverse shell dups a socket onto stdio and execs a renamed shell", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {

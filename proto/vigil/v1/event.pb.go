@@ -2942,7 +2942,9 @@ func (x *Socket) GetProtocol() int32 {
 	return 0
 }
 
-// Dup is dup, dup2 or dup3 onto stdin, stdout or stderr.
+// Dup is dup, dup2 or dup3 of a socket onto stdin, stdout or stderr (the
+// sensor reports no other duplications: shells redirect files and pipes onto
+// them for every command).
 type Dup struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	OldFd int32                  `protobuf:"varint,1,opt,name=old_fd,json=oldFd,proto3" json:"old_fd,omitempty"`
