@@ -84,8 +84,8 @@ type Config struct {
 	// RawSyscallsFallback captures init_module and finit_module through the
 	// generic raw_syscalls tracepoints on kernels that lack their own
 	// tracepoints (kernels built without module support). Off by default:
-	// raw_syscalls programs run on every syscall of every process (about a
-	// third more overhead on a file-open storm), and on such a kernel a
+	// raw_syscalls programs run on every syscall of every process (about an
+	// eighth more overhead on a file-open storm), and on such a kernel a
 	// module load cannot succeed, only be attempted.
 	RawSyscallsFallback bool `yaml:"raw_syscalls_fallback"`
 	// Process configures the process table.
