@@ -77,7 +77,8 @@ type Config struct {
 	// HashAtExecMaxBytes is the largest executable hashed while its exec
 	// event is decoded (default 32 MiB), so the exec event itself carries
 	// the SHA-256 even when the process exits at once; digests are cached by
-	// file, so a binary run again costs a stat. Larger executables are hashed
+	// the inode facts the exec record carries (device, inode, size, mtime,
+	// ctime), so a binary run again costs no system call. Larger executables are hashed
 	// in the background and the digest reaches later events. -1 turns
 	// hashing at exec off.
 	HashAtExecMaxBytes int64 `yaml:"hash_at_exec_max_bytes"`
