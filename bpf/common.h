@@ -91,6 +91,7 @@ const volatile __u32 cgroup_v1_subsys = VIGIL_NO_SUBSYS;
 #define SOCK_DGRAM_VAL 2
 #define SOCK_RAW_VAL 3
 #define IPPROTO_UDP_VAL 17
+#define IPPROTO_TCP_VAL 6
 #define PROT_EXEC_VAL 4
 #define DNS_PORT 53
 

@@ -40,6 +40,11 @@ static __always_inline bool is_udp(struct sock *sk)
 	return sk && KREAD(sk, sk_protocol) == IPPROTO_UDP_VAL;
 }
 
+static __always_inline bool is_tcp(struct sock *sk)
+{
+	return sk && KREAD(sk, sk_protocol) == IPPROTO_TCP_VAL;
+}
+
 static __always_inline __u16 sk_dport(struct sock *sk)
 {
 	return bpf_ntohs(KREAD(sk, __sk_common.skc_dport));
@@ -164,15 +169,19 @@ int exit_socket(struct trace_event_raw_sys_exit *ctx)
  * dns_emit copies one UDP payload. server is a user sockaddr (may be NULL,
  * then the socket's peer is used).
  */
-static __always_inline void dns_emit(struct rec_config *cfg, struct scratch *s, __u32 sys, long ret, long fd,
-				     const void *payload, __u64 len, const void *server, __u8 answer)
+static __always_inline void dns_emit2(struct rec_config *cfg, struct scratch *s, __u32 sys, long ret, long fd,
+				      const void *payload, __u64 len, const void *payload2, __u64 len2,
+				      const void *server, __u8 answer)
 {
 	struct rec_dns *r = (void *)s->buf;
 	fill_hdr(&r->h, VIGIL_REC_DNS, sys, sizeof(*r));
 	r->h.ret = ret;
 	r->fd = fd;
 	r->answer = answer;
-	r->_pad[0] = r->_pad[1] = r->_pad[2] = 0;
+	r->tcp = is_tcp(current_fd_sock(fd));
+	r->_pad[0] = r->_pad[1] = 0;
+	if (r->tcp && !payload2 && len <= 2)
+		return; /* a TCP length prefix sent on its own; its message follows */
 	__builtin_memset(&r->server, 0, sizeof(r->server));
 	struct vigil_sockaddr_in6_min {
 		__u16 family;
@@ -196,17 +205,35 @@ static __always_inline void dns_emit(struct rec_config *cfg, struct scratch *s, 
 	if (len > cfg->dns_max)
 		len = cfg->dns_max;
 	__u32 off = put_user_bytes(s, sizeof(*r), 0, payload, len);
+	if (payload2 && off < SCRATCH_HALF) {
+		/* TCP framing in two buffers: the message follows its length. */
+		__u64 room = cfg->dns_max - (off - sizeof(*r));
+		if (len2 > room)
+			len2 = room;
+		barrier_var(len2);
+		len2 &= STR_MASK;
+		if (bpf_probe_read_user(&s->buf[AT(off)], len2, payload2) == 0)
+			off = set_len(s, sizeof(*r), 0, off - sizeof(*r) + len2);
+	}
 	submit(cfg, s, off);
 }
 
+static __always_inline void dns_emit(struct rec_config *cfg, struct scratch *s, __u32 sys, long ret, long fd,
+				     const void *payload, __u64 len, const void *server, __u8 answer)
+{
+	dns_emit2(cfg, s, sys, ret, fd, payload, len, NULL, 0, server, answer);
+}
+
 /*
- * dns_send_wanted keeps a send only when it goes to port 53 over UDP: to the
+ * dns_send_wanted keeps a send only when it goes to port 53: over UDP to the
  * address it names (sendto's, or the first message's of sendmsg and
- * sendmmsg), else to the socket's peer.
+ * sendmmsg), else to the socket's peer; over TCP to the stream's peer.
  */
 static __always_inline bool dns_send_wanted(__u32 sys, __u64 fd, __u64 a1, __u64 a4)
 {
 	struct sock *sk = current_fd_sock(fd);
+	if (is_tcp(sk))
+		return sk_dport(sk) == DNS_PORT; /* DNS over TCP: a connected stream */
 	if (!is_udp(sk))
 		return false;
 	__u16 port = 0;
@@ -274,6 +301,20 @@ static __always_inline int dns_send_exit(struct trace_event_raw_sys_exit *ctx, _
 	case VIGIL_SYS_WRITE:
 		dns_emit(cfg, s, sys, ret, fd, (void *)in.args[1], in.args[2], NULL, 0);
 		break;
+	case VIGIL_SYS_WRITEV: {
+		/* glibc and libuv send TCP queries as [2-byte length, message]. */
+		struct iovec iov[2] = {};
+		__u64 cnt = in.args[2];
+		if (cnt == 0 || bpf_probe_read_user(&iov[0], sizeof(iov[0]), (void *)in.args[1]) != 0)
+			break;
+		if (cnt >= 2 && iov[0].iov_len <= 2 &&
+		    bpf_probe_read_user(&iov[1], sizeof(iov[1]), (void *)(in.args[1] + sizeof(struct iovec))) == 0) {
+			dns_emit2(cfg, s, sys, ret, fd, iov[0].iov_base, iov[0].iov_len, iov[1].iov_base, iov[1].iov_len, NULL, 0);
+			break;
+		}
+		dns_emit(cfg, s, sys, ret, fd, iov[0].iov_base, iov[0].iov_len, NULL, 0);
+		break;
+	}
 	case VIGIL_SYS_SENDMSG:
 		dns_msghdr(cfg, s, sys, ret, fd, (void *)in.args[1], 0, 0);
 		break;
@@ -329,7 +370,17 @@ int enter_write(struct trace_event_raw_sys_enter *ctx)
 {
 	return dns_send_enter(ctx, VIGIL_SYS_WRITE);
 }
+SEC("tracepoint/syscalls/sys_enter_writev")
+int enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return dns_send_enter(ctx, VIGIL_SYS_WRITEV);
+}
 #endif
+SEC("tracepoint/syscalls/sys_exit_writev")
+int exit_writev(struct trace_event_raw_sys_exit *ctx)
+{
+	return dns_send_exit(ctx, VIGIL_SYS_WRITEV);
+}
 SEC("tracepoint/syscalls/sys_exit_write")
 int exit_write(struct trace_event_raw_sys_exit *ctx)
 {

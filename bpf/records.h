@@ -92,6 +92,7 @@ enum rec_sys {
 	VIGIL_SYS_DUP,
 	VIGIL_SYS_DUP2,
 	VIGIL_SYS_DUP3,
+	VIGIL_SYS_WRITEV,
 	VIGIL_SYS_MAX,
 };
 
@@ -246,7 +247,8 @@ struct rec_dns {
 	struct rec_sockaddr server;
 	__s32 fd;
 	__u8 answer; /* 1 for a received response */
-	__u8 _pad[3];
+	__u8 tcp;    /* 1 over TCP: the payload may start with a 2-byte length */
+	__u8 _pad[2];
 };
 
 /* dup/dup2/dup3 onto fd 0, 1 or 2. */

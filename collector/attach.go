@@ -52,7 +52,7 @@ var probeGroups = []probeGroup{
 	{"listen", []string{"listen"}},
 	{"socket", []string{"socket"}},
 	{"dup", []string{"dup", "dup2", "dup3"}},
-	{"dns_query", []string{"sendto", "sendmsg", "sendmmsg", "write"}},
+	{"dns_query", []string{"sendto", "sendmsg", "sendmmsg", "write", "writev"}},
 	{"dns_answer", []string{"recvfrom", "recvmsg", "read"}},
 }
 

@@ -844,8 +844,12 @@ func decodeDNS(b []byte, h *probes.VigilRecHdr, r *Record) error {
 		return err
 	}
 	server := sockAddr(&d.Server)
+	payload := s[0]
+	if d.Tcp != 0 {
+		payload = stripTCPLength(payload)
+	}
 	if d.Answer != 0 {
-		a, err := parseDNSAnswer(s[0])
+		a, err := parseDNSAnswer(payload)
 		if err != nil {
 			return err
 		}
@@ -853,7 +857,7 @@ func decodeDNS(b []byte, h *probes.VigilRecHdr, r *Record) error {
 		r.Event.Kind = &vigilv1.Event_DnsAnswer{DnsAnswer: a}
 		return nil
 	}
-	q, err := parseDNSQuery(s[0])
+	q, err := parseDNSQuery(payload)
 	if err != nil {
 		return err
 	}

@@ -32,3 +32,22 @@ func parseDNSAnswer(payload []byte) (*vigilv1.DnsAnswer, error) {
 		Addresses: r.AddressStrings(), Cnames: r.CNAMEs,
 	}, nil
 }
+
+// stripTCPLength removes the 2-byte length DNS over TCP puts before each
+// message (RFC 1035 4.2.2), when the payload starts with one: the length
+// names the rest of the payload, or more than the probe copied. A message
+// written apart from its length starts with its id instead.
+func stripTCPLength(p []byte) []byte {
+	if len(p) < 2+12 {
+		return p
+	}
+	n := int(p[0])<<8 | int(p[1])
+	if n == len(p)-2 || n > len(p)-2 && len(p) >= minTruncatedTCP {
+		return p[2:]
+	}
+	return p
+}
+
+// minTruncatedTCP is the shortest payload taken as a length-prefixed
+// message cut by the probe's copy bound (DNSPayloadBytes is at least this).
+const minTruncatedTCP = 256

@@ -401,6 +401,46 @@ func TestProbesCaptureEachAction(t *testing.T) {
 					}
 				}
 			}},
+			{"a DNS query over TCP, its length and message in one writev as glibc sends it, shows the name", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				// A private loopback address keeps this test's port 53 its own.
+				srvAddr := [4]byte{127, 54, byte(os.Getpid() >> 8), byte(os.Getpid())}
+				ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IP(srvAddr[:]), Port: 53})
+				if err != nil {
+					testutil.SkipOrFail(t, "cannot listen on a DNS server port: "+err.Error())
+				}
+				defer ln.Close()
+				go func() {
+					if c, err := ln.Accept(); err == nil {
+						io.Copy(io.Discard, c)
+						c.Close()
+					}
+				}()
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(fd)
+				if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
+					t.Fatal(err)
+				}
+				name := "tcp." + unique + ".example"
+				msg := dnsQuery(t, name, 9)
+				if _, err := unix.Writev(fd, [][]byte{{byte(len(msg) >> 8), byte(len(msg))}, msg}); err != nil {
+					t.Fatal(err)
+				}
+				// The same over write(), length and message in one buffer.
+				second := dnsQuery(t, "write."+name, 10)
+				if _, err := unix.Write(fd, append([]byte{byte(len(second) >> 8), byte(len(second))}, second...)); err != nil {
+					t.Fatal(err)
+				}
+				cp.waitFor(t, "the query written with write()", func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == "write."+name })
+				return func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
+					q := ev.GetDnsQuery()
+					if q.Syscall != "writev" || q.Id != 9 || q.Server.GetPort() != 53 {
+						t.Errorf("query = %v", q)
+					}
+				}
+			}},
 			{"a DNS answer received from port 53 shows its addresses", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 				// A private loopback address keeps this test's port 53 its own.
 				srvAddr := [4]byte{127, 53, byte(os.Getpid() >> 8), byte(os.Getpid())}

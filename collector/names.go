@@ -66,6 +66,7 @@ var sysNames = [...]string{
 	probes.VigilRecSysVIGIL_SYS_SENDMSG:           "sendmsg",
 	probes.VigilRecSysVIGIL_SYS_SENDMMSG:          "sendmmsg",
 	probes.VigilRecSysVIGIL_SYS_WRITE:             "write",
+	probes.VigilRecSysVIGIL_SYS_WRITEV:            "writev",
 	probes.VigilRecSysVIGIL_SYS_RECVFROM:          "recvfrom",
 	probes.VigilRecSysVIGIL_SYS_RECVMSG:           "recvmsg",
 	probes.VigilRecSysVIGIL_SYS_READ:              "read",

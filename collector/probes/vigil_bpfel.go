@@ -57,7 +57,8 @@ type VigilRecDns struct {
 	Server VigilRecSockaddr
 	Fd     int32
 	Answer uint8
-	Pad    [3]uint8
+	Tcp    uint8
+	Pad    [2]uint8
 	_      [4]byte
 }
 
@@ -273,7 +274,8 @@ const (
 	VigilRecSysVIGIL_SYS_DUP               VigilRecSys = 59
 	VigilRecSysVIGIL_SYS_DUP2              VigilRecSys = 60
 	VigilRecSysVIGIL_SYS_DUP3              VigilRecSys = 61
-	VigilRecSysVIGIL_SYS_MAX               VigilRecSys = 62
+	VigilRecSysVIGIL_SYS_WRITEV            VigilRecSys = 62
+	VigilRecSysVIGIL_SYS_MAX               VigilRecSys = 63
 )
 
 type VigilRecSyscall struct {
@@ -389,6 +391,7 @@ const (
 	VigilProgExitUnshare         = "exit_unshare"
 	VigilProgExitUserfaultfd     = "exit_userfaultfd"
 	VigilProgExitWrite           = "exit_write"
+	VigilProgExitWritev          = "exit_writev"
 	VigilProgHandleExec          = "handle_exec"
 	VigilProgHandleExit          = "handle_exit"
 	VigilProgHandleFork          = "handle_fork"
@@ -511,6 +514,7 @@ type VigilProgramSpecs struct {
 	ExitUnshare         *ebpf.ProgramSpec `ebpf:"exit_unshare"`
 	ExitUserfaultfd     *ebpf.ProgramSpec `ebpf:"exit_userfaultfd"`
 	ExitWrite           *ebpf.ProgramSpec `ebpf:"exit_write"`
+	ExitWritev          *ebpf.ProgramSpec `ebpf:"exit_writev"`
 	HandleExec          *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExit          *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleFork          *ebpf.ProgramSpec `ebpf:"handle_fork"`
@@ -688,6 +692,7 @@ type VigilPrograms struct {
 	ExitUnshare         *ebpf.Program `ebpf:"exit_unshare"`
 	ExitUserfaultfd     *ebpf.Program `ebpf:"exit_userfaultfd"`
 	ExitWrite           *ebpf.Program `ebpf:"exit_write"`
+	ExitWritev          *ebpf.Program `ebpf:"exit_writev"`
 	HandleExec          *ebpf.Program `ebpf:"handle_exec"`
 	HandleExit          *ebpf.Program `ebpf:"handle_exit"`
 	HandleFork          *ebpf.Program `ebpf:"handle_fork"`
@@ -755,6 +760,7 @@ func (p *VigilPrograms) Close() error {
 		p.ExitUnshare,
 		p.ExitUserfaultfd,
 		p.ExitWrite,
+		p.ExitWritev,
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,

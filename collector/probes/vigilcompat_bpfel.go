@@ -86,6 +86,7 @@ const (
 	VigilCompatProgEnterUnshare         = "enter_unshare"
 	VigilCompatProgEnterUserfaultfd     = "enter_userfaultfd"
 	VigilCompatProgEnterWrite           = "enter_write"
+	VigilCompatProgEnterWritev          = "enter_writev"
 	VigilCompatProgExitAccept           = "exit_accept"
 	VigilCompatProgExitAccept4          = "exit_accept4"
 	VigilCompatProgExitBind             = "exit_bind"
@@ -144,6 +145,7 @@ const (
 	VigilCompatProgExitUnshare          = "exit_unshare"
 	VigilCompatProgExitUserfaultfd      = "exit_userfaultfd"
 	VigilCompatProgExitWrite            = "exit_write"
+	VigilCompatProgExitWritev           = "exit_writev"
 	VigilCompatProgHandleExec           = "handle_exec"
 	VigilCompatProgHandleExit           = "handle_exit"
 	VigilCompatProgHandleFork           = "handle_fork"
@@ -265,6 +267,7 @@ type VigilCompatProgramSpecs struct {
 	EnterUnshare         *ebpf.ProgramSpec `ebpf:"enter_unshare"`
 	EnterUserfaultfd     *ebpf.ProgramSpec `ebpf:"enter_userfaultfd"`
 	EnterWrite           *ebpf.ProgramSpec `ebpf:"enter_write"`
+	EnterWritev          *ebpf.ProgramSpec `ebpf:"enter_writev"`
 	ExitAccept           *ebpf.ProgramSpec `ebpf:"exit_accept"`
 	ExitAccept4          *ebpf.ProgramSpec `ebpf:"exit_accept4"`
 	ExitBind             *ebpf.ProgramSpec `ebpf:"exit_bind"`
@@ -323,6 +326,7 @@ type VigilCompatProgramSpecs struct {
 	ExitUnshare          *ebpf.ProgramSpec `ebpf:"exit_unshare"`
 	ExitUserfaultfd      *ebpf.ProgramSpec `ebpf:"exit_userfaultfd"`
 	ExitWrite            *ebpf.ProgramSpec `ebpf:"exit_write"`
+	ExitWritev           *ebpf.ProgramSpec `ebpf:"exit_writev"`
 	HandleExec           *ebpf.ProgramSpec `ebpf:"handle_exec"`
 	HandleExit           *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleFork           *ebpf.ProgramSpec `ebpf:"handle_fork"`
@@ -501,6 +505,7 @@ type VigilCompatPrograms struct {
 	EnterUnshare         *ebpf.Program `ebpf:"enter_unshare"`
 	EnterUserfaultfd     *ebpf.Program `ebpf:"enter_userfaultfd"`
 	EnterWrite           *ebpf.Program `ebpf:"enter_write"`
+	EnterWritev          *ebpf.Program `ebpf:"enter_writev"`
 	ExitAccept           *ebpf.Program `ebpf:"exit_accept"`
 	ExitAccept4          *ebpf.Program `ebpf:"exit_accept4"`
 	ExitBind             *ebpf.Program `ebpf:"exit_bind"`
@@ -559,6 +564,7 @@ type VigilCompatPrograms struct {
 	ExitUnshare          *ebpf.Program `ebpf:"exit_unshare"`
 	ExitUserfaultfd      *ebpf.Program `ebpf:"exit_userfaultfd"`
 	ExitWrite            *ebpf.Program `ebpf:"exit_write"`
+	ExitWritev           *ebpf.Program `ebpf:"exit_writev"`
 	HandleExec           *ebpf.Program `ebpf:"handle_exec"`
 	HandleExit           *ebpf.Program `ebpf:"handle_exit"`
 	HandleFork           *ebpf.Program `ebpf:"handle_fork"`
@@ -626,6 +632,7 @@ func (p *VigilCompatPrograms) Close() error {
 		p.EnterUnshare,
 		p.EnterUserfaultfd,
 		p.EnterWrite,
+		p.EnterWritev,
 		p.ExitAccept,
 		p.ExitAccept4,
 		p.ExitBind,
@@ -684,6 +691,7 @@ func (p *VigilCompatPrograms) Close() error {
 		p.ExitUnshare,
 		p.ExitUserfaultfd,
 		p.ExitWrite,
+		p.ExitWritev,
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,

@@ -3025,7 +3025,8 @@ type DnsQuery struct {
 	Id   uint32 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
 	// The resolver the query was sent to.
 	Server *SocketAddress `protobuf:"bytes,4,opt,name=server,proto3" json:"server,omitempty"`
-	// The system call that carried it (sendto, sendmsg, sendmmsg, write).
+	// The system call that carried it (sendto, sendmsg, sendmmsg, write, or
+	// writev: queries over UDP or TCP to port 53).
 	Syscall       string `protobuf:"bytes,5,opt,name=syscall,proto3" json:"syscall,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
