@@ -863,6 +863,10 @@ func decodeDNS(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	}
 	q.Server = server
 	q.Syscall = r.Event.Syscall
+	q.Protocol = "udp"
+	if d.Tcp != 0 {
+		q.Protocol = "tcp"
+	}
 	r.Event.Kind = &vigilv1.Event_DnsQuery{DnsQuery: q}
 	return nil
 }

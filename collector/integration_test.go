@@ -436,7 +436,7 @@ func TestProbesCaptureEachAction(t *testing.T) {
 				cp.waitFor(t, "the query written with write()", func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == "write."+name })
 				return func(ev *vigilv1.Event) bool { return ev.GetDnsQuery().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
 					q := ev.GetDnsQuery()
-					if q.Syscall != "writev" || q.Id != 9 || q.Server.GetPort() != 53 {
+					if q.Syscall != "writev" || q.Id != 9 || q.Server.GetPort() != 53 || q.Protocol != "tcp" {
 						t.Errorf("query = %v", q)
 					}
 				}

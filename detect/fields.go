@@ -328,7 +328,11 @@ func sockOf(ev *vigilv1.Event) (sock, bool) {
 			sc = ev.Syscall
 		}
 		unconnected := sc == "sendto" || sc == "sendmsg" || sc == "sendmmsg"
-		return sock{remote: q.Server, proto: "udp", connected: !unconnected, nameChanged: unconnected}, true
+		proto := q.Protocol
+		if proto == "" {
+			proto = "udp"
+		}
+		return sock{remote: q.Server, proto: proto, connected: !unconnected, nameChanged: unconnected}, true
 	case *vigilv1.Event_DnsAnswer:
 		return sock{remote: k.DnsAnswer.Server, proto: "udp"}, true
 	case *vigilv1.Event_Dup:

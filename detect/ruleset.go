@@ -202,7 +202,7 @@ var syscallKinds = map[string]string{
 	"procexit": "exit", "exit": "exit", "exit_group": "exit",
 	"open": "open", "openat": "open", "openat2": "open", "creat": "open",
 	"connect": "connect", "accept": "accept", "accept4": "accept", "bind": "bind", "listen": "listen",
-	"sendto": "dns_query", "sendmsg": "dns_query", "sendmmsg": "dns_query", "write": "dns_query",
+	"sendto": "dns_query", "sendmsg": "dns_query", "sendmmsg": "dns_query", "write": "dns_query", "writev": "dns_query",
 	"recvfrom": "dns_answer", "recvmsg": "dns_answer", "read": "dns_answer",
 	"socket": "socket", "dup": "dup", "dup2": "dup", "dup3": "dup", "ptrace": "ptrace",
 	"memfd_create": "memfd_create", "init_module": "module_load", "finit_module": "module_load",

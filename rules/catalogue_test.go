@@ -817,6 +817,7 @@ func scenarios() []scenario {
 	add(
 		scenario{"a lookup of GuardDuty's C&C test domain", c2DNS, true, evs(dnsQueryEv(dig, "c2.guarddutyc2activityb.com")), nil},
 		scenario{"a C&C lookup sent with write(2) on a connected socket", c2DNS, true, evs(dnsQueryEv(dig, "c2.guarddutyc2activityb.com", via("write"))), nil},
+		scenario{"a C&C lookup sent over TCP with writev(2), as glibc does with use-vc", c2DNS, true, evs(dnsQueryEv(dig, "c2.guarddutyc2activityb.com", via("writev"))), nil},
 		scenario{"a C&C lookup sent with sendmsg(2)", c2DNS, true, evs(dnsQueryEv(dig, "C2.GuardDutyC2ActivityB.com", via("sendmsg"))), nil},
 		scenario{"a lookup of the crypto test subdomain is not C&C (it is more specific)", c2DNS, false, evs(dnsQueryEv(dig, "crypto.guarddutyc2activityb.com")), nil},
 		scenario{"dig of a normal domain is not C&C", c2DNS, false, evs(dnsQueryEv(dig, "example.com")), nil},

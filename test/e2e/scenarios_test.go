@@ -3,9 +3,11 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -172,6 +174,37 @@ func scenarios(malware string) []scenario {
 				writeFile(t, "/etc/netns/"+ns+"/resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
 				mustRun(t, "", "ip", "-n", ns, "link", "set", "lo", "up")
 				run(t, "ip", "netns", "exec", ns, "getent", "hosts", "beacon.guarddutyc2activityb.com")
+			},
+			wants: []want{{Type: "Backdoor:Runtime/C&CActivity.B!DNS", Exe: []string{"/getent"}}},
+		},
+		{
+			name: "glibc resolver lookup over TCP (options use-vc) of a C&C domain",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				// As above, with a resolv.conf that makes glibc send its
+				// queries over TCP (connect, then writev of length and
+				// message) to a listener inside the namespace.
+				ns := fmt.Sprintf("vigil-e2e-tcp-%d", os.Getpid())
+				mustRun(t, "", "ip", "netns", "add", ns)
+				t.Cleanup(func() { run(t, "ip", "netns", "delete", ns); os.RemoveAll("/etc/netns/" + ns) })
+				_ = os.MkdirAll("/etc/netns/"+ns, 0o755)
+				writeFile(t, "/etc/netns/"+ns+"/resolv.conf", "nameserver 127.0.0.1\noptions use-vc timeout:1 attempts:1\n")
+				mustRun(t, "", "ip", "-n", ns, "link", "set", "lo", "up")
+				srv := exec.Command("ip", "netns", "exec", ns, "python3", "-c",
+					"import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"+
+						"s.bind(('127.0.0.1', 53))\ns.listen(8)\nprint('listening', flush=True)\n"+
+						"while True:\n    c, _ = s.accept()\n    c.recv(4096)\n    c.close()\n")
+				out, err := srv.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := srv.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+				if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+					t.Fatalf("TCP DNS listener did not start: %v", err)
+				}
+				run(t, "ip", "netns", "exec", ns, "getent", "hosts", "vc-beacon.guarddutyc2activityb.com")
 			},
 			wants: []want{{Type: "Backdoor:Runtime/C&CActivity.B!DNS", Exe: []string{"/getent"}}},
 		},

@@ -3027,7 +3027,9 @@ type DnsQuery struct {
 	Server *SocketAddress `protobuf:"bytes,4,opt,name=server,proto3" json:"server,omitempty"`
 	// The system call that carried it (sendto, sendmsg, sendmmsg, write, or
 	// writev: queries over UDP or TCP to port 53).
-	Syscall       string `protobuf:"bytes,5,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	Syscall string `protobuf:"bytes,5,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	// "udp" or "tcp".
+	Protocol      string `protobuf:"bytes,6,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3093,6 +3095,13 @@ func (x *DnsQuery) GetServer() *SocketAddress {
 func (x *DnsQuery) GetSyscall() string {
 	if x != nil {
 		return x.Syscall
+	}
+	return ""
+}
+
+func (x *DnsQuery) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
 	}
 	return ""
 }
@@ -3883,13 +3892,14 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\x06old_fd\x18\x01 \x01(\x05R\x05oldFd\x12\x15\n" +
 	"\x06new_fd\x18\x02 \x01(\x05R\x05newFd\x12\x1e\n" +
 	"\vold_fd_kind\x18\x03 \x01(\tR\toldFdKind\x12/\n" +
-	"\x06remote\x18\x04 \x01(\v2\x17.vigil.v1.SocketAddressR\x06remote\"\x8d\x01\n" +
+	"\x06remote\x18\x04 \x01(\v2\x17.vigil.v1.SocketAddressR\x06remote\"\xa9\x01\n" +
 	"\bDnsQuery\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x0e\n" +
 	"\x02id\x18\x03 \x01(\rR\x02id\x12/\n" +
 	"\x06server\x18\x04 \x01(\v2\x17.vigil.v1.SocketAddressR\x06server\x12\x18\n" +
-	"\asyscall\x18\x05 \x01(\tR\asyscall\"\xc0\x01\n" +
+	"\asyscall\x18\x05 \x01(\tR\asyscall\x12\x1a\n" +
+	"\bprotocol\x18\x06 \x01(\tR\bprotocol\"\xc0\x01\n" +
 	"\tDnsAnswer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x0e\n" +
