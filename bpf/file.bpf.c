@@ -70,7 +70,7 @@ struct {
 	__type(value, struct open_slot);
 } open_slots SEC(".maps");
 
-static __always_inline int open_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+static __always_inline int open_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys, int nargs)
 {
 	if (!enter_filter())
 		return 0;
@@ -250,24 +250,8 @@ static __always_inline int open_exit(struct trace_event_raw_sys_exit *ctx, __u32
 	return 0;
 }
 
-#ifdef VIGIL_COMPAT
-#define OPEN_ENTER(name, SYS)                                                \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
-	{                                                                    \
-		return open_enter(ctx, SYS);                                 \
-	}
-#else
-#define OPEN_ENTER(name, SYS)
-#endif
-
-#define OPEN_PAIR(name, SYS)                                                 \
-	OPEN_ENTER(name, SYS)                                                \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
-	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
-	{                                                                    \
-		return open_exit(ctx, SYS);                                  \
-	}
+/* open_enter reads each open's own arguments; N is unused. */
+#define OPEN_PAIR(name, SYS) PROBE_PAIR(name, SYS, 0, open_enter, open_exit)
 
 OPEN_PAIR(open, VIGIL_SYS_OPEN)
 OPEN_PAIR(openat, VIGIL_SYS_OPENAT)

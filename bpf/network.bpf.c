@@ -123,7 +123,7 @@ static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32
 	return 0;
 }
 
-#define SOCK_PAIR(name, SYS, N) SYSCALL_PAIR_EMIT(name, SYS, N, sock_emit)
+#define SOCK_PAIR(name, SYS, N) PROBE_PAIR(name, SYS, N, remember_filtered, sock_emit)
 
 SOCK_PAIR(connect, VIGIL_SYS_CONNECT, 3)
 SOCK_PAIR(accept, VIGIL_SYS_ACCEPT, 3)
@@ -138,32 +138,26 @@ static __always_inline bool socket_wanted(__u64 family, __u64 type)
 }
 
 #ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_socket")
-int enter_socket(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int socket_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys, int nargs)
 {
 	if (!socket_wanted(ctx->args[0], ctx->args[1]))
 		return 0;
-	if (!enter_filter())
-		return 0;
-	return remember(ctx, VIGIL_SYS_SOCKET, 3);
-}
-
-SEC("tracepoint/syscalls/sys_exit_socket")
-int exit_socket(struct trace_event_raw_sys_exit *ctx)
-{
-	return sock_emit(ctx, VIGIL_SYS_SOCKET);
-}
-#else
-SEC("tracepoint/syscalls/sys_exit_socket")
-int exit_socket(struct trace_event_raw_sys_exit *ctx)
-{
-	struct inflight in;
-	syscall_args(&in, VIGIL_SYS_SOCKET);
-	if (!socket_wanted(in.args[0], in.args[1]))
-		return 0;
-	return sock_emit(ctx, VIGIL_SYS_SOCKET);
+	return remember_filtered(ctx, sys, nargs);
 }
 #endif
+
+static __always_inline int socket_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
+{
+#ifndef VIGIL_COMPAT
+	struct inflight in;
+	syscall_args(&in, sys);
+	if (!socket_wanted(in.args[0], in.args[1]))
+		return 0;
+#endif
+	return sock_emit(ctx, sys);
+}
+
+PROBE_PAIR(socket, VIGIL_SYS_SOCKET, 3, socket_enter, socket_exit)
 
 /*
  * dns_emit copies one UDP payload. server is a user sockaddr (may be NULL,
@@ -251,13 +245,11 @@ static __always_inline bool dns_send_wanted(__u32 sys, __u64 fd, __u64 a1, __u64
 }
 
 #ifdef VIGIL_COMPAT
-static __always_inline int dns_send_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+static __always_inline int dns_send_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys, int nargs)
 {
 	if (!dns_send_wanted(sys, ctx->args[0], ctx->args[1], sys == VIGIL_SYS_SENDTO ? ctx->args[4] : 0))
 		return 0;
-	if (!enter_filter())
-		return 0;
-	return remember(ctx, sys, sys == VIGIL_SYS_SENDTO ? 6 : sys == VIGIL_SYS_SENDMMSG ? 4 : 3);
+	return remember_filtered(ctx, sys, nargs);
 }
 #endif
 
@@ -328,64 +320,11 @@ static __always_inline int dns_send_exit(struct trace_event_raw_sys_exit *ctx, _
 	return 0;
 }
 
-#ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int enter_sendto(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_send_enter(ctx, VIGIL_SYS_SENDTO);
-}
-#endif
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int exit_sendto(struct trace_event_raw_sys_exit *ctx)
-{
-	return dns_send_exit(ctx, VIGIL_SYS_SENDTO);
-}
-#ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_send_enter(ctx, VIGIL_SYS_SENDMSG);
-}
-#endif
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
-{
-	return dns_send_exit(ctx, VIGIL_SYS_SENDMSG);
-}
-#ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_send_enter(ctx, VIGIL_SYS_SENDMMSG);
-}
-#endif
-SEC("tracepoint/syscalls/sys_exit_sendmmsg")
-int exit_sendmmsg(struct trace_event_raw_sys_exit *ctx)
-{
-	return dns_send_exit(ctx, VIGIL_SYS_SENDMMSG);
-}
-#ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_write")
-int enter_write(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_send_enter(ctx, VIGIL_SYS_WRITE);
-}
-SEC("tracepoint/syscalls/sys_enter_writev")
-int enter_writev(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_send_enter(ctx, VIGIL_SYS_WRITEV);
-}
-#endif
-SEC("tracepoint/syscalls/sys_exit_writev")
-int exit_writev(struct trace_event_raw_sys_exit *ctx)
-{
-	return dns_send_exit(ctx, VIGIL_SYS_WRITEV);
-}
-SEC("tracepoint/syscalls/sys_exit_write")
-int exit_write(struct trace_event_raw_sys_exit *ctx)
-{
-	return dns_send_exit(ctx, VIGIL_SYS_WRITE);
-}
+PROBE_PAIR(sendto, VIGIL_SYS_SENDTO, 6, dns_send_enter, dns_send_exit)
+PROBE_PAIR(sendmsg, VIGIL_SYS_SENDMSG, 3, dns_send_enter, dns_send_exit)
+PROBE_PAIR(sendmmsg, VIGIL_SYS_SENDMMSG, 4, dns_send_enter, dns_send_exit)
+PROBE_PAIR(write, VIGIL_SYS_WRITE, 3, dns_send_enter, dns_send_exit)
+PROBE_PAIR(writev, VIGIL_SYS_WRITEV, 3, dns_send_enter, dns_send_exit)
 
 /*
  * Receives: kept for any UDP socket, filtered on port 53 at exit. read()
@@ -400,13 +339,11 @@ static __always_inline bool dns_recv_wanted(__u32 sys, __u64 fd)
 }
 
 #ifdef VIGIL_COMPAT
-static __always_inline int dns_recv_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys)
+static __always_inline int dns_recv_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys, int nargs)
 {
 	if (!dns_recv_wanted(sys, ctx->args[0]))
 		return 0;
-	if (!enter_filter())
-		return 0;
-	return remember(ctx, sys, sys == VIGIL_SYS_RECVFROM ? 6 : 3);
+	return remember_filtered(ctx, sys, nargs);
 }
 #endif
 
@@ -464,42 +401,9 @@ static __always_inline int dns_recv_exit(struct trace_event_raw_sys_exit *ctx, _
 	return 0;
 }
 
-#ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_recv_enter(ctx, VIGIL_SYS_RECVFROM);
-}
-#endif
-SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
-{
-	return dns_recv_exit(ctx, VIGIL_SYS_RECVFROM);
-}
-#ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_recv_enter(ctx, VIGIL_SYS_RECVMSG);
-}
-#endif
-SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
-{
-	return dns_recv_exit(ctx, VIGIL_SYS_RECVMSG);
-}
-#ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_read")
-int enter_read(struct trace_event_raw_sys_enter *ctx)
-{
-	return dns_recv_enter(ctx, VIGIL_SYS_READ);
-}
-#endif
-SEC("tracepoint/syscalls/sys_exit_read")
-int exit_read(struct trace_event_raw_sys_exit *ctx)
-{
-	return dns_recv_exit(ctx, VIGIL_SYS_READ);
-}
+PROBE_PAIR(recvfrom, VIGIL_SYS_RECVFROM, 6, dns_recv_enter, dns_recv_exit)
+PROBE_PAIR(recvmsg, VIGIL_SYS_RECVMSG, 3, dns_recv_enter, dns_recv_exit)
+PROBE_PAIR(read, VIGIL_SYS_READ, 3, dns_recv_enter, dns_recv_exit)
 
 /* dup family: only duplications onto stdin, stdout or stderr. */
 static __always_inline bool dup_wanted(__u64 oldfd, __u64 newfd)
@@ -548,42 +452,14 @@ static __always_inline int dup_exit(struct trace_event_raw_sys_exit *ctx, __u32 
 }
 
 #ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_dup")
-int enter_dup(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int dup_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys, int nargs)
 {
-	if (!enter_filter())
+	if (!dup_wanted(ctx->args[0], ctx->args[1]))
 		return 0;
-	return remember(ctx, VIGIL_SYS_DUP, 1);
+	return remember_filtered(ctx, sys, nargs);
 }
 #endif
-SEC("tracepoint/syscalls/sys_exit_dup")
-int exit_dup(struct trace_event_raw_sys_exit *ctx)
-{
-	return dup_exit(ctx, VIGIL_SYS_DUP);
-}
 
-#ifdef VIGIL_COMPAT
-#define DUP_ENTER(name, SYS, N)                                              \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
-	{                                                                    \
-		if (!dup_wanted(ctx->args[0], ctx->args[1]))                 \
-			return 0;                                            \
-		if (!enter_filter())                                         \
-			return 0;                                            \
-		return remember(ctx, SYS, N);                                \
-	}
-#else
-#define DUP_ENTER(name, SYS, N)
-#endif
-
-#define DUP_PAIR(name, SYS, N)                                               \
-	DUP_ENTER(name, SYS, N)                                              \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
-	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
-	{                                                                    \
-		return dup_exit(ctx, SYS);                                   \
-	}
-
-DUP_PAIR(dup2, VIGIL_SYS_DUP2, 2)
-DUP_PAIR(dup3, VIGIL_SYS_DUP3, 3)
+PROBE_PAIR(dup, VIGIL_SYS_DUP, 1, remember_filtered, dup_exit)
+PROBE_PAIR(dup2, VIGIL_SYS_DUP2, 2, dup_enter, dup_exit)
+PROBE_PAIR(dup3, VIGIL_SYS_DUP3, 3, dup_enter, dup_exit)

@@ -369,25 +369,23 @@ int raw_exit(struct trace_event_raw_sys_exit *ctx)
 
 /* mprotect is frequent; only calls that ask for PROT_EXEC are kept. */
 #ifdef VIGIL_COMPAT
-SEC("tracepoint/syscalls/sys_enter_mprotect")
-int enter_mprotect(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int mprotect_enter(struct trace_event_raw_sys_enter *ctx, __u32 sys, int nargs)
 {
 	if (!(ctx->args[2] & PROT_EXEC_VAL))
 		return 0;
-	if (!enter_filter())
-		return 0;
-	return remember(ctx, VIGIL_SYS_MPROTECT, 3);
+	return remember_filtered(ctx, sys, nargs);
 }
 #endif
 
-SEC("tracepoint/syscalls/sys_exit_mprotect")
-int exit_mprotect(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int mprotect_exit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
 #ifndef VIGIL_COMPAT
 	struct inflight in;
-	syscall_args(&in, VIGIL_SYS_MPROTECT);
+	syscall_args(&in, sys);
 	if (!(in.args[2] & PROT_EXEC_VAL))
 		return 0;
 #endif
-	return emit_syscall(ctx, VIGIL_SYS_MPROTECT);
+	return emit_syscall(ctx, sys);
 }
+
+PROBE_PAIR(mprotect, VIGIL_SYS_MPROTECT, 3, mprotect_enter, mprotect_exit)

@@ -158,33 +158,41 @@ static __always_inline int emit_syscall(struct trace_event_raw_sys_exit *ctx, __
 }
 
 /*
- * SYSCALL_PAIR_EMIT defines the programs of one syscall: the exit program
- * builds the record with EMIT (emit_syscall, or a domain's own builder such
- * as sock_emit); in the compat object an enter program first remembers N
- * arguments for it (see exit_args).
+ * PROBE_PAIR defines the programs of one syscall: exit_NAME on
+ * syscalls/sys_exit_NAME returns EXIT(ctx, SYS), and in the compat object
+ * enter_NAME on syscalls/sys_enter_NAME first returns ENTER(ctx, SYS, N),
+ * which filters and remembers the syscall's first N arguments for the exit
+ * (see exit_args). The direct object reads the arguments at exit and has no
+ * enter programs, so ENTER functions exist only in the compat object.
  */
 #ifdef VIGIL_COMPAT
-#define SYSCALL_ENTER(name, SYS, N)                                          \
+#define PROBE_ENTER(name, SYS, N, ENTER)                                     \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)              \
 	{                                                                    \
-		if (!enter_filter())                                         \
-			return 0;                                            \
-		return remember(ctx, SYS, N);                                \
+		return ENTER(ctx, SYS, N);                                   \
 	}
+
+/* remember_filtered is the enter side of most syscalls. */
+static __always_inline int remember_filtered(struct trace_event_raw_sys_enter *ctx, __u32 sys, int nargs)
+{
+	if (!enter_filter())
+		return 0;
+	return remember(ctx, sys, nargs);
+}
 #else
-#define SYSCALL_ENTER(name, SYS, N)
+#define PROBE_ENTER(name, SYS, N, ENTER)
 #endif
 
-#define SYSCALL_PAIR_EMIT(name, SYS, N, EMIT)                                \
-	SYSCALL_ENTER(name, SYS, N)                                          \
+#define PROBE_PAIR(name, SYS, N, ENTER, EXIT)                                \
+	PROBE_ENTER(name, SYS, N, ENTER)                                     \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                \
 	{                                                                    \
-		return EMIT(ctx, SYS);                                       \
+		return EXIT(ctx, SYS);                                       \
 	}
 
 /* SYSCALL_PAIR defines a syscall recorded as the generic record. */
-#define SYSCALL_PAIR(name, SYS, N) SYSCALL_PAIR_EMIT(name, SYS, N, emit_syscall)
+#define SYSCALL_PAIR(name, SYS, N) PROBE_PAIR(name, SYS, N, remember_filtered, emit_syscall)
 
 #endif
