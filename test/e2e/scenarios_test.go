@@ -55,18 +55,7 @@ func scenarios(malware string) []scenario {
 			name:      "container connects to the Docker socket",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
-				path := filepath.Join(c.rootfs, "var", "run", "docker.sock")
-				_ = os.MkdirAll(filepath.Dir(path), 0o755)
-				ln, err := net.Listen("unix", path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ln.Close()
-				go func() {
-					if conn, err := ln.Accept(); err == nil {
-						conn.Close()
-					}
-				}()
+				dockerSocket(t, c)
 				c.exec(t, "/bin/attacker", "connect-unix", "/var/run/docker.sock")
 			},
 			wants: []want{{Type: "PrivilegeEscalation:Runtime/DockerSocketAccessed", Exe: []string{"/attacker"}, InContainer: true}},
@@ -75,18 +64,7 @@ func scenarios(malware string) []scenario {
 			name:      "container connects to the Docker socket through a symlink with another name",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
-				path := filepath.Join(c.rootfs, "var", "run", "docker.sock")
-				_ = os.MkdirAll(filepath.Dir(path), 0o755)
-				ln, err := net.Listen("unix", path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ln.Close()
-				go func() {
-					if conn, err := ln.Accept(); err == nil {
-						conn.Close()
-					}
-				}()
+				dockerSocket(t, c)
 				if err := os.Symlink("/var/run/docker.sock", filepath.Join(c.rootfs, "tmp", "notes")); err != nil {
 					t.Fatal(err)
 				}
@@ -400,4 +378,22 @@ func benign(t *testing.T, e *env) {
 	mustRun(t, dir, "dpkg", "-l")
 	mustRun(t, dir, "dpkg", "-S", "/bin/ls")
 	mustRun(t, dir, "apt-cache", "policy", "bash")
+}
+
+// dockerSocket listens at /var/run/docker.sock in the container's rootfs
+// and accepts one connection, as a Docker daemon's socket would.
+func dockerSocket(t *testing.T, c *containerRun) {
+	t.Helper()
+	path := filepath.Join(c.rootfs, "var", "run", "docker.sock")
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		if conn, err := ln.Accept(); err == nil {
+			conn.Close()
+		}
+	}()
 }
