@@ -145,12 +145,7 @@ func scenarios(malware string) []scenario {
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				// getent resolves through /etc/resolv.conf; give it a
 				// network namespace whose resolv.conf names a stub inside it.
-				ns := fmt.Sprintf("vigil-e2e-%d", os.Getpid())
-				mustRun(t, "", "ip", "netns", "add", ns)
-				t.Cleanup(func() { run(t, "ip", "netns", "delete", ns); os.RemoveAll("/etc/netns/" + ns) })
-				_ = os.MkdirAll("/etc/netns/"+ns, 0o755)
-				writeFile(t, "/etc/netns/"+ns+"/resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-				mustRun(t, "", "ip", "-n", ns, "link", "set", "lo", "up")
+				ns := resolverNetns(t, "udp", "timeout:1 attempts:1")
 				run(t, "ip", "netns", "exec", ns, "getent", "hosts", "beacon.guarddutyc2activityb.com")
 			},
 			wants: []want{{Type: "Backdoor:Runtime/C&CActivity.B!DNS", Exe: []string{"/getent"}}},
@@ -161,12 +156,7 @@ func scenarios(malware string) []scenario {
 				// As above, with a resolv.conf that makes glibc send its
 				// queries over TCP (connect, then writev of length and
 				// message) to a listener inside the namespace.
-				ns := fmt.Sprintf("vigil-e2e-tcp-%d", os.Getpid())
-				mustRun(t, "", "ip", "netns", "add", ns)
-				t.Cleanup(func() { run(t, "ip", "netns", "delete", ns); os.RemoveAll("/etc/netns/" + ns) })
-				_ = os.MkdirAll("/etc/netns/"+ns, 0o755)
-				writeFile(t, "/etc/netns/"+ns+"/resolv.conf", "nameserver 127.0.0.1\noptions use-vc timeout:1 attempts:1\n")
-				mustRun(t, "", "ip", "-n", ns, "link", "set", "lo", "up")
+				ns := resolverNetns(t, "tcp", "use-vc timeout:1 attempts:1")
 				srv := exec.Command("ip", "netns", "exec", ns, "python3", "-c",
 					"import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"+
 						"s.bind(('127.0.0.1', 53))\ns.listen(8)\nprint('listening', flush=True)\n"+
@@ -182,9 +172,14 @@ func scenarios(malware string) []scenario {
 				if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
 					t.Fatalf("TCP DNS listener did not start: %v", err)
 				}
-				run(t, "ip", "netns", "exec", ns, "getent", "hosts", "vc-beacon.guarddutyc2activityb.com")
+				// A copy of getent under its own name: the UDP scenario's
+				// finding (same rule, host and domain list) must not stand
+				// in for this one.
+				getent := filepath.Join(e.work, "bin", "getent-vc")
+				copyFile(t, "/usr/bin/getent", getent, 0o755)
+				run(t, "ip", "netns", "exec", ns, getent, "hosts", "vc-beacon.guarddutyc2activityb.com")
 			},
-			wants: []want{{Type: "Backdoor:Runtime/C&CActivity.B!DNS", Exe: []string{"/getent"}}},
+			wants: []want{{Type: "Backdoor:Runtime/C&CActivity.B!DNS", Exe: []string{"/getent-vc"}}},
 		},
 		{
 			name: "DNS answer rebinds a name to the instance metadata address",
@@ -396,4 +391,18 @@ func dockerSocket(t *testing.T, c *containerRun) {
 			conn.Close()
 		}
 	}()
+}
+
+// resolverNetns makes a network namespace with loopback up and a
+// resolv.conf naming a resolver on its 127.0.0.1 with the given options, so
+// glibc lookups run in it (ip netns exec) ask a stub the test controls.
+func resolverNetns(t *testing.T, tag, options string) string {
+	t.Helper()
+	ns := fmt.Sprintf("vigil-e2e-%s-%d", tag, os.Getpid())
+	mustRun(t, "", "ip", "netns", "add", ns)
+	t.Cleanup(func() { run(t, "ip", "netns", "delete", ns); os.RemoveAll("/etc/netns/" + ns) })
+	_ = os.MkdirAll("/etc/netns/"+ns, 0o755)
+	writeFile(t, "/etc/netns/"+ns+"/resolv.conf", "nameserver 127.0.0.1\noptions "+options+"\n")
+	mustRun(t, "", "ip", "-n", ns, "link", "set", "lo", "up")
+	return ns
 }
