@@ -526,14 +526,12 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 	w->root_dentry = (__u64)root.dentry;
 	w->root_mnt = (__u64)root.mnt;
 	w->end = WALK_TOO_DEEP;
-	int at_root = 0;
 
 	for (int i = 0; i < PATH_DEPTH; i++) {
 		struct dentry *parent;
 		const unsigned char *name;
 		if (w->dentry == w->root_dentry && w->mnt + mnt_off == w->root_mnt) {
-			at_root = 1; /* the task's root directory */
-			w->end = WALK_AT_ROOT;
+			w->end = WALK_AT_ROOT; /* the task's root directory */
 			break;
 		}
 		struct dentry *d = KCAST(struct dentry, w->dentry);
@@ -576,7 +574,7 @@ static __noinline __u32 put_path(struct scratch *s, __u32 off, int idx, struct d
 		/* (through a local: a cast inside KREAD would relocate w's fields too) */
 		struct dentry *d = KCAST(struct dentry, w->dentry);
 		const unsigned char *name = KREAD(d, d_name.name);
-		long n = at_root ? 0 : bpf_probe_read_kernel_str(&s->buf[AT(end)], NAME_MAX_LEN, name);
+		long n = w->end == WALK_AT_ROOT ? 0 : bpf_probe_read_kernel_str(&s->buf[AT(end)], NAME_MAX_LEN, name);
 		if (n <= 0 || (n == 2 && s->buf[AT(end)] == '/')) {
 			s->buf[AT(end)] = 0;
 			n = 1;
