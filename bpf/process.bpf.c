@@ -139,6 +139,21 @@ int exit_execveat(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+/*
+ * is_elf32 says whether the program exec loaded is a 32-bit ELF (the header
+ * the loader read is still in bprm->buf; for a script it is the
+ * interpreter's). On a 64-bit kernel such a process runs in compatibility
+ * mode, and the per-syscall tracepoints do not fire for compat system calls:
+ * its opens, connects and the rest are invisible, so user space reports the
+ * exec itself.
+ */
+static __always_inline __u8 is_elf32(struct linux_binprm *bprm)
+{
+	__u64 head = 0;
+	bpf_core_read(&head, sizeof(head), &bprm->buf);
+	return (__u32)head == 0x464c457f /* "\x7fELF" */ && ((head >> 32) & 0xff) == 1 /* ELFCLASS32 */;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -197,8 +212,9 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->exe_size = KREAD(ino, i_size);
 	inode_times(ino, &e->exe_mtime, &e->exe_ctime);
 	e->upper_layer = exe_upper_layer(ino);
-	e->_pad[0] = e->_pad[1] = 0;
+	e->_pad = 0;
 	e->exe_outside_root = 0;
+	e->elf32 = is_elf32(bprm);
 
 	for (int i = 0; i < 3; i++) {
 		struct rec_fdinfo *fi = &e->stdio[i];

@@ -173,7 +173,8 @@ struct rec_exec {
 	__u8 env_truncated;
 	__u8 upper_layer;        /* executable is in an overlay's upper layer */
 	__u8 exe_outside_root;   /* executable not reachable from the task's root */
-	__u8 _pad[2];
+	__u8 elf32;              /* a 32-bit ELF: its syscalls bypass the per-syscall tracepoints */
+	__u8 _pad;
 	struct rec_fdinfo stdio[3];
 };
 

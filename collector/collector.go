@@ -510,6 +510,7 @@ func (c *Collector) attribute(rec *Record) *vigilv1.Event {
 			LoginUID: p.Loginuid, Sid: p.Sid, Tty: p.Tty,
 			ExeInode: p.ExeInode, ExeDev: p.ExeDev, ExeFileless: p.ExeFileless, ExeUpperLayer: p.ExeUpperLayer,
 			ExeOutsideRoot: p.ExeOutsideRoot,
+			Compat32:       p.Compat32,
 			CapEffective:   p.CapEffective,
 		}
 		if rec.ExeSize > 0 {

@@ -550,6 +550,7 @@ func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record, pa *execAlloc
 	p.ExeFileless = e.Fileless != 0
 	p.ExeUpperLayer = e.UpperLayer != 0
 	p.ExeOutsideRoot = e.ExeOutsideRoot != 0
+	p.Compat32 = e.Elf32 != 0
 	p.CapEffective = e.CapEffective
 	x := &pa.body
 	x.Filename = cstr(s[0])

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/internal/testelf"
 	"github.com/vigilsec/vigil/internal/testutil"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
@@ -286,8 +288,8 @@ func TestProbesCaptureEachAction(t *testing.T) {
 					if parent == nil || p.ParentExecId != parent.ExecId || p.ExecId == "" {
 						t.Errorf("parent exec id %q, want the test process's %v", p.ParentExecId, parent.GetExecId())
 					}
-					if p.ExePath != "/usr/bin/echo" && p.ExePath != "/bin/echo" {
-						t.Errorf("exe = %q", p.ExePath)
+					if p.ExePath != "/usr/bin/echo" && p.ExePath != "/bin/echo" || p.Compat32 {
+						t.Errorf("exe = %q compat32 %v", p.ExePath, p.Compat32)
 					}
 					if ev.GetExec().Filename != "/bin/echo" || ev.Syscall != "execve" || p.Comm != "echo" || p.StartTime == nil {
 						t.Errorf("exec = %v syscall %s comm %s", ev.GetExec(), ev.Syscall, p.Comm)
@@ -362,6 +364,26 @@ func TestProbesCaptureEachAction(t *testing.T) {
 							t.Errorf("exe %q fileless %v, want the memfd", ev.Process.ExePath, ev.Process.ExeFileless)
 						}
 					}
+			}},
+			{"a 32-bit program's exec says so (its system calls bypass the per-syscall tracepoints)", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				if runtime.GOARCH != "amd64" {
+					t.Skip("the test program is an i386 executable")
+				}
+				bin := filepath.Join(t.TempDir(), "legacy32")
+				if err := os.WriteFile(bin, testelf.ELF32Exit(7), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				cmd := exec.Command(bin)
+				err := cmd.Run()
+				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
+					t.Fatalf("run the i386 program: %v (a kernel without IA32 emulation cannot)", err)
+				}
+				pid := uint32(cmd.Process.Pid)
+				return func(ev *vigilv1.Event) bool { return ev.GetExec() != nil && ev.Process.Pid == pid }, func(t *testing.T, ev *vigilv1.Event) {
+					if !ev.Process.Compat32 || ev.Process.ExePath != bin {
+						t.Errorf("exe %q compat32 %v, want %s in compatibility mode", ev.Process.ExePath, ev.Process.Compat32, bin)
+					}
+				}
 			}},
 			{"a DNS query by plain sendto to 127.0.0.1:53 shows the name", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)

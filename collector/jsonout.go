@@ -575,6 +575,7 @@ func (e *JSONEncoder) appendProcess(buf []byte, p *vigilv1.Process) []byte {
 	buf = boolField(buf, s, `"exeUpperLayer":`, p.ExeUpperLayer)
 	buf = boolField(buf, s, `"exeFileless":`, p.ExeFileless)
 	buf = boolField(buf, s, `"exeOutsideRoot":`, p.ExeOutsideRoot)
+	buf = boolField(buf, s, `"compat32":`, p.Compat32)
 	buf = strField(buf, s, `"userName":`, p.UserName)
 	if len(p.Lineage) > 0 {
 		buf = append(key(buf, s, `"lineage":`), e.lineage(p.Lineage)...)

@@ -1052,6 +1052,8 @@ func fieldDefs() []fieldDef {
 			bfield(func(c *evalCtx) (bool, bool) { p := proc(c); return p.GetExeUpperLayer(), p != nil })},
 		{"proc.is_exe_outside_root", ftBool, argNone, "The executable was not reachable from the process's root at exec time (a detached mount, a memfd, or outside its chroot or container root).",
 			bfield(func(c *evalCtx) (bool, bool) { p := proc(c); return p.GetExeOutsideRoot(), p != nil })},
+		{"proc.is_compat32", ftBool, argNone, "The executable is a 32-bit ELF: on a 64-bit kernel its system calls bypass the per-syscall tracepoints, so only its execs, forks and exit are seen.",
+			bfield(func(c *evalCtx) (bool, bool) { p := proc(c); return p.GetCompat32(), p != nil })},
 		{"proc.is_exe_from_memfd", ftBool, argNone, "The executable is a memfd (fileless execution).",
 			bfield(func(c *evalCtx) (bool, bool) {
 				p := proc(c)

@@ -22,6 +22,7 @@ var typeTitles = map[string]string{
 	"Runtime/MaliciousFileExecuted":               "Known malicious file executed",
 	"Runtime/CryptoMinerExecuted":                 "Cryptocurrency miner executed",
 	"Runtime/FilelessExecution":                   "Fileless execution",
+	"Runtime/CompatModeExecution":                 "32-bit program executed, its system calls untraced",
 	"Runtime/ProcessInjection.Proc":               "Process injection through /proc/<pid>/mem",
 	"Runtime/ProcessInjection.Ptrace":             "Process injection through ptrace",
 	"Runtime/ProcessInjection.VirtualMemoryWrite": "Process injection through process_vm_writev",

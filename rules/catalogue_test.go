@@ -80,6 +80,7 @@ func scenarios() []scenario {
 		malHash    = "Known malicious executable run"
 		miner      = "Crypto miner executed"
 		filelessR  = "Fileless execution"
+		compat32   = "32-bit program executed"
 		procMem    = "Process memory written through proc"
 		ptraceInj  = "Process injection through ptrace"
 		vmWrite    = "Process memory written with process_vm_writev"
@@ -410,6 +411,10 @@ func scenarios() []scenario {
 
 	// Defence evasion.
 	add(
+		scenario{"an i386 program run in a container", compat32, true,
+			evs(execEv(is32(proc("legacy", "/tmp/legacy", "/tmp/legacy")), inCtr)), nil},
+		scenario{"a 64-bit program is not", compat32, false,
+			evs(execEv(proc("ls", "/usr/bin/ls", "ls"), inCtr)), nil},
 		scenario{"a memfd executed with execveat is fileless", filelessR, true,
 			evs(execEv(fileless(proc("3", "/memfd:payload (deleted)", "x")), execveat)), nil},
 		scenario{"a deleted file executed is fileless", filelessR, true,
@@ -981,6 +986,7 @@ var wantType = map[string]string{
 	"Known malicious executable run":                              "Execution:Runtime/MaliciousFileExecuted",
 	"Crypto miner executed":                                       "Impact:Runtime/CryptoMinerExecuted",
 	"Fileless execution":                                          "DefenseEvasion:Runtime/FilelessExecution",
+	"32-bit program executed":                                     "DefenseEvasion:Runtime/CompatModeExecution",
 	"Process memory written through proc":                         "DefenseEvasion:Runtime/ProcessInjection.Proc",
 	"Process injection through ptrace":                            "DefenseEvasion:Runtime/ProcessInjection.Ptrace",
 	"Process memory written with process_vm_writev":               "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",

@@ -365,6 +365,12 @@ func fileless(p *vigilv1.Process) *vigilv1.Process {
 	return p
 }
 
+// is32 marks the executable as a 32-bit ELF.
+func is32(p *vigilv1.Process) *vigilv1.Process {
+	p.Compat32 = true
+	return p
+}
+
 // outsideRoot marks the executable as unreachable from the process's root
 // (a detached mount, a memfd, or outside its chroot or container root).
 func outsideRoot(p *vigilv1.Process) *vigilv1.Process {

@@ -99,7 +99,8 @@ type VigilRecExec struct {
 	EnvTruncated    uint8
 	UpperLayer      uint8
 	ExeOutsideRoot  uint8
-	Pad             [2]uint8
+	Elf32           uint8
+	Pad             uint8
 	Stdio           [3]VigilRecFdinfo
 	_               [4]byte
 }

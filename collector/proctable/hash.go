@@ -496,6 +496,7 @@ func shallowCopy(p *vigilv1.Process) *vigilv1.Process {
 		ExeUpperLayer:  p.ExeUpperLayer,
 		ExeFileless:    p.ExeFileless,
 		ExeOutsideRoot: p.ExeOutsideRoot,
+		Compat32:       p.Compat32,
 		UserName:       p.UserName,
 		Lineage:        p.Lineage,
 		CapEffective:   p.CapEffective,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +30,7 @@ type procInfo struct {
 	size                   int64
 	capEff                 uint64
 	fileless               bool
+	elf32                  bool
 	upper                  bool
 	mntNs                  uint64
 }
@@ -72,6 +74,7 @@ func readProc(procRoot string, pid uint32, maxArgBytes int) (procInfo, error) {
 			info.size = st.Size
 		}
 	}
+	info.elf32 = isELF32(filepath.Join(dir, "exe"))
 	if cwd, err := os.Readlink(filepath.Join(dir, "cwd")); err == nil {
 		info.cwd = cwd
 	}
@@ -284,4 +287,20 @@ func onUpperLayer(mounts []overlayMount, exe string) bool {
 	}
 	// A whiteout (char device 0:0) hides a lower file; it is not the exe.
 	return !(st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0)
+}
+
+// isELF32 says whether the file at path starts with a 32-bit ELF header. The
+// probes read the same header from the kernel at exec; this covers
+// processes that were running before the sensor started.
+func isELF32(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [5]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return false
+	}
+	return string(h[:4]) == "\x7fELF" && h[4] == 1 // ELFCLASS32
 }

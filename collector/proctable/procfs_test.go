@@ -2,7 +2,11 @@ package proctable
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/vigilsec/vigil/internal/testelf"
 )
 
 func TestParseStat(t *testing.T) {
@@ -75,5 +79,35 @@ func TestUnescapeMount(t *testing.T) {
 				t.Errorf("unescapeMount(%q) = %q, want %q", c.in, got, c.want)
 			}
 		})
+	}
+}
+
+func TestIsELF32(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		path string
+		want bool
+	}{
+		{"an i386 executable", write("i386", testelf.ELF32Exit(0)), true},
+		{"this 64-bit test binary", self, false},
+		{"a script", write("script", []byte("#!/bin/sh\nexit 0\n")), false},
+		{"a file shorter than the header", write("short", []byte("\x7fEL")), false},
+		{"a missing file", filepath.Join(dir, "missing"), false},
+	} {
+		if got := isELF32(c.path); got != c.want {
+			t.Errorf("%s: isELF32 = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

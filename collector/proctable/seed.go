@@ -95,6 +95,7 @@ func (t *Table) newSeedEntry(info procInfo, parent *entry) *entry {
 		ExeDev:        info.dev,
 		ExeUpperLayer: info.upper,
 		ExeFileless:   info.fileless,
+		Compat32:      info.elf32,
 		CapEffective:  info.capEff,
 	}
 	e := &entry{startTicks: info.startTicks, mntNs: info.mntNs}

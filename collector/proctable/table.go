@@ -169,6 +169,9 @@ type ExecInfo struct {
 	// ExeOutsideRoot: the executable was not reachable from the process's
 	// root (a detached mount, a memfd, outside its chroot).
 	ExeOutsideRoot bool
+	// Compat32: the executable is a 32-bit ELF (its system calls bypass the
+	// per-syscall tracepoints).
+	Compat32 bool
 	// ExeCtime and ExeMtime are the executable inode's times, zero when
 	// the probe did not read them (the hash worker then stats the file).
 	// With ExeSize set they are the inode's raw fields, and ExeCtime may
@@ -529,6 +532,7 @@ func (t *Table) OnExec(info ExecInfo) *vigilv1.Process {
 		ExeUpperLayer:  info.ExeUpperLayer,
 		ExeFileless:    info.ExeFileless,
 		ExeOutsideRoot: info.ExeOutsideRoot,
+		Compat32:       info.Compat32,
 		CapEffective:   info.CapEffective,
 	}
 	var exe exeFacts
@@ -700,6 +704,7 @@ func (t *Table) OnForkInfo(f ForkInfo) *vigilv1.Process {
 		ExeUpperLayer:  pp.ExeUpperLayer,
 		ExeFileless:    pp.ExeFileless,
 		ExeOutsideRoot: pp.ExeOutsideRoot,
+		Compat32:       pp.Compat32,
 		UserName:       pp.UserName,
 		Lineage:        t.lineageFrom(parent),
 		CapEffective:   pp.CapEffective,

@@ -111,6 +111,14 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "DefenseEvasion:Runtime/FilelessExecution"}},
 		},
 		{
+			name:      "32-bit program run in a container",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "exec32", "/tmp/legacy32")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/CompatModeExecution", Exe: []string{"/tmp/legacy32"}, InContainer: true}},
+		},
+		{
 			name:      "binary dropped into a running container and executed",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {

@@ -767,8 +767,13 @@ type Process struct {
 	// runtimes run a sealed copy of themselves), a memfd, or a file outside
 	// the process's chroot or container root.
 	ExeOutsideRoot bool `protobuf:"varint,30,opt,name=exe_outside_root,json=exeOutsideRoot,proto3" json:"exe_outside_root,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// True when the executable is a 32-bit ELF. On a 64-bit kernel the
+	// process runs in compatibility mode, and the kernel's per-syscall
+	// tracepoints do not fire for its system calls: its opens, connects and
+	// the rest go unseen, only its execs, forks and exit are captured.
+	Compat32      bool `protobuf:"varint,31,opt,name=compat32,proto3" json:"compat32,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Process) Reset() {
@@ -1007,6 +1012,13 @@ func (x *Process) GetExeMtime() *timestamppb.Timestamp {
 func (x *Process) GetExeOutsideRoot() bool {
 	if x != nil {
 		return x.ExeOutsideRoot
+	}
+	return false
+}
+
+func (x *Process) GetCompat32() bool {
+	if x != nil {
+		return x.Compat32
 	}
 	return false
 }
@@ -3706,7 +3718,7 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"dns_answer\x18A \x01(\v2\x13.vigil.v1.DnsAnswerH\x00R\tdnsAnswer\x12*\n" +
 	"\x06socket\x18B \x01(\v2\x10.vigil.v1.SocketH\x00R\x06socket\x12!\n" +
 	"\x03dup\x18C \x01(\v2\r.vigil.v1.DupH\x00R\x03dupB\x06\n" +
-	"\x04kind\"\x93\a\n" +
+	"\x04kind\"\xaf\a\n" +
 	"\aProcess\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12$\n" +
 	"\x0eparent_exec_id\x18\x02 \x01(\tR\fparentExecId\x12\x10\n" +
@@ -3741,7 +3753,8 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"group_name\x18\x1b \x01(\tR\tgroupName\x127\n" +
 	"\texe_ctime\x18\x1c \x01(\v2\x1a.google.protobuf.TimestampR\bexeCtime\x127\n" +
 	"\texe_mtime\x18\x1d \x01(\v2\x1a.google.protobuf.TimestampR\bexeMtime\x12(\n" +
-	"\x10exe_outside_root\x18\x1e \x01(\bR\x0eexeOutsideRoot\"\x96\x02\n" +
+	"\x10exe_outside_root\x18\x1e \x01(\bR\x0eexeOutsideRoot\x12\x1a\n" +
+	"\bcompat32\x18\x1f \x01(\bR\bcompat32\"\x96\x02\n" +
 	"\bAncestor\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12$\n" +
 	"\x0eparent_exec_id\x18\x02 \x01(\tR\fparentExecId\x12\x10\n" +

@@ -23,6 +23,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/internal/testelf"
 )
 
 func main() {
@@ -55,6 +57,7 @@ var actions = map[string]func([]string) error{
 	"release-agent":  releaseAgent,
 	"drop-exec":      dropAndExec,
 	"deleted-exec":   deletedExec,
+	"exec32":         exec32,
 	"write":          writeFile,
 	"connect-unix":   connectUnix,
 	"listen-spawn":   listenAndSpawn,
@@ -375,6 +378,19 @@ func dropAndExec(args []string) error {
 	out, err := exec.Command(args[0], "sleep", "0").CombinedOutput()
 	fmt.Printf("ran %s: %v %s\n", args[0], err, out)
 	return nil
+}
+
+// exec32 writes a 32-bit (i386) program to PATH and runs it: its system
+// calls take the compatibility path the per-syscall tracepoints do not see.
+// Args: PATH
+func exec32(args []string) error {
+	if len(args) < 1 {
+		return errors.New("want PATH")
+	}
+	if err := os.WriteFile(args[0], testelf.ELF32Exit(0), 0o755); err != nil {
+		return err
+	}
+	return exec.Command(args[0]).Run()
 }
 
 // writeFile opens PATH for append and writes a line (sensitive-file writes).
