@@ -327,6 +327,12 @@ SYSCALL_PAIR(setns, VIGIL_SYS_SETNS, 2)
 SYSCALL_PAIR(bpf, VIGIL_SYS_BPF, 3)
 SYSCALL_PAIR(userfaultfd, VIGIL_SYS_USERFAULTFD, 1)
 SYSCALL_PAIR(process_vm_writev, VIGIL_SYS_PROCESS_VM_WRITEV, 6)
+/*
+ * Operations submitted through an io_uring (open, connect, send, ...) never
+ * pass through a system call, so no syscall probe sees them: setting one up
+ * is what can be reported.
+ */
+SYSCALL_PAIR(io_uring_setup, VIGIL_SYS_IO_URING_SETUP, 2)
 
 /*
  * Fallback for syscalls whose own tracepoints this kernel lacks (a kernel

@@ -38,6 +38,7 @@ var probeGroups = []probeGroup{
 	{"bpf", []string{"bpf"}},
 	{"userfaultfd", []string{"userfaultfd"}},
 	{"process_vm_write", []string{"process_vm_writev"}},
+	{"io_uring_setup", []string{"io_uring_setup"}},
 	{"mprotect", []string{"mprotect"}},
 	{"open", []string{"open", "openat", "openat2", "creat"}},
 	{"unlink", []string{"unlink", "unlinkat", "rmdir"}},

@@ -677,6 +677,8 @@ func decodeSyscall(b []byte, h *probes.VigilRecHdr, r *Record) error {
 		ev.Kind = &vigilv1.Event_Bpf{Bpf: &vigilv1.Bpf{Cmd: cmd, CmdName: bpfCmdName(cmd), ProgType: uint32(c.Extra)}}
 	case probes.VigilRecSysVIGIL_SYS_USERFAULTFD:
 		ev.Kind = &vigilv1.Event_Userfaultfd{Userfaultfd: &vigilv1.Userfaultfd{Flags: uint32(a[0])}}
+	case probes.VigilRecSysVIGIL_SYS_IO_URING_SETUP:
+		ev.Kind = &vigilv1.Event_IoUringSetup{IoUringSetup: &vigilv1.IoUringSetup{Entries: uint32(a[0])}}
 	case probes.VigilRecSysVIGIL_SYS_PROCESS_VM_WRITEV:
 		var n uint64
 		if h.Ret > 0 {

@@ -133,6 +133,23 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 					}
 				}
 			}},
+			{"io_uring_setup shows the entries asked for and the ring's fd", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
+				// struct io_uring_params is 120 bytes; zero asks for defaults.
+				var params [120]byte
+				fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, 8, uintptr(unsafe.Pointer(&params)), 0)
+				if errno == 0 {
+					unix.Close(int(fd))
+				}
+				want := int64(fd)
+				if errno != 0 {
+					want = -int64(errno) // io_uring disabled (sysctl) still counts as an attempt
+				}
+				return mine(func(ev *vigilv1.Event) bool { return ev.GetIoUringSetup() != nil }), func(t *testing.T, ev *vigilv1.Event) {
+					if ev.GetIoUringSetup().Entries != 8 || ev.Syscall != "io_uring_setup" || ev.Result != want {
+						t.Errorf("io_uring_setup = %v syscall %s result %d, want 8 entries and result %d", ev.GetIoUringSetup(), ev.Syscall, ev.Result, want)
+					}
+				}
+			}},
 			{"an open of /dev/userfaultfd is a userfaultfd event too", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
 				if _, err := os.Stat("/dev/userfaultfd"); err != nil {
 					t.Skip("no /dev/userfaultfd on this kernel")

@@ -67,6 +67,7 @@ var sysNames = [...]string{
 	probes.VigilRecSysVIGIL_SYS_SENDMMSG:          "sendmmsg",
 	probes.VigilRecSysVIGIL_SYS_WRITE:             "write",
 	probes.VigilRecSysVIGIL_SYS_WRITEV:            "writev",
+	probes.VigilRecSysVIGIL_SYS_IO_URING_SETUP:    "io_uring_setup",
 	probes.VigilRecSysVIGIL_SYS_RECVFROM:          "recvfrom",
 	probes.VigilRecSysVIGIL_SYS_RECVMSG:           "recvmsg",
 	probes.VigilRecSysVIGIL_SYS_READ:              "read",

@@ -882,6 +882,8 @@ func evtType(ev *vigilv1.Event) string {
 		return "userfaultfd"
 	case *vigilv1.Event_ProcessVmWrite:
 		return "process_vm_writev"
+	case *vigilv1.Event_IoUringSetup:
+		return "io_uring_setup"
 	case *vigilv1.Event_Mprotect:
 		return "mprotect"
 	case *vigilv1.Event_ModuleLoad:

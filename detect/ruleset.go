@@ -207,7 +207,7 @@ var syscallKinds = map[string]string{
 	"socket": "socket", "dup": "dup", "dup2": "dup", "dup3": "dup", "ptrace": "ptrace",
 	"memfd_create": "memfd_create", "init_module": "module_load", "finit_module": "module_load",
 	"mount": "mount", "unshare": "namespace", "setns": "namespace", "bpf": "bpf", "userfaultfd": "userfaultfd",
-	"process_vm_writev": "process_vm_write", "mprotect": "mprotect",
+	"process_vm_writev": "process_vm_write", "mprotect": "mprotect", "io_uring_setup": "io_uring_setup",
 	"unlink": "unlink", "unlinkat": "unlink", "rmdir": "unlink",
 	"rename": "rename", "renameat": "rename", "renameat2": "rename",
 	"chmod": "chmod", "fchmod": "chmod", "fchmodat": "chmod",

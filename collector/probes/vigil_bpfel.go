@@ -276,7 +276,8 @@ const (
 	VigilRecSysVIGIL_SYS_DUP2              VigilRecSys = 60
 	VigilRecSysVIGIL_SYS_DUP3              VigilRecSys = 61
 	VigilRecSysVIGIL_SYS_WRITEV            VigilRecSys = 62
-	VigilRecSysVIGIL_SYS_MAX               VigilRecSys = 63
+	VigilRecSysVIGIL_SYS_IO_URING_SETUP    VigilRecSys = 63
+	VigilRecSysVIGIL_SYS_MAX               VigilRecSys = 64
 )
 
 type VigilRecSyscall struct {
@@ -354,6 +355,7 @@ const (
 	VigilProgExitFinitModule     = "exit_finit_module"
 	VigilProgExitFtruncate       = "exit_ftruncate"
 	VigilProgExitInitModule      = "exit_init_module"
+	VigilProgExitIoUringSetup    = "exit_io_uring_setup"
 	VigilProgExitLchown          = "exit_lchown"
 	VigilProgExitLink            = "exit_link"
 	VigilProgExitLinkat          = "exit_linkat"
@@ -477,6 +479,7 @@ type VigilProgramSpecs struct {
 	ExitFinitModule     *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
 	ExitFtruncate       *ebpf.ProgramSpec `ebpf:"exit_ftruncate"`
 	ExitInitModule      *ebpf.ProgramSpec `ebpf:"exit_init_module"`
+	ExitIoUringSetup    *ebpf.ProgramSpec `ebpf:"exit_io_uring_setup"`
 	ExitLchown          *ebpf.ProgramSpec `ebpf:"exit_lchown"`
 	ExitLink            *ebpf.ProgramSpec `ebpf:"exit_link"`
 	ExitLinkat          *ebpf.ProgramSpec `ebpf:"exit_linkat"`
@@ -655,6 +658,7 @@ type VigilPrograms struct {
 	ExitFinitModule     *ebpf.Program `ebpf:"exit_finit_module"`
 	ExitFtruncate       *ebpf.Program `ebpf:"exit_ftruncate"`
 	ExitInitModule      *ebpf.Program `ebpf:"exit_init_module"`
+	ExitIoUringSetup    *ebpf.Program `ebpf:"exit_io_uring_setup"`
 	ExitLchown          *ebpf.Program `ebpf:"exit_lchown"`
 	ExitLink            *ebpf.Program `ebpf:"exit_link"`
 	ExitLinkat          *ebpf.Program `ebpf:"exit_linkat"`
@@ -723,6 +727,7 @@ func (p *VigilPrograms) Close() error {
 		p.ExitFinitModule,
 		p.ExitFtruncate,
 		p.ExitInitModule,
+		p.ExitIoUringSetup,
 		p.ExitLchown,
 		p.ExitLink,
 		p.ExitLinkat,

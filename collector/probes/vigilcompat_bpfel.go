@@ -48,6 +48,7 @@ const (
 	VigilCompatProgEnterFinitModule     = "enter_finit_module"
 	VigilCompatProgEnterFtruncate       = "enter_ftruncate"
 	VigilCompatProgEnterInitModule      = "enter_init_module"
+	VigilCompatProgEnterIoUringSetup    = "enter_io_uring_setup"
 	VigilCompatProgEnterLchown          = "enter_lchown"
 	VigilCompatProgEnterLink            = "enter_link"
 	VigilCompatProgEnterLinkat          = "enter_linkat"
@@ -107,6 +108,7 @@ const (
 	VigilCompatProgExitFinitModule      = "exit_finit_module"
 	VigilCompatProgExitFtruncate        = "exit_ftruncate"
 	VigilCompatProgExitInitModule       = "exit_init_module"
+	VigilCompatProgExitIoUringSetup     = "exit_io_uring_setup"
 	VigilCompatProgExitLchown           = "exit_lchown"
 	VigilCompatProgExitLink             = "exit_link"
 	VigilCompatProgExitLinkat           = "exit_linkat"
@@ -229,6 +231,7 @@ type VigilCompatProgramSpecs struct {
 	EnterFinitModule     *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
 	EnterFtruncate       *ebpf.ProgramSpec `ebpf:"enter_ftruncate"`
 	EnterInitModule      *ebpf.ProgramSpec `ebpf:"enter_init_module"`
+	EnterIoUringSetup    *ebpf.ProgramSpec `ebpf:"enter_io_uring_setup"`
 	EnterLchown          *ebpf.ProgramSpec `ebpf:"enter_lchown"`
 	EnterLink            *ebpf.ProgramSpec `ebpf:"enter_link"`
 	EnterLinkat          *ebpf.ProgramSpec `ebpf:"enter_linkat"`
@@ -288,6 +291,7 @@ type VigilCompatProgramSpecs struct {
 	ExitFinitModule      *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
 	ExitFtruncate        *ebpf.ProgramSpec `ebpf:"exit_ftruncate"`
 	ExitInitModule       *ebpf.ProgramSpec `ebpf:"exit_init_module"`
+	ExitIoUringSetup     *ebpf.ProgramSpec `ebpf:"exit_io_uring_setup"`
 	ExitLchown           *ebpf.ProgramSpec `ebpf:"exit_lchown"`
 	ExitLink             *ebpf.ProgramSpec `ebpf:"exit_link"`
 	ExitLinkat           *ebpf.ProgramSpec `ebpf:"exit_linkat"`
@@ -467,6 +471,7 @@ type VigilCompatPrograms struct {
 	EnterFinitModule     *ebpf.Program `ebpf:"enter_finit_module"`
 	EnterFtruncate       *ebpf.Program `ebpf:"enter_ftruncate"`
 	EnterInitModule      *ebpf.Program `ebpf:"enter_init_module"`
+	EnterIoUringSetup    *ebpf.Program `ebpf:"enter_io_uring_setup"`
 	EnterLchown          *ebpf.Program `ebpf:"enter_lchown"`
 	EnterLink            *ebpf.Program `ebpf:"enter_link"`
 	EnterLinkat          *ebpf.Program `ebpf:"enter_linkat"`
@@ -526,6 +531,7 @@ type VigilCompatPrograms struct {
 	ExitFinitModule      *ebpf.Program `ebpf:"exit_finit_module"`
 	ExitFtruncate        *ebpf.Program `ebpf:"exit_ftruncate"`
 	ExitInitModule       *ebpf.Program `ebpf:"exit_init_module"`
+	ExitIoUringSetup     *ebpf.Program `ebpf:"exit_io_uring_setup"`
 	ExitLchown           *ebpf.Program `ebpf:"exit_lchown"`
 	ExitLink             *ebpf.Program `ebpf:"exit_link"`
 	ExitLinkat           *ebpf.Program `ebpf:"exit_linkat"`
@@ -594,6 +600,7 @@ func (p *VigilCompatPrograms) Close() error {
 		p.EnterFinitModule,
 		p.EnterFtruncate,
 		p.EnterInitModule,
+		p.EnterIoUringSetup,
 		p.EnterLchown,
 		p.EnterLink,
 		p.EnterLinkat,
@@ -653,6 +660,7 @@ func (p *VigilCompatPrograms) Close() error {
 		p.ExitFinitModule,
 		p.ExitFtruncate,
 		p.ExitInitModule,
+		p.ExitIoUringSetup,
 		p.ExitLchown,
 		p.ExitLink,
 		p.ExitLinkat,

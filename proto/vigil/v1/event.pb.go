@@ -87,6 +87,7 @@ type Event struct {
 	//	*Event_Userfaultfd
 	//	*Event_ProcessVmWrite
 	//	*Event_Mprotect
+	//	*Event_IoUringSetup
 	//	*Event_Open
 	//	*Event_Unlink
 	//	*Event_Rename
@@ -389,6 +390,15 @@ func (x *Event) GetMprotect() *Mprotect {
 	return nil
 }
 
+func (x *Event) GetIoUringSetup() *IoUringSetup {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_IoUringSetup); ok {
+			return x.IoUringSetup
+		}
+	}
+	return nil
+}
+
 func (x *Event) GetOpen() *FileOpen {
 	if x != nil {
 		if x, ok := x.Kind.(*Event_Open); ok {
@@ -584,6 +594,10 @@ type Event_Mprotect struct {
 	Mprotect *Mprotect `protobuf:"bytes,33,opt,name=mprotect,proto3,oneof"`
 }
 
+type Event_IoUringSetup struct {
+	IoUringSetup *IoUringSetup `protobuf:"bytes,34,opt,name=io_uring_setup,json=ioUringSetup,proto3,oneof"`
+}
+
 type Event_Open struct {
 	Open *FileOpen `protobuf:"bytes,40,opt,name=open,proto3,oneof"`
 }
@@ -671,6 +685,8 @@ func (*Event_Userfaultfd) isEvent_Kind() {}
 func (*Event_ProcessVmWrite) isEvent_Kind() {}
 
 func (*Event_Mprotect) isEvent_Kind() {}
+
+func (*Event_IoUringSetup) isEvent_Kind() {}
 
 func (*Event_Open) isEvent_Kind() {}
 
@@ -1960,6 +1976,55 @@ func (x *Userfaultfd) GetFlags() uint32 {
 	return 0
 }
 
+// IoUringSetup is an io_uring_setup(2) call. Operations a program submits
+// through an io_uring (opening files, connecting, sending) do not pass
+// through system calls, so the sensor's syscall probes do not see them; the
+// setup is what is reported.
+type IoUringSetup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Submission queue entries requested.
+	Entries       uint32 `protobuf:"varint,1,opt,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IoUringSetup) Reset() {
+	*x = IoUringSetup{}
+	mi := &file_vigil_v1_event_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IoUringSetup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IoUringSetup) ProtoMessage() {}
+
+func (x *IoUringSetup) ProtoReflect() protoreflect.Message {
+	mi := &file_vigil_v1_event_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IoUringSetup.ProtoReflect.Descriptor instead.
+func (*IoUringSetup) Descriptor() ([]byte, []int) {
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *IoUringSetup) GetEntries() uint32 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
 // ProcessVmWrite is process_vm_writev.
 type ProcessVmWrite struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1971,7 +2036,7 @@ type ProcessVmWrite struct {
 
 func (x *ProcessVmWrite) Reset() {
 	*x = ProcessVmWrite{}
-	mi := &file_vigil_v1_event_proto_msgTypes[15]
+	mi := &file_vigil_v1_event_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2048,7 @@ func (x *ProcessVmWrite) String() string {
 func (*ProcessVmWrite) ProtoMessage() {}
 
 func (x *ProcessVmWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[15]
+	mi := &file_vigil_v1_event_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2061,7 @@ func (x *ProcessVmWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessVmWrite.ProtoReflect.Descriptor instead.
 func (*ProcessVmWrite) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{15}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ProcessVmWrite) GetTargetPid() uint32 {
@@ -2025,7 +2090,7 @@ type Mprotect struct {
 
 func (x *Mprotect) Reset() {
 	*x = Mprotect{}
-	mi := &file_vigil_v1_event_proto_msgTypes[16]
+	mi := &file_vigil_v1_event_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2102,7 @@ func (x *Mprotect) String() string {
 func (*Mprotect) ProtoMessage() {}
 
 func (x *Mprotect) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[16]
+	mi := &file_vigil_v1_event_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2050,7 +2115,7 @@ func (x *Mprotect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mprotect.ProtoReflect.Descriptor instead.
 func (*Mprotect) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{16}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Mprotect) GetAddr() uint64 {
@@ -2101,7 +2166,7 @@ type FileOpen struct {
 
 func (x *FileOpen) Reset() {
 	*x = FileOpen{}
-	mi := &file_vigil_v1_event_proto_msgTypes[17]
+	mi := &file_vigil_v1_event_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2178,7 @@ func (x *FileOpen) String() string {
 func (*FileOpen) ProtoMessage() {}
 
 func (x *FileOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[17]
+	mi := &file_vigil_v1_event_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2191,7 @@ func (x *FileOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileOpen.ProtoReflect.Descriptor instead.
 func (*FileOpen) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{17}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FileOpen) GetPath() string {
@@ -2203,7 +2268,7 @@ type FileUnlink struct {
 
 func (x *FileUnlink) Reset() {
 	*x = FileUnlink{}
-	mi := &file_vigil_v1_event_proto_msgTypes[18]
+	mi := &file_vigil_v1_event_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2280,7 @@ func (x *FileUnlink) String() string {
 func (*FileUnlink) ProtoMessage() {}
 
 func (x *FileUnlink) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[18]
+	mi := &file_vigil_v1_event_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2293,7 @@ func (x *FileUnlink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileUnlink.ProtoReflect.Descriptor instead.
 func (*FileUnlink) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{18}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FileUnlink) GetPath() string {
@@ -2257,7 +2322,7 @@ type FileRename struct {
 
 func (x *FileRename) Reset() {
 	*x = FileRename{}
-	mi := &file_vigil_v1_event_proto_msgTypes[19]
+	mi := &file_vigil_v1_event_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2269,7 +2334,7 @@ func (x *FileRename) String() string {
 func (*FileRename) ProtoMessage() {}
 
 func (x *FileRename) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[19]
+	mi := &file_vigil_v1_event_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2282,7 +2347,7 @@ func (x *FileRename) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileRename.ProtoReflect.Descriptor instead.
 func (*FileRename) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{19}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FileRename) GetOldPath() string {
@@ -2317,7 +2382,7 @@ type FileChmod struct {
 
 func (x *FileChmod) Reset() {
 	*x = FileChmod{}
-	mi := &file_vigil_v1_event_proto_msgTypes[20]
+	mi := &file_vigil_v1_event_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2394,7 @@ func (x *FileChmod) String() string {
 func (*FileChmod) ProtoMessage() {}
 
 func (x *FileChmod) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[20]
+	mi := &file_vigil_v1_event_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2407,7 @@ func (x *FileChmod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChmod.ProtoReflect.Descriptor instead.
 func (*FileChmod) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{20}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FileChmod) GetPath() string {
@@ -2371,7 +2436,7 @@ type FileChown struct {
 
 func (x *FileChown) Reset() {
 	*x = FileChown{}
-	mi := &file_vigil_v1_event_proto_msgTypes[21]
+	mi := &file_vigil_v1_event_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2448,7 @@ func (x *FileChown) String() string {
 func (*FileChown) ProtoMessage() {}
 
 func (x *FileChown) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[21]
+	mi := &file_vigil_v1_event_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2461,7 @@ func (x *FileChown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileChown.ProtoReflect.Descriptor instead.
 func (*FileChown) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{21}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FileChown) GetPath() string {
@@ -2434,7 +2499,7 @@ type FileLink struct {
 
 func (x *FileLink) Reset() {
 	*x = FileLink{}
-	mi := &file_vigil_v1_event_proto_msgTypes[22]
+	mi := &file_vigil_v1_event_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2511,7 @@ func (x *FileLink) String() string {
 func (*FileLink) ProtoMessage() {}
 
 func (x *FileLink) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[22]
+	mi := &file_vigil_v1_event_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2524,7 @@ func (x *FileLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileLink.ProtoReflect.Descriptor instead.
 func (*FileLink) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{22}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FileLink) GetTarget() string {
@@ -2494,7 +2559,7 @@ type FileTruncate struct {
 
 func (x *FileTruncate) Reset() {
 	*x = FileTruncate{}
-	mi := &file_vigil_v1_event_proto_msgTypes[23]
+	mi := &file_vigil_v1_event_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2571,7 @@ func (x *FileTruncate) String() string {
 func (*FileTruncate) ProtoMessage() {}
 
 func (x *FileTruncate) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[23]
+	mi := &file_vigil_v1_event_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2584,7 @@ func (x *FileTruncate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileTruncate.ProtoReflect.Descriptor instead.
 func (*FileTruncate) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{23}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FileTruncate) GetPath() string {
@@ -2551,7 +2616,7 @@ type SocketAddress struct {
 
 func (x *SocketAddress) Reset() {
 	*x = SocketAddress{}
-	mi := &file_vigil_v1_event_proto_msgTypes[24]
+	mi := &file_vigil_v1_event_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2628,7 @@ func (x *SocketAddress) String() string {
 func (*SocketAddress) ProtoMessage() {}
 
 func (x *SocketAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[24]
+	mi := &file_vigil_v1_event_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2641,7 @@ func (x *SocketAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SocketAddress.ProtoReflect.Descriptor instead.
 func (*SocketAddress) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{24}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SocketAddress) GetFamily() string {
@@ -2621,7 +2686,7 @@ type Connect struct {
 
 func (x *Connect) Reset() {
 	*x = Connect{}
-	mi := &file_vigil_v1_event_proto_msgTypes[25]
+	mi := &file_vigil_v1_event_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2698,7 @@ func (x *Connect) String() string {
 func (*Connect) ProtoMessage() {}
 
 func (x *Connect) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[25]
+	mi := &file_vigil_v1_event_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2711,7 @@ func (x *Connect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect.ProtoReflect.Descriptor instead.
 func (*Connect) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{25}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Connect) GetFd() int32 {
@@ -2691,7 +2756,7 @@ type Accept struct {
 
 func (x *Accept) Reset() {
 	*x = Accept{}
-	mi := &file_vigil_v1_event_proto_msgTypes[26]
+	mi := &file_vigil_v1_event_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2703,7 +2768,7 @@ func (x *Accept) String() string {
 func (*Accept) ProtoMessage() {}
 
 func (x *Accept) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[26]
+	mi := &file_vigil_v1_event_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2716,7 +2781,7 @@ func (x *Accept) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accept.ProtoReflect.Descriptor instead.
 func (*Accept) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{26}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Accept) GetFd() int32 {
@@ -2766,7 +2831,7 @@ type Bind struct {
 
 func (x *Bind) Reset() {
 	*x = Bind{}
-	mi := &file_vigil_v1_event_proto_msgTypes[27]
+	mi := &file_vigil_v1_event_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +2843,7 @@ func (x *Bind) String() string {
 func (*Bind) ProtoMessage() {}
 
 func (x *Bind) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[27]
+	mi := &file_vigil_v1_event_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +2856,7 @@ func (x *Bind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bind.ProtoReflect.Descriptor instead.
 func (*Bind) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{27}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Bind) GetFd() int32 {
@@ -2828,7 +2893,7 @@ type Listen struct {
 
 func (x *Listen) Reset() {
 	*x = Listen{}
-	mi := &file_vigil_v1_event_proto_msgTypes[28]
+	mi := &file_vigil_v1_event_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2840,7 +2905,7 @@ func (x *Listen) String() string {
 func (*Listen) ProtoMessage() {}
 
 func (x *Listen) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[28]
+	mi := &file_vigil_v1_event_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2853,7 +2918,7 @@ func (x *Listen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Listen.ProtoReflect.Descriptor instead.
 func (*Listen) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{28}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Listen) GetFd() int32 {
@@ -2898,7 +2963,7 @@ type Socket struct {
 
 func (x *Socket) Reset() {
 	*x = Socket{}
-	mi := &file_vigil_v1_event_proto_msgTypes[29]
+	mi := &file_vigil_v1_event_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +2975,7 @@ func (x *Socket) String() string {
 func (*Socket) ProtoMessage() {}
 
 func (x *Socket) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[29]
+	mi := &file_vigil_v1_event_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +2988,7 @@ func (x *Socket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Socket.ProtoReflect.Descriptor instead.
 func (*Socket) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{29}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Socket) GetFamily() int32 {
@@ -2971,7 +3036,7 @@ type Dup struct {
 
 func (x *Dup) Reset() {
 	*x = Dup{}
-	mi := &file_vigil_v1_event_proto_msgTypes[30]
+	mi := &file_vigil_v1_event_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2983,7 +3048,7 @@ func (x *Dup) String() string {
 func (*Dup) ProtoMessage() {}
 
 func (x *Dup) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[30]
+	mi := &file_vigil_v1_event_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2996,7 +3061,7 @@ func (x *Dup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dup.ProtoReflect.Descriptor instead.
 func (*Dup) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{30}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Dup) GetOldFd() int32 {
@@ -3048,7 +3113,7 @@ type DnsQuery struct {
 
 func (x *DnsQuery) Reset() {
 	*x = DnsQuery{}
-	mi := &file_vigil_v1_event_proto_msgTypes[31]
+	mi := &file_vigil_v1_event_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3060,7 +3125,7 @@ func (x *DnsQuery) String() string {
 func (*DnsQuery) ProtoMessage() {}
 
 func (x *DnsQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[31]
+	mi := &file_vigil_v1_event_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3073,7 +3138,7 @@ func (x *DnsQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsQuery.ProtoReflect.Descriptor instead.
 func (*DnsQuery) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{31}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DnsQuery) GetName() string {
@@ -3137,7 +3202,7 @@ type DnsAnswer struct {
 
 func (x *DnsAnswer) Reset() {
 	*x = DnsAnswer{}
-	mi := &file_vigil_v1_event_proto_msgTypes[32]
+	mi := &file_vigil_v1_event_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3214,7 @@ func (x *DnsAnswer) String() string {
 func (*DnsAnswer) ProtoMessage() {}
 
 func (x *DnsAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[32]
+	mi := &file_vigil_v1_event_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3227,7 @@ func (x *DnsAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsAnswer.ProtoReflect.Descriptor instead.
 func (*DnsAnswer) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{32}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DnsAnswer) GetName() string {
@@ -3238,7 +3303,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_vigil_v1_event_proto_msgTypes[33]
+	mi := &file_vigil_v1_event_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3315,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[33]
+	mi := &file_vigil_v1_event_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3328,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{33}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Container) GetId() string {
@@ -3351,7 +3416,7 @@ type Kubernetes struct {
 
 func (x *Kubernetes) Reset() {
 	*x = Kubernetes{}
-	mi := &file_vigil_v1_event_proto_msgTypes[34]
+	mi := &file_vigil_v1_event_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3428,7 @@ func (x *Kubernetes) String() string {
 func (*Kubernetes) ProtoMessage() {}
 
 func (x *Kubernetes) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[34]
+	mi := &file_vigil_v1_event_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3441,7 @@ func (x *Kubernetes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kubernetes.ProtoReflect.Descriptor instead.
 func (*Kubernetes) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{34}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Kubernetes) GetPodName() string {
@@ -3442,7 +3507,7 @@ type Ecs struct {
 
 func (x *Ecs) Reset() {
 	*x = Ecs{}
-	mi := &file_vigil_v1_event_proto_msgTypes[35]
+	mi := &file_vigil_v1_event_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3519,7 @@ func (x *Ecs) String() string {
 func (*Ecs) ProtoMessage() {}
 
 func (x *Ecs) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[35]
+	mi := &file_vigil_v1_event_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3532,7 @@ func (x *Ecs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ecs.ProtoReflect.Descriptor instead.
 func (*Ecs) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{35}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Ecs) GetCluster() string {
@@ -3554,7 +3619,7 @@ type Host struct {
 
 func (x *Host) Reset() {
 	*x = Host{}
-	mi := &file_vigil_v1_event_proto_msgTypes[36]
+	mi := &file_vigil_v1_event_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3566,7 +3631,7 @@ func (x *Host) String() string {
 func (*Host) ProtoMessage() {}
 
 func (x *Host) ProtoReflect() protoreflect.Message {
-	mi := &file_vigil_v1_event_proto_msgTypes[36]
+	mi := &file_vigil_v1_event_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3579,7 +3644,7 @@ func (x *Host) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Host.ProtoReflect.Descriptor instead.
 func (*Host) Descriptor() ([]byte, []int) {
-	return file_vigil_v1_event_proto_rawDescGZIP(), []int{36}
+	return file_vigil_v1_event_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Host) GetHostname() string {
@@ -3663,7 +3728,7 @@ var File_vigil_v1_event_proto protoreflect.FileDescriptor
 
 const file_vigil_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14vigil/v1/event.proto\x12\bvigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x0f\n" +
+	"\x14vigil/v1/event.proto\x12\bvigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x0f\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12+\n" +
 	"\aprocess\x18\x02 \x01(\v2\x11.vigil.v1.ProcessR\aprocess\x12\x10\n" +
@@ -3701,7 +3766,8 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\x03bpf\x18\x1e \x01(\v2\r.vigil.v1.BpfH\x00R\x03bpf\x129\n" +
 	"\vuserfaultfd\x18\x1f \x01(\v2\x15.vigil.v1.UserfaultfdH\x00R\vuserfaultfd\x12D\n" +
 	"\x10process_vm_write\x18  \x01(\v2\x18.vigil.v1.ProcessVmWriteH\x00R\x0eprocessVmWrite\x120\n" +
-	"\bmprotect\x18! \x01(\v2\x12.vigil.v1.MprotectH\x00R\bmprotect\x12(\n" +
+	"\bmprotect\x18! \x01(\v2\x12.vigil.v1.MprotectH\x00R\bmprotect\x12>\n" +
+	"\x0eio_uring_setup\x18\" \x01(\v2\x16.vigil.v1.IoUringSetupH\x00R\fioUringSetup\x12(\n" +
 	"\x04open\x18( \x01(\v2\x12.vigil.v1.FileOpenH\x00R\x04open\x12.\n" +
 	"\x06unlink\x18) \x01(\v2\x14.vigil.v1.FileUnlinkH\x00R\x06unlink\x12.\n" +
 	"\x06rename\x18* \x01(\v2\x14.vigil.v1.FileRenameH\x00R\x06rename\x12+\n" +
@@ -3828,7 +3894,9 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\bcmd_name\x18\x02 \x01(\tR\acmdName\x12\x1b\n" +
 	"\tprog_type\x18\x03 \x01(\rR\bprogType\"#\n" +
 	"\vUserfaultfd\x12\x14\n" +
-	"\x05flags\x18\x01 \x01(\rR\x05flags\"E\n" +
+	"\x05flags\x18\x01 \x01(\rR\x05flags\"(\n" +
+	"\fIoUringSetup\x12\x18\n" +
+	"\aentries\x18\x01 \x01(\rR\aentries\"E\n" +
 	"\x0eProcessVmWrite\x12\x1d\n" +
 	"\n" +
 	"target_pid\x18\x01 \x01(\rR\ttargetPid\x12\x14\n" +
@@ -3992,7 +4060,7 @@ func file_vigil_v1_event_proto_rawDescGZIP() []byte {
 	return file_vigil_v1_event_proto_rawDescData
 }
 
-var file_vigil_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_vigil_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_vigil_v1_event_proto_goTypes = []any{
 	(*Event)(nil),                 // 0: vigil.v1.Event
 	(*Process)(nil),               // 1: vigil.v1.Process
@@ -4009,39 +4077,40 @@ var file_vigil_v1_event_proto_goTypes = []any{
 	(*Namespace)(nil),             // 12: vigil.v1.Namespace
 	(*Bpf)(nil),                   // 13: vigil.v1.Bpf
 	(*Userfaultfd)(nil),           // 14: vigil.v1.Userfaultfd
-	(*ProcessVmWrite)(nil),        // 15: vigil.v1.ProcessVmWrite
-	(*Mprotect)(nil),              // 16: vigil.v1.Mprotect
-	(*FileOpen)(nil),              // 17: vigil.v1.FileOpen
-	(*FileUnlink)(nil),            // 18: vigil.v1.FileUnlink
-	(*FileRename)(nil),            // 19: vigil.v1.FileRename
-	(*FileChmod)(nil),             // 20: vigil.v1.FileChmod
-	(*FileChown)(nil),             // 21: vigil.v1.FileChown
-	(*FileLink)(nil),              // 22: vigil.v1.FileLink
-	(*FileTruncate)(nil),          // 23: vigil.v1.FileTruncate
-	(*SocketAddress)(nil),         // 24: vigil.v1.SocketAddress
-	(*Connect)(nil),               // 25: vigil.v1.Connect
-	(*Accept)(nil),                // 26: vigil.v1.Accept
-	(*Bind)(nil),                  // 27: vigil.v1.Bind
-	(*Listen)(nil),                // 28: vigil.v1.Listen
-	(*Socket)(nil),                // 29: vigil.v1.Socket
-	(*Dup)(nil),                   // 30: vigil.v1.Dup
-	(*DnsQuery)(nil),              // 31: vigil.v1.DnsQuery
-	(*DnsAnswer)(nil),             // 32: vigil.v1.DnsAnswer
-	(*Container)(nil),             // 33: vigil.v1.Container
-	(*Kubernetes)(nil),            // 34: vigil.v1.Kubernetes
-	(*Ecs)(nil),                   // 35: vigil.v1.Ecs
-	(*Host)(nil),                  // 36: vigil.v1.Host
-	nil,                           // 37: vigil.v1.Container.LabelsEntry
-	nil,                           // 38: vigil.v1.Kubernetes.PodLabelsEntry
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(*IoUringSetup)(nil),          // 15: vigil.v1.IoUringSetup
+	(*ProcessVmWrite)(nil),        // 16: vigil.v1.ProcessVmWrite
+	(*Mprotect)(nil),              // 17: vigil.v1.Mprotect
+	(*FileOpen)(nil),              // 18: vigil.v1.FileOpen
+	(*FileUnlink)(nil),            // 19: vigil.v1.FileUnlink
+	(*FileRename)(nil),            // 20: vigil.v1.FileRename
+	(*FileChmod)(nil),             // 21: vigil.v1.FileChmod
+	(*FileChown)(nil),             // 22: vigil.v1.FileChown
+	(*FileLink)(nil),              // 23: vigil.v1.FileLink
+	(*FileTruncate)(nil),          // 24: vigil.v1.FileTruncate
+	(*SocketAddress)(nil),         // 25: vigil.v1.SocketAddress
+	(*Connect)(nil),               // 26: vigil.v1.Connect
+	(*Accept)(nil),                // 27: vigil.v1.Accept
+	(*Bind)(nil),                  // 28: vigil.v1.Bind
+	(*Listen)(nil),                // 29: vigil.v1.Listen
+	(*Socket)(nil),                // 30: vigil.v1.Socket
+	(*Dup)(nil),                   // 31: vigil.v1.Dup
+	(*DnsQuery)(nil),              // 32: vigil.v1.DnsQuery
+	(*DnsAnswer)(nil),             // 33: vigil.v1.DnsAnswer
+	(*Container)(nil),             // 34: vigil.v1.Container
+	(*Kubernetes)(nil),            // 35: vigil.v1.Kubernetes
+	(*Ecs)(nil),                   // 36: vigil.v1.Ecs
+	(*Host)(nil),                  // 37: vigil.v1.Host
+	nil,                           // 38: vigil.v1.Container.LabelsEntry
+	nil,                           // 39: vigil.v1.Kubernetes.PodLabelsEntry
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
 }
 var file_vigil_v1_event_proto_depIdxs = []int32{
-	39, // 0: vigil.v1.Event.time:type_name -> google.protobuf.Timestamp
+	40, // 0: vigil.v1.Event.time:type_name -> google.protobuf.Timestamp
 	1,  // 1: vigil.v1.Event.process:type_name -> vigil.v1.Process
-	33, // 2: vigil.v1.Event.container:type_name -> vigil.v1.Container
-	34, // 3: vigil.v1.Event.kubernetes:type_name -> vigil.v1.Kubernetes
-	35, // 4: vigil.v1.Event.ecs:type_name -> vigil.v1.Ecs
-	36, // 5: vigil.v1.Event.host:type_name -> vigil.v1.Host
+	34, // 2: vigil.v1.Event.container:type_name -> vigil.v1.Container
+	35, // 3: vigil.v1.Event.kubernetes:type_name -> vigil.v1.Kubernetes
+	36, // 4: vigil.v1.Event.ecs:type_name -> vigil.v1.Ecs
+	37, // 5: vigil.v1.Event.host:type_name -> vigil.v1.Host
 	3,  // 6: vigil.v1.Event.exec:type_name -> vigil.v1.Exec
 	4,  // 7: vigil.v1.Event.fork:type_name -> vigil.v1.Fork
 	5,  // 8: vigil.v1.Event.exit:type_name -> vigil.v1.Exit
@@ -4054,45 +4123,46 @@ var file_vigil_v1_event_proto_depIdxs = []int32{
 	12, // 15: vigil.v1.Event.namespace:type_name -> vigil.v1.Namespace
 	13, // 16: vigil.v1.Event.bpf:type_name -> vigil.v1.Bpf
 	14, // 17: vigil.v1.Event.userfaultfd:type_name -> vigil.v1.Userfaultfd
-	15, // 18: vigil.v1.Event.process_vm_write:type_name -> vigil.v1.ProcessVmWrite
-	16, // 19: vigil.v1.Event.mprotect:type_name -> vigil.v1.Mprotect
-	17, // 20: vigil.v1.Event.open:type_name -> vigil.v1.FileOpen
-	18, // 21: vigil.v1.Event.unlink:type_name -> vigil.v1.FileUnlink
-	19, // 22: vigil.v1.Event.rename:type_name -> vigil.v1.FileRename
-	20, // 23: vigil.v1.Event.chmod:type_name -> vigil.v1.FileChmod
-	21, // 24: vigil.v1.Event.chown:type_name -> vigil.v1.FileChown
-	22, // 25: vigil.v1.Event.link:type_name -> vigil.v1.FileLink
-	23, // 26: vigil.v1.Event.truncate:type_name -> vigil.v1.FileTruncate
-	25, // 27: vigil.v1.Event.connect:type_name -> vigil.v1.Connect
-	26, // 28: vigil.v1.Event.accept:type_name -> vigil.v1.Accept
-	27, // 29: vigil.v1.Event.bind:type_name -> vigil.v1.Bind
-	28, // 30: vigil.v1.Event.listen:type_name -> vigil.v1.Listen
-	31, // 31: vigil.v1.Event.dns_query:type_name -> vigil.v1.DnsQuery
-	32, // 32: vigil.v1.Event.dns_answer:type_name -> vigil.v1.DnsAnswer
-	29, // 33: vigil.v1.Event.socket:type_name -> vigil.v1.Socket
-	30, // 34: vigil.v1.Event.dup:type_name -> vigil.v1.Dup
-	39, // 35: vigil.v1.Process.start_time:type_name -> google.protobuf.Timestamp
-	2,  // 36: vigil.v1.Process.lineage:type_name -> vigil.v1.Ancestor
-	39, // 37: vigil.v1.Process.exe_ctime:type_name -> google.protobuf.Timestamp
-	39, // 38: vigil.v1.Process.exe_mtime:type_name -> google.protobuf.Timestamp
-	39, // 39: vigil.v1.Ancestor.start_time:type_name -> google.protobuf.Timestamp
-	24, // 40: vigil.v1.Connect.remote:type_name -> vigil.v1.SocketAddress
-	24, // 41: vigil.v1.Connect.local:type_name -> vigil.v1.SocketAddress
-	24, // 42: vigil.v1.Accept.remote:type_name -> vigil.v1.SocketAddress
-	24, // 43: vigil.v1.Accept.local:type_name -> vigil.v1.SocketAddress
-	24, // 44: vigil.v1.Bind.local:type_name -> vigil.v1.SocketAddress
-	24, // 45: vigil.v1.Listen.local:type_name -> vigil.v1.SocketAddress
-	24, // 46: vigil.v1.Dup.remote:type_name -> vigil.v1.SocketAddress
-	24, // 47: vigil.v1.DnsQuery.server:type_name -> vigil.v1.SocketAddress
-	24, // 48: vigil.v1.DnsAnswer.server:type_name -> vigil.v1.SocketAddress
-	37, // 49: vigil.v1.Container.labels:type_name -> vigil.v1.Container.LabelsEntry
-	39, // 50: vigil.v1.Container.started_at:type_name -> google.protobuf.Timestamp
-	38, // 51: vigil.v1.Kubernetes.pod_labels:type_name -> vigil.v1.Kubernetes.PodLabelsEntry
-	52, // [52:52] is the sub-list for method output_type
-	52, // [52:52] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	16, // 18: vigil.v1.Event.process_vm_write:type_name -> vigil.v1.ProcessVmWrite
+	17, // 19: vigil.v1.Event.mprotect:type_name -> vigil.v1.Mprotect
+	15, // 20: vigil.v1.Event.io_uring_setup:type_name -> vigil.v1.IoUringSetup
+	18, // 21: vigil.v1.Event.open:type_name -> vigil.v1.FileOpen
+	19, // 22: vigil.v1.Event.unlink:type_name -> vigil.v1.FileUnlink
+	20, // 23: vigil.v1.Event.rename:type_name -> vigil.v1.FileRename
+	21, // 24: vigil.v1.Event.chmod:type_name -> vigil.v1.FileChmod
+	22, // 25: vigil.v1.Event.chown:type_name -> vigil.v1.FileChown
+	23, // 26: vigil.v1.Event.link:type_name -> vigil.v1.FileLink
+	24, // 27: vigil.v1.Event.truncate:type_name -> vigil.v1.FileTruncate
+	26, // 28: vigil.v1.Event.connect:type_name -> vigil.v1.Connect
+	27, // 29: vigil.v1.Event.accept:type_name -> vigil.v1.Accept
+	28, // 30: vigil.v1.Event.bind:type_name -> vigil.v1.Bind
+	29, // 31: vigil.v1.Event.listen:type_name -> vigil.v1.Listen
+	32, // 32: vigil.v1.Event.dns_query:type_name -> vigil.v1.DnsQuery
+	33, // 33: vigil.v1.Event.dns_answer:type_name -> vigil.v1.DnsAnswer
+	30, // 34: vigil.v1.Event.socket:type_name -> vigil.v1.Socket
+	31, // 35: vigil.v1.Event.dup:type_name -> vigil.v1.Dup
+	40, // 36: vigil.v1.Process.start_time:type_name -> google.protobuf.Timestamp
+	2,  // 37: vigil.v1.Process.lineage:type_name -> vigil.v1.Ancestor
+	40, // 38: vigil.v1.Process.exe_ctime:type_name -> google.protobuf.Timestamp
+	40, // 39: vigil.v1.Process.exe_mtime:type_name -> google.protobuf.Timestamp
+	40, // 40: vigil.v1.Ancestor.start_time:type_name -> google.protobuf.Timestamp
+	25, // 41: vigil.v1.Connect.remote:type_name -> vigil.v1.SocketAddress
+	25, // 42: vigil.v1.Connect.local:type_name -> vigil.v1.SocketAddress
+	25, // 43: vigil.v1.Accept.remote:type_name -> vigil.v1.SocketAddress
+	25, // 44: vigil.v1.Accept.local:type_name -> vigil.v1.SocketAddress
+	25, // 45: vigil.v1.Bind.local:type_name -> vigil.v1.SocketAddress
+	25, // 46: vigil.v1.Listen.local:type_name -> vigil.v1.SocketAddress
+	25, // 47: vigil.v1.Dup.remote:type_name -> vigil.v1.SocketAddress
+	25, // 48: vigil.v1.DnsQuery.server:type_name -> vigil.v1.SocketAddress
+	25, // 49: vigil.v1.DnsAnswer.server:type_name -> vigil.v1.SocketAddress
+	38, // 50: vigil.v1.Container.labels:type_name -> vigil.v1.Container.LabelsEntry
+	40, // 51: vigil.v1.Container.started_at:type_name -> google.protobuf.Timestamp
+	39, // 52: vigil.v1.Kubernetes.pod_labels:type_name -> vigil.v1.Kubernetes.PodLabelsEntry
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_vigil_v1_event_proto_init() }
@@ -4115,6 +4185,7 @@ func file_vigil_v1_event_proto_init() {
 		(*Event_Userfaultfd)(nil),
 		(*Event_ProcessVmWrite)(nil),
 		(*Event_Mprotect)(nil),
+		(*Event_IoUringSetup)(nil),
 		(*Event_Open)(nil),
 		(*Event_Unlink)(nil),
 		(*Event_Rename)(nil),
@@ -4137,7 +4208,7 @@ func file_vigil_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vigil_v1_event_proto_rawDesc), len(file_vigil_v1_event_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
