@@ -375,6 +375,10 @@ func eventArg(ev *vigilv1.Event, c *evalCtx, name string, raw bool) (string, boo
 		case "len", "bytes":
 			return itoa(int64(k.ProcessVmWrite.Bytes))
 		}
+	case *vigilv1.Event_IoUringSetup:
+		if name == "entries" {
+			return itoa(int64(k.IoUringSetup.Entries))
+		}
 	case *vigilv1.Event_Mprotect:
 		switch name {
 		case "len":
@@ -414,6 +418,7 @@ var knownArgNames = map[string]bool{
 	"dir": true, "fstype": true, "nstype": true, "cmd": true, "prog_type": true, "ruid": true, "euid": true, "suid": true,
 	"rgid": true, "egid": true, "sgid": true, "cap_effective": true, "cap_permitted": true, "cap_inheritable": true,
 	"len": true, "bytes": true, "prot": true, "status": true, "code": true, "sig": true, "child_pid": true,
+	"entries": true,
 }
 
 func eventArgField(name string, raw bool) (fieldImpl, error) {

@@ -970,7 +970,7 @@ func fieldDefs() []fieldDef {
 			"evt.arg.mode, evt.arg.name, evt.arg.path, evt.arg.filename, evt.arg.fd, evt.arg.newfd, evt.arg.oldfd, evt.arg.target, " +
 			"evt.arg.linkpath, evt.arg.oldpath, evt.arg.newpath, evt.arg.request, evt.arg.pid, evt.arg.addr, evt.arg.domain, " +
 			"evt.arg.type, evt.arg.proto, evt.arg.uid, evt.arg.gid, evt.arg.source, evt.arg.dir, evt.arg.fstype, evt.arg.cmd, " +
-			"evt.arg.tuple, evt.arg.res, evt.arg.cap_effective, evt.arg.length. Also written evt.arg[name].",
+			"evt.arg.tuple, evt.arg.res, evt.arg.cap_effective, evt.arg.length, evt.arg.entries. Also written evt.arg[name].",
 			func(arg string, _ bool) (fieldImpl, error) { return eventArgField(arg, false) }},
 		{"evt.rawarg", ftString, argKey, "An argument of the event by name as a raw number where it is one (flags, mode, request, ...).",
 			func(arg string, _ bool) (fieldImpl, error) { return eventArgField(arg, true) }},

@@ -23,6 +23,7 @@ var typeTitles = map[string]string{
 	"Runtime/CryptoMinerExecuted":                 "Cryptocurrency miner executed",
 	"Runtime/FilelessExecution":                   "Fileless execution",
 	"Runtime/CompatModeExecution":                 "32-bit program executed, its system calls untraced",
+	"Runtime/IoUringUsage":                        "io_uring set up, its I/O bypassing system calls",
 	"Runtime/ProcessInjection.Proc":               "Process injection through /proc/<pid>/mem",
 	"Runtime/ProcessInjection.Ptrace":             "Process injection through ptrace",
 	"Runtime/ProcessInjection.VirtualMemoryWrite": "Process injection through process_vm_writev",

@@ -81,6 +81,7 @@ func scenarios() []scenario {
 		miner      = "Crypto miner executed"
 		filelessR  = "Fileless execution"
 		compat32   = "32-bit program executed"
+		ioUring    = "io_uring set up in a container"
 		procMem    = "Process memory written through proc"
 		ptraceInj  = "Process injection through ptrace"
 		vmWrite    = "Process memory written with process_vm_writev"
@@ -415,6 +416,16 @@ func scenarios() []scenario {
 			evs(execEv(is32(proc("legacy", "/tmp/legacy", "/tmp/legacy")), inCtr)), nil},
 		scenario{"a 64-bit program is not", compat32, false,
 			evs(execEv(proc("ls", "/usr/bin/ls", "ls"), inCtr)), nil},
+		scenario{"an implant sets up an io_uring in a container", ioUring, true,
+			evs(ioUringEv(proc("kworker", "/tmp/.kw", "kworker"), inCtr)), nil},
+		scenario{"a refused attempt (the runtime's seccomp profile) still is", ioUring, true,
+			evs(ioUringEv(proc("kworker", "/tmp/.kw", "kworker"), inCtr, failed("EPERM", 1))), nil},
+		scenario{"Node.js probing for io_uring at start is not", ioUring, false,
+			evs(ioUringEv(proc("node", "/usr/local/bin/node", "node", "server.js"), inCtr)), nil},
+		scenario{"a program renamed node elsewhere still is", ioUring, true,
+			evs(ioUringEv(proc("node", "/tmp/node", "node"), inCtr)), nil},
+		scenario{"io_uring on the host (databases, QEMU) is not", ioUring, false,
+			evs(ioUringEv(proc("qemu-system-x86_64", "/usr/bin/qemu-system-x86_64", "qemu-system-x86_64"))), nil},
 		scenario{"a memfd executed with execveat is fileless", filelessR, true,
 			evs(execEv(fileless(proc("3", "/memfd:payload (deleted)", "x")), execveat)), nil},
 		scenario{"a deleted file executed is fileless", filelessR, true,
@@ -987,6 +998,7 @@ var wantType = map[string]string{
 	"Crypto miner executed":                                       "Impact:Runtime/CryptoMinerExecuted",
 	"Fileless execution":                                          "DefenseEvasion:Runtime/FilelessExecution",
 	"32-bit program executed":                                     "DefenseEvasion:Runtime/CompatModeExecution",
+	"io_uring set up in a container":                              "DefenseEvasion:Runtime/IoUringUsage",
 	"Process memory written through proc":                         "DefenseEvasion:Runtime/ProcessInjection.Proc",
 	"Process injection through ptrace":                            "DefenseEvasion:Runtime/ProcessInjection.Ptrace",
 	"Process memory written with process_vm_writev":               "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",

@@ -311,6 +311,13 @@ func mountEv(p *vigilv1.Process, source, target, fstype string, opts ...opt) *vi
 	return e
 }
 
+func ioUringEv(p *vigilv1.Process, opts ...opt) *vigilv1.Event {
+	e := ev(p, "io_uring_setup", 5, nil)
+	e.Kind = &vigilv1.Event_IoUringSetup{IoUringSetup: &vigilv1.IoUringSetup{Entries: 64}}
+	apply(e, opts)
+	return e
+}
+
 func userfaultfdEv(p *vigilv1.Process, opts ...opt) *vigilv1.Event {
 	e := ev(p, "userfaultfd", 3, nil)
 	e.Kind = &vigilv1.Event_Userfaultfd{Userfaultfd: &vigilv1.Userfaultfd{Flags: 0o2000000}}

@@ -119,6 +119,14 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "DefenseEvasion:Runtime/CompatModeExecution", Exe: []string{"/tmp/legacy32"}, InContainer: true}},
 		},
 		{
+			name:      "io_uring set up in a container",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "io-uring")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/IoUringUsage", Exe: []string{"/bin/attacker"}, InContainer: true}},
+		},
+		{
 			name:      "binary dropped into a running container and executed",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {

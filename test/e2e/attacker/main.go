@@ -58,6 +58,7 @@ var actions = map[string]func([]string) error{
 	"drop-exec":      dropAndExec,
 	"deleted-exec":   deletedExec,
 	"exec32":         exec32,
+	"io-uring":       ioUring,
 	"write":          writeFile,
 	"connect-unix":   connectUnix,
 	"listen-spawn":   listenAndSpawn,
@@ -391,6 +392,18 @@ func exec32(args []string) error {
 		return err
 	}
 	return exec.Command(args[0]).Run()
+}
+
+// ioUring sets up an io_uring, as implants that open files and connect
+// through the ring (bypassing system calls) do first.
+func ioUring([]string) error {
+	var params [120]byte // struct io_uring_params; zero asks for defaults
+	fd, _, e := unix.Syscall(unix.SYS_IO_URING_SETUP, 8, uintptr(unsafe.Pointer(&params)), 0)
+	fmt.Printf("io_uring_setup: %d %v\n", int(fd), e)
+	if e == 0 {
+		unix.Close(int(fd))
+	}
+	return nil
 }
 
 // writeFile opens PATH for append and writes a line (sensitive-file writes).
