@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,11 @@ type EngineConfig struct {
 	// MaxPartialsPerKey bounds the partial matches of one sequence per key.
 	// Default 16.
 	MaxPartialsPerKey int `yaml:"max_partials_per_key"`
+	// MaxIndexedPartials bounds the partial matches of one two-step
+	// sequence whose second step looks its first step up by a captured
+	// value (a written file, then its exec), across all keys; the least
+	// recently seen is evicted. Default 16384.
+	MaxIndexedPartials int `yaml:"max_indexed_partials"`
 	// MaxThresholdKeys is the number of keys each threshold rule tracks.
 	// Default 10000.
 	MaxThresholdKeys int `yaml:"max_threshold_keys"`
@@ -41,6 +47,9 @@ func (c EngineConfig) withDefaults() EngineConfig {
 	}
 	if c.MaxPartialsPerKey <= 0 {
 		c.MaxPartialsPerKey = 16
+	}
+	if c.MaxIndexedPartials <= 0 {
+		c.MaxIndexedPartials = 16384
 	}
 	if c.MaxThresholdKeys <= 0 {
 		c.MaxThresholdKeys = 10000
@@ -162,6 +171,8 @@ func (e *Engine) SetRules(rs *RuleSet) {
 			continue
 		}
 		switch {
+		case r.seq != nil && r.seq.index != nil:
+			next.states[i] = &indexedSequenceState{parts: newLRU[indexKey, []*partialMatch](e.cfg.MaxIndexedPartials)}
 		case r.seq != nil:
 			next.states[i] = &sequenceState{keys: newLRU[string, *seqKey](e.cfg.MaxSequenceKeys)}
 		case r.thr != nil:
@@ -187,7 +198,7 @@ func (e *Engine) Process(ev *vigilv1.Event, emit func(*Alert)) {
 	for _, r := range a.rs.rulesFor(c.evtType) {
 		switch {
 		case r.seq != nil:
-			a.states[r.index].(*sequenceState).process(e, r, c, emit)
+			a.states[r.index].(sequenceProcessor).process(e, r, c, emit)
 		case r.thr != nil:
 			c.hit = threatHit{}
 			if r.cond(c) {
@@ -270,6 +281,12 @@ func eventNanos(c *evalCtx) int64 {
 }
 
 // Sequences.
+
+// sequenceProcessor advances a sequence rule's partial matches with one
+// event.
+type sequenceProcessor interface {
+	process(e *Engine, r *compiledRule, c *evalCtx, emit func(*Alert))
+}
 
 type sequenceState struct {
 	mu   sync.Mutex
@@ -453,6 +470,158 @@ func capture(st *compiledStep, c *evalCtx, into map[string]string) map[string]st
 		}
 	}
 	return out
+}
+
+// indexedSequenceState holds the partial matches of a two-step sequence
+// whose second step needs a captured value equal to one of the event's
+// field values (see captureIndex). They are kept by (key, value), so an
+// event of the second step finds its candidates with a map lookup, and a
+// flood of first steps (a dropper writing decoy files after its payload)
+// evicts only the least recently seen of MaxIndexedPartials, not a window
+// of MaxPartialsPerKey.
+type indexedSequenceState struct {
+	mu    sync.Mutex
+	parts *lru[indexKey, []*partialMatch]
+	// active mirrors parts.len() for a lock-free "nothing pending" check.
+	active     atomic.Int64
+	untilSweep int
+}
+
+type indexKey struct{ key, value string }
+
+// maxPerValue bounds the partial matches kept for one (key, value): the
+// same file written by several writers.
+const maxPerValue = 4
+
+func (s *indexedSequenceState) process(e *Engine, r *compiledRule, c *evalCtx, emit func(*Alert)) {
+	spec := r.seq
+	first, second := &spec.steps[0], &spec.steps[1]
+	key, ok := spec.by(c)
+	if !ok {
+		return
+	}
+	advance := s.active.Load() > 0 && (second.types == nil || second.types[c.evtType])
+	start := (first.types == nil || first.types[c.evtType]) && first.cond(c)
+	if !advance && !start {
+		return
+	}
+	now := eventNanos(c)
+	within := int64(spec.within)
+	var kbuf [16]string
+	keys := append(kbuf[:0], key)
+	if spec.tree {
+		for _, a := range c.ev.GetProcess().GetLineage() {
+			if a.ExecId != "" {
+				keys = append(keys, a.ExecId)
+			}
+		}
+	}
+	var vbuf [4]string
+	values := vbuf[:0]
+	if advance {
+		for _, f := range spec.index.fields {
+			if v, ok := f(c); ok && v != "" && !slices.Contains(values, v) {
+				values = append(values, v)
+			}
+		}
+	}
+
+	var ready []*Alert
+	defer func() {
+		for _, a := range ready {
+			emit(a)
+		}
+	}()
+	s.mu.Lock()
+	defer func() {
+		s.active.Store(int64(s.parts.len()))
+		s.mu.Unlock()
+	}()
+	if s.untilSweep--; s.untilSweep <= 0 {
+		s.untilSweep = sweepEvery
+		s.sweep(e, now, within)
+	}
+	for _, k := range keys {
+		for _, v := range values {
+			ik := indexKey{k, v}
+			ps, ok := s.parts.get(ik)
+			if !ok {
+				continue
+			}
+			kept := ps[:0]
+			for _, p := range ps {
+				if now-p.start > within {
+					e.m.seqExpired.Inc()
+					continue
+				}
+				c.captures = p.captures
+				matched := second.cond(c)
+				c.captures = nil
+				if !matched {
+					kept = append(kept, p)
+					continue
+				}
+				events := append(p.events, c.ev)
+				caps := capture(second, c, p.captures)
+				c.captures = caps
+				ready = append(ready, e.alert(r, c, events, caps))
+				c.captures = nil
+			}
+			if len(kept) == 0 {
+				s.parts.remove(ik)
+			} else {
+				s.parts.put(ik, kept)
+			}
+		}
+	}
+	if !start {
+		return
+	}
+	caps := capture(first, c, nil)
+	v := caps[spec.index.capture]
+	if v == "" {
+		return // nothing the second step could equal
+	}
+	ik := indexKey{key, v}
+	ps, _ := s.parts.get(ik)
+	for _, p := range ps {
+		if sameCaptures(p.captures, caps) {
+			// A repeat refreshes the partial match, so the sequence fires
+			// once.
+			p.start, p.events[0] = now, c.ev
+			return
+		}
+	}
+	if len(ps) >= maxPerValue {
+		ps = append(ps[:0], ps[1:]...)
+		e.m.seqEvictions.Inc()
+	}
+	ps = append(ps, &partialMatch{next: 1, start: now, events: []*vigilv1.Event{c.ev}, captures: caps})
+	if s.parts.put(ik, ps) {
+		e.m.seqEvictions.Inc()
+	}
+}
+
+func (s *indexedSequenceState) sweep(e *Engine, now, within int64) {
+	var dead []indexKey
+	for el := s.parts.order.Front(); el != nil; el = el.Next() {
+		ent := el.Value.(*lruEntry[indexKey, []*partialMatch])
+		kept := ent.val[:0]
+		for _, p := range ent.val {
+			if now-p.start > within {
+				e.m.seqExpired.Inc()
+				continue
+			}
+			kept = append(kept, p)
+		}
+		ent.val = kept
+		if len(kept) == 0 {
+			dead = append(dead, ent.key)
+		}
+	}
+	for _, k := range dead {
+		s.parts.remove(k)
+	}
 }
 
 func sameCaptures(a, b map[string]string) bool {

@@ -994,6 +994,20 @@ func fieldDefs() []fieldDef {
 			sfield(func(c *evalCtx) (string, bool) { return nonEmpty(proc(c).GetExePath()) })},
 		{"proc.args", ftString, argNone, "Arguments after argv[0], joined with spaces.",
 			sfield(procArgs)},
+		{"proc.argv", ftString, argIndex, "Command-line argument N; proc.argv[0] is argv[0] as the program was started, proc.argv[1] the first argument.",
+			func(arg string, _ bool) (fieldImpl, error) {
+				n, err := strconv.Atoi(arg)
+				if err != nil || n < 0 {
+					return fieldImpl{}, fmt.Errorf("proc.argv[%s]: the index must be a number from 0", arg)
+				}
+				return fieldImpl{str: func(c *evalCtx) (string, bool) {
+					args := proc(c).GetArgs()
+					if n >= len(args) {
+						return "", false
+					}
+					return args[n], true
+				}}, nil
+			}},
 		{"proc.cmdline", ftString, argNone, "proc.name followed by the arguments.",
 			sfield(procCmdline)},
 		{"proc.pid", ftInt, argNone, "Host process id.",

@@ -92,6 +92,18 @@ type sequenceSpec struct {
 	// tree keys the sequence by process tree: later steps match in the
 	// first step's process or any descendant.
 	tree bool
+	// index is set for a two-step sequence whose second step can only
+	// match when one capture equals one of the event's field values.
+	index *captureIndex
+}
+
+// captureIndex says which capture a step's condition requires equal to one
+// of fields' values (proc.exepath = $file or evt.arg.filename = $file):
+// partial matches are kept by that capture's value and found by a map
+// lookup, however many there are.
+type captureIndex struct {
+	capture string
+	fields  []func(*evalCtx) (string, bool)
 }
 
 type compiledStep struct {
@@ -533,6 +545,7 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 			return nil, "", err
 		}
 		var conds []string
+		var lastAST node
 		for _, st := range d.steps {
 			fmt.Fprintf(fp, "%s|%s|%v|", st.name, st.cond, st.captures)
 			cp.captures = captureNames
@@ -540,6 +553,7 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 			if err != nil {
 				return nil, "", fmt.Errorf("step %s: condition %w", st.name, err)
 			}
+			lastAST = ast
 			cs := compiledStep{name: st.name, usesCaptures: cp.usesCaptures(ast, 0)}
 			if cs.cond, err = cp.compile(ast); err != nil {
 				return nil, "", fmt.Errorf("step %s: %w", st.name, err)
@@ -565,6 +579,14 @@ func (l *loader) compileRule(cp *compiler, d *ruleDef, lists listLookup) (*compi
 			conds = append(conds, st.name+": "+strings.TrimSpace(st.cond))
 		}
 		info.Condition = strings.Join(conds, "; ")
+		if len(spec.steps) == 2 && spec.steps[1].usesCaptures {
+			if c, fields, ok := cp.equalityIndex(lastAST, 0); ok {
+				spec.index = &captureIndex{capture: c}
+				for _, f := range fields {
+					spec.index.fields = append(spec.index.fields, f.str)
+				}
+			}
+		}
 		r.seq = spec
 		cp.captures = nil
 	}
@@ -709,6 +731,50 @@ func (cp *compiler) keyFunc(by string) (keyFunc, string, bool, error) {
 		return nil, "", false, fmt.Errorf("by: %w (use a field or one of process, process_tree, container, host, user)", err)
 	}
 	return f.str, by, false, nil
+}
+
+// equalityIndex finds a capture the condition n can only be true with: one
+// that n requires, in every way it can match, to equal one of the returned
+// fields' values (FIELD = $capture, compared as strings). An and needs one
+// such conjunct; an or needs every branch to have one, for the same
+// capture. ok is false when no capture qualifies.
+func (cp *compiler) equalityIndex(n node, depth int) (capture string, fields []fieldImpl, ok bool) {
+	if depth > maxDepth {
+		return "", nil, false
+	}
+	switch n := n.(type) {
+	case *andNode:
+		for _, k := range n.kids {
+			if c, f, ok := cp.equalityIndex(k, depth+1); ok {
+				return c, f, true
+			}
+		}
+	case *orNode:
+		for i, k := range n.kids {
+			c, f, ok := cp.equalityIndex(k, depth+1)
+			if !ok || (i > 0 && c != capture) {
+				return "", nil, false
+			}
+			capture, fields = c, append(fields, f...)
+		}
+		return capture, fields, len(n.kids) > 0
+	case *macroRef:
+		if body, ok := cp.macro(n.name); ok {
+			return cp.equalityIndex(body, depth+1)
+		}
+	case *checkNode:
+		if n.op != "=" || n.value.kind != valCapture || len(n.field.transformers) > 0 {
+			return "", nil, false
+		}
+		f, err := cp.field(n.field)
+		// Numbers compare by value ("010" = "10"), several values by any:
+		// neither is a plain string lookup.
+		if err != nil || f.unsupported || f.str == nil || f.multi != nil || f.typ == ftInt {
+			return "", nil, false
+		}
+		return n.value.text, []fieldImpl{f}, true
+	}
+	return "", nil, false
 }
 
 // usesCaptures reports whether a condition reads $captures, through

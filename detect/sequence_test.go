@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,9 +165,13 @@ func TestSequenceProcessTree(t *testing.T) {
 	}
 }
 
+// scanExecRule is dropExecRule with a second step no lookup can serve
+// (endswith), so its partial matches are kept per key and scanned.
+var scanExecRule = strings.Replace(dropExecRule, "proc.exepath = $file", "proc.exepath endswith $file", 1)
+
 func TestSequenceStateBounds(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	rs, _ := loadYAML(t, dropExecRule)
+	rs, _ := loadYAML(t, scanExecRule)
 	e := NewEngine(EngineConfig{MaxSequenceKeys: 2, MaxPartialsPerKey: 2}, nil, reg)
 	e.SetRules(rs)
 	w := mkProc("curl", "/usr/bin/curl")
@@ -294,7 +299,7 @@ func metricValue(t testing.TB, c prometheus.Metric) float64 {
 
 func TestSequenceSweepsExpiredPartials(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	rs, _ := loadYAML(t, dropExecRule)
+	rs, _ := loadYAML(t, scanExecRule)
 	e := NewEngine(EngineConfig{}, nil, reg)
 	e.SetRules(rs)
 	w := mkProc("curl", "/usr/bin/curl")
@@ -354,5 +359,94 @@ func TestEmitMayReenterTheEngine(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("re-entrant emit deadlocked")
+	}
+}
+
+func TestSequenceIndexedOnlyWhereALookupIsExact(t *testing.T) {
+	for _, c := range []struct {
+		name, second string
+		capture      string
+	}{
+		{"one equality", "proc.exepath = $file", "file"},
+		{"equality among other conjuncts", "evt.type = execve and proc.name != sh and proc.exepath = $file", "file"},
+		{"every branch of an or compares the capture", "proc.exepath = $file or evt.arg.filename = $file or proc.argv[1] = $file", "file"},
+		{"a branch without the capture", "proc.exepath = $file or proc.name = sh", ""},
+		{"a branch comparing another way", "proc.exepath = $file or proc.args contains $file", ""},
+		{"a negated equality", "not proc.exepath = $file", ""},
+		{"a number compares by value", "proc.pid = $file", ""},
+		{"a transformed field", "tolower(proc.exepath) = $file", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rs, _ := loadYAML(t, strings.Replace(dropExecRule, "evt.type in (execve, execveat) and proc.exepath = $file", c.second, 1))
+			var idx *captureIndex
+			for _, r := range rs.rules {
+				if r.seq != nil {
+					idx = r.seq.index
+				}
+			}
+			switch {
+			case c.capture == "" && idx != nil:
+				t.Errorf("indexed by $%s", idx.capture)
+			case c.capture != "" && (idx == nil || idx.capture != c.capture):
+				t.Errorf("index %v, want by $%s", idx, c.capture)
+			}
+		})
+	}
+}
+
+func TestSequenceIndexedSurvivesADecoyFlood(t *testing.T) {
+	e := engineFor(t, dropExecRule)
+	w := mkProc("curl", "/usr/bin/curl")
+	evs := []*vigilv1.Event{openEv(w, "/tmp/payload", oWronly, inCtr("c1"))}
+	// Far more decoys than MaxPartialsPerKey, before the payload runs.
+	for i := range 500 {
+		evs = append(evs, openEv(w, fmt.Sprintf("/tmp/decoy-%d", i), oWronly, inCtr("c1"), at(time.Millisecond)))
+	}
+	if n := len(fired(e, evs...)); n != 0 {
+		t.Fatalf("writes alone fired %d", n)
+	}
+	got := fired(e, execEv(mkProc("payload", "/tmp/payload"), inCtr("c1"), at(time.Second)))
+	if len(got) != 1 || got[0].Captures["file"] != "/tmp/payload" || len(got[0].Events) != 2 {
+		t.Fatalf("the payload's exec after 500 decoys fired %v", got)
+	}
+	// The same file in another container is another key.
+	if n := len(fired(e, execEv(mkProc("decoy-1", "/tmp/decoy-1"), inCtr("c2"), at(time.Second)))); n != 0 {
+		t.Fatal("a write in one container matched an exec in another")
+	}
+	// A partial match fires once.
+	if n := len(fired(e, execEv(mkProc("payload", "/tmp/payload"), inCtr("c1"), at(2*time.Second)))); n != 0 {
+		t.Fatal("the completed partial match fired again")
+	}
+}
+
+func TestSequenceIndexedBoundsAndExpiry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rs, _ := loadYAML(t, dropExecRule)
+	e := NewEngine(EngineConfig{MaxIndexedPartials: 3}, nil, reg)
+	e.SetRules(rs)
+	w := mkProc("curl", "/usr/bin/curl")
+	// Four files: the least recently seen, /a, is evicted; /b written again
+	// is refreshed, so /c goes next.
+	fired(e, openEv(w, "/a", oWronly, inCtr("c1")), openEv(w, "/b", oWronly, inCtr("c1")),
+		openEv(w, "/c", oWronly, inCtr("c1")), openEv(w, "/d", oWronly, inCtr("c1")))
+	fired(e, openEv(w, "/b", oWronly, inCtr("c1")), openEv(w, "/e", oWronly, inCtr("c1")))
+	if got := metricValue(t, e.m.seqEvictions); got != 2 {
+		t.Fatalf("evictions = %v, want 2", got)
+	}
+	for _, c := range []struct {
+		file string
+		want int
+	}{{"/a", 0}, {"/c", 0}, {"/b", 1}, {"/d", 1}} {
+		if n := len(fired(e, execEv(mkProc("x", c.file), inCtr("c1"), at(time.Second)))); n != c.want {
+			t.Errorf("exec of %s fired %d, want %d", c.file, n, c.want)
+		}
+	}
+	// Outside the window nothing fires, and the partial match is gone.
+	if n := len(fired(e, execEv(mkProc("x", "/e"), inCtr("c1"), at(time.Hour)))); n != 0 {
+		t.Fatal("an expired partial match fired")
+	}
+	st := e.active.Load().states[0].(*indexedSequenceState)
+	if st.parts.len() != 0 {
+		t.Fatalf("partial matches left: %d", st.parts.len())
 	}
 }

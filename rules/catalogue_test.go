@@ -270,6 +270,20 @@ func scenarios() []scenario {
 		scenario{"a written file run as an argument of the dynamic loader is a new binary", newBin, true,
 			evs(writeEv(curl, "/tmp/x", inCtr), execEv(proc("ld-linux-x86-64", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
 				"/lib64/ld-linux-x86-64.so.2", "/tmp/x"), inCtr, after(time.Second))), []int{0, 1}},
+		scenario{"a payload executed after 100 decoy files were written is a new binary", newBin, true,
+			func() []*vigilv1.Event {
+				out := evs(writeEv(curl, "/tmp/x", inCtr))
+				for i := range 100 {
+					out = append(out, writeEv(curl, fmt.Sprintf("/tmp/decoy%d", i), inCtr, after(time.Millisecond)))
+				}
+				return append(out, execEv(dropped, inCtr, after(time.Second)))
+			}(), []int{0, 101}},
+		scenario{"a program the Go toolchain built in a build container and its tests ran is not new", newBin, false,
+			evs(renameEv(proc("go", "/usr/local/go/bin/go", "go", "build", "-o", "app"), "renameat", "/tmp/go-build1/b001/exe/a.out", "/src/app", inCtr),
+				execEv(proc("app", "/src/app", "./app"), inCtr, after(time.Second))), nil},
+		scenario{"a program a linker wrote and a test ran is not new", newBin, false,
+			evs(writeEv(proc("ld", "/usr/bin/ld", "ld", "-o", "/src/t"), "/src/t", inCtr),
+				execEv(proc("t", "/src/t", "./t"), inCtr, after(time.Second))), nil},
 		scenario{"a binary from the image executed is not new", newBin, false,
 			evs(execEv(proc("nginx", "/usr/sbin/nginx", "nginx"), inCtr)), nil},
 		scenario{"a binary dpkg installed and then ran is not new", newBin, false,

@@ -135,6 +135,14 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "Execution:Runtime/NewBinaryExecuted", Exe: []string{"/tmp/.x/dropper"}, InContainer: true}},
 		},
 		{
+			name:      "binary dropped into a container, then 200 decoy files written, then the binary executed",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "drop-exec", "/tmp/.y/dropper", "200")
+			},
+			wants: []want{{Type: "Execution:Runtime/NewBinaryExecuted", Exe: []string{"/tmp/.y/dropper"}, InContainer: true}},
+		},
+		{
 			name: "miner-like command line",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				run(t, e.attacker, "sleep", "0.1", "-o", "stratum+tcp://pool.vigil.test:3333", "-u", "44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A", "--donate-level", "1")

@@ -360,10 +360,10 @@ func releaseAgent(args []string) error {
 }
 
 // dropAndExec writes a copy of this binary to PATH (a new file) and runs it,
-// as a dropper does. Args: PATH
+// as a dropper does, after writing DECOYS other files when given. Args: PATH [DECOYS]
 func dropAndExec(args []string) error {
 	if len(args) < 1 {
-		return errors.New("want PATH")
+		return errors.New("want PATH [DECOYS]")
 	}
 	self, _ := os.Executable()
 	data, err := os.ReadFile(self)
@@ -375,6 +375,19 @@ func dropAndExec(args []string) error {
 	}
 	if err := os.WriteFile(args[0], data, 0o755); err != nil {
 		return err
+	}
+	// Decoys written after the payload, as a dropper would to push the
+	// payload's write out of a detector's memory.
+	if len(args) > 1 {
+		n, err := strconv.Atoi(args[1])
+		if err != nil {
+			return fmt.Errorf("decoys: %w", err)
+		}
+		for i := range n {
+			if err := os.WriteFile(fmt.Sprintf("%s.decoy%d", args[0], i), []byte("x"), 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	out, err := exec.Command(args[0], "sleep", "0").CombinedOutput()
 	fmt.Printf("ran %s: %v %s\n", args[0], err, out)
