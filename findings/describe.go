@@ -49,6 +49,7 @@ var typeTitles = map[string]string{
 	"Runtime/DropPoint!DNS":                       "Data drop point domain queried",
 	"Runtime/PhishingDomainRequest!DNS":           "Phishing domain queried",
 	"Runtime/TorClient":                           "Tor network contacted",
+	"Runtime/TorRelay":                            "Tor relay run",
 	"Runtime/AbusedDomainRequest.Reputation":      "Low-reputation abused domain queried",
 	"Runtime/BitcoinDomainRequest.Reputation":     "Low-reputation cryptocurrency domain queried",
 	"Runtime/MaliciousDomainRequest.Reputation":   "Low-reputation malicious domain queried",

@@ -134,6 +134,7 @@ func scenarios() []scenario {
 		driveby    = "DNS query for a drive-by download domain"
 		dga        = "DNS query for a DGA domain"
 		tor        = "Connection to a Tor directory authority"
+		torRelay   = "Tor relay reached by a directory authority"
 		rebind     = "DNS answer points at the metadata service"
 		dnsTunnel  = "DNS tunnel from one process"
 	)
@@ -882,6 +883,10 @@ func scenarios() []scenario {
 		scenario{"a lookup of the DGA test domain", dga, true, evs(dnsQueryEv(dig, "guarddutydgaactivity.com")), nil},
 		scenario{"a lookup of a normal domain is not DGA", dga, false, evs(dnsQueryEv(dig, "example.com")), nil},
 		scenario{"a connect to a Tor directory authority", tor, true, evs(connectEv(proc("tor", "/usr/bin/tor", "tor"), "128.31.0.39", 9131)), nil},
+		scenario{"a directory authority testing a relay's ORPort in a renamed program", torRelay, true,
+			evs(acceptEv(proc("nginx", "/usr/local/bin/nginx", "nginx"), 9001, "128.31.0.39", inCtr)), nil},
+		scenario{"a web server accepting an ordinary client is no relay", torRelay, false,
+			evs(acceptEv(proc("nginx", "/usr/sbin/nginx", "nginx"), 443, "198.51.100.7", inCtr)), nil},
 		scenario{"a connect to a normal address is not Tor", tor, false, evs(connectEv(curlP, "93.184.216.34", 443)), nil},
 		scenario{"an answer pointing an ordinary name at 169.254.169.254 is DNS rebinding", rebind, true,
 			evs(dnsAnswerEv(curlP, "rebind.attacker.example", []string{"169.254.169.254"}, inCtr)), nil},
@@ -1065,6 +1070,7 @@ var wantType = map[string]string{
 	"DNS query for a drive-by download domain":                    "Trojan:Runtime/DriveBySourceTraffic!DNS",
 	"DNS query for a DGA domain":                                  "Trojan:Runtime/DGADomainRequest.C!DNS",
 	"Connection to a Tor directory authority":                     "UnauthorizedAccess:Runtime/TorClient",
+	"Tor relay reached by a directory authority":                  "UnauthorizedAccess:Runtime/TorRelay",
 	"DNS answer points at the metadata service":                   "UnauthorizedAccess:Runtime/MetadataDNSRebind",
 	"DNS tunnel from one process":                                 "Trojan:Runtime/DNSDataExfiltration",
 }
