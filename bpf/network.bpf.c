@@ -327,12 +327,17 @@ PROBE_PAIR(write, VIGIL_SYS_WRITE, 3, dns_send_enter, dns_send_exit)
 PROBE_PAIR(writev, VIGIL_SYS_WRITEV, 3, dns_send_enter, dns_send_exit)
 
 /*
- * Receives: kept for any UDP socket, filtered on port 53 at exit. read()
- * carries no address: only connected sockets can tell.
+ * Receives: kept for any UDP socket, filtered on port 53 at exit (read()
+ * carries no address: only connected sockets can tell), and for TCP streams
+ * whose peer is port 53. A resolver reads a TCP answer's 2-byte length on
+ * its own first; dns_emit2 drops that read, and the message read after it
+ * is kept.
  */
 static __always_inline bool dns_recv_wanted(__u32 sys, __u64 fd)
 {
 	struct sock *sk = current_fd_sock(fd);
+	if (is_tcp(sk))
+		return sk_dport(sk) == DNS_PORT;
 	if (!is_udp(sk))
 		return false;
 	return sys != VIGIL_SYS_READ || sk_dport(sk) == DNS_PORT;

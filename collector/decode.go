@@ -857,6 +857,10 @@ func decodeDNS(b []byte, h *probes.VigilRecHdr, r *Record) error {
 			return err
 		}
 		a.Server = server
+		a.Protocol = "udp"
+		if d.Tcp != 0 {
+			a.Protocol = "tcp"
+		}
 		r.Event.Kind = &vigilv1.Event_DnsAnswer{DnsAnswer: a}
 		return nil
 	}

@@ -463,6 +463,46 @@ func TestProbesCaptureEachAction(t *testing.T) {
 					}
 				}
 			}},
+			{"a DNS answer over TCP, its length read apart from the message as resolvers do, shows its addresses", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
+				srvAddr := [4]byte{127, 55, byte(os.Getpid() >> 8), byte(os.Getpid())}
+				ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IP(srvAddr[:]), Port: 53})
+				if err != nil {
+					testutil.SkipOrFail(t, "cannot listen on a DNS server port: "+err.Error())
+				}
+				defer ln.Close()
+				name := "tcp-answer." + unique + ".example"
+				answer := dnsAnswer(t, name, 11, [4]byte{169, 254, 169, 254})
+				go func() {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+					c.Write(append([]byte{byte(len(answer) >> 8), byte(len(answer))}, answer...))
+				}()
+				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(fd)
+				if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
+					t.Fatal(err)
+				}
+				var length [2]byte
+				if _, err := io.ReadFull(fdReader(fd), length[:]); err != nil {
+					t.Fatal(err)
+				}
+				body := make([]byte, int(length[0])<<8|int(length[1]))
+				if _, err := io.ReadFull(fdReader(fd), body); err != nil {
+					t.Fatal(err)
+				}
+				return func(ev *vigilv1.Event) bool { return ev.GetDnsAnswer().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
+					a := ev.GetDnsAnswer()
+					if !slices.Equal(a.Addresses, []string{"169.254.169.254"}) || a.Id != 11 || a.Server.GetPort() != 53 || ev.Syscall != "read" || a.Protocol != "tcp" {
+						t.Errorf("answer = %v syscall %s", a, ev.Syscall)
+					}
+				}
+			}},
 			{"a DNS answer received from port 53 shows its addresses", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
 				// A private loopback address keeps this test's port 53 its own.
 				srvAddr := [4]byte{127, 53, byte(os.Getpid() >> 8), byte(os.Getpid())}
@@ -496,7 +536,7 @@ func TestProbesCaptureEachAction(t *testing.T) {
 				}
 				return func(ev *vigilv1.Event) bool { return ev.GetDnsAnswer().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
 					a := ev.GetDnsAnswer()
-					if !slices.Equal(a.Addresses, []string{"169.254.169.254"}) || a.Rcode != "NOERROR" || a.Id != 7 || a.Server.GetPort() != 53 || ev.Syscall != "recvfrom" {
+					if !slices.Equal(a.Addresses, []string{"169.254.169.254"}) || a.Rcode != "NOERROR" || a.Id != 7 || a.Server.GetPort() != 53 || ev.Syscall != "recvfrom" || a.Protocol != "udp" {
 						t.Errorf("answer = %v syscall %s", a, ev.Syscall)
 					}
 				}
@@ -600,4 +640,18 @@ func TestProbesCaptureEachAction(t *testing.T) {
 			})
 		}
 	})
+}
+
+// fdReader reads a raw descriptor with read(2), as C resolvers do.
+type fdReader int
+
+func (f fdReader) Read(p []byte) (int, error) {
+	n, err := unix.Read(int(f), p)
+	if n < 0 {
+		n = 0
+	}
+	if n == 0 && err == nil && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, err
 }

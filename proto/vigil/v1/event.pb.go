@@ -3194,8 +3194,10 @@ type DnsAnswer struct {
 	// CNAME targets.
 	Cnames []string `protobuf:"bytes,5,rep,name=cnames,proto3" json:"cnames,omitempty"`
 	// Response code name ("NOERROR", "NXDOMAIN", ...).
-	Rcode         string         `protobuf:"bytes,6,opt,name=rcode,proto3" json:"rcode,omitempty"`
-	Server        *SocketAddress `protobuf:"bytes,7,opt,name=server,proto3" json:"server,omitempty"`
+	Rcode  string         `protobuf:"bytes,6,opt,name=rcode,proto3" json:"rcode,omitempty"`
+	Server *SocketAddress `protobuf:"bytes,7,opt,name=server,proto3" json:"server,omitempty"`
+	// "udp", or "tcp" for an answer read from a stream to port 53.
+	Protocol      string `protobuf:"bytes,8,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3277,6 +3279,13 @@ func (x *DnsAnswer) GetServer() *SocketAddress {
 		return x.Server
 	}
 	return nil
+}
+
+func (x *DnsAnswer) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
 }
 
 // Container is what the sensor knows of a container.
@@ -3980,7 +3989,7 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\x02id\x18\x03 \x01(\rR\x02id\x12/\n" +
 	"\x06server\x18\x04 \x01(\v2\x17.vigil.v1.SocketAddressR\x06server\x12\x18\n" +
 	"\asyscall\x18\x05 \x01(\tR\asyscall\x12\x1a\n" +
-	"\bprotocol\x18\x06 \x01(\tR\bprotocol\"\xc0\x01\n" +
+	"\bprotocol\x18\x06 \x01(\tR\bprotocol\"\xdc\x01\n" +
 	"\tDnsAnswer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x0e\n" +
@@ -3988,7 +3997,8 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"\taddresses\x18\x04 \x03(\tR\taddresses\x12\x16\n" +
 	"\x06cnames\x18\x05 \x03(\tR\x06cnames\x12\x14\n" +
 	"\x05rcode\x18\x06 \x01(\tR\x05rcode\x12/\n" +
-	"\x06server\x18\a \x01(\v2\x17.vigil.v1.SocketAddressR\x06server\"\x89\x03\n" +
+	"\x06server\x18\a \x01(\v2\x17.vigil.v1.SocketAddressR\x06server\x12\x1a\n" +
+	"\bprotocol\x18\b \x01(\tR\bprotocol\"\x89\x03\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
