@@ -181,21 +181,7 @@ func scenarios(malware string) []scenario {
 				// queries over TCP (connect, then writev of length and
 				// message) to a listener inside the namespace.
 				ns := resolverNetns(t, "tcp", "use-vc timeout:1 attempts:1")
-				srv := exec.Command("ip", "netns", "exec", ns, "python3", "-c",
-					"import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"+
-						"s.bind(('127.0.0.1', 53))\ns.listen(8)\nprint('listening', flush=True)\n"+
-						"while True:\n    c, _ = s.accept()\n    c.recv(4096)\n    c.close()\n")
-				out, err := srv.StdoutPipe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := srv.Start(); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-				if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-					t.Fatalf("TCP DNS listener did not start: %v", err)
-				}
+				tcpDNSServer(t, ns, "192.0.2.1")
 				// A copy of getent under its own name: the UDP scenario's
 				// finding (same rule, host and domain list) must not stand
 				// in for this one.
@@ -211,6 +197,17 @@ func scenarios(malware string) []scenario {
 				run(t, e.attacker, "dns", "app.rebind.vigil.test", e.dns)
 			},
 			wants: []want{{Type: "UnauthorizedAccess:Runtime/MetadataDNSRebind", Exe: []string{"/attacker"}}},
+		},
+		{
+			name: "DNS answer over TCP (glibc options use-vc) rebinds a name to the instance metadata address",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				ns := resolverNetns(t, "tcprb", "use-vc timeout:1 attempts:1")
+				tcpDNSServer(t, ns, "169.254.169.254")
+				getent := filepath.Join(e.work, "bin", "getent-rebind")
+				copyFile(t, "/usr/bin/getent", getent, 0o755)
+				run(t, "ip", "netns", "exec", ns, getent, "hosts", "api.rebind-tcp.vigil.test")
+			},
+			wants: []want{{Type: "UnauthorizedAccess:Runtime/MetadataDNSRebind", Exe: []string{"/getent-rebind"}}},
 		},
 		{
 			name: "kernel module load attempt",
@@ -420,6 +417,53 @@ func dockerSocket(t *testing.T, c *containerRun) {
 // resolverNetns makes a network namespace with loopback up and a
 // resolv.conf naming a resolver on its 127.0.0.1 with the given options, so
 // glibc lookups run in it (ip netns exec) ask a stub the test controls.
+// tcpDNSServer runs a DNS server on 127.0.0.1:53/tcp inside network
+// namespace ns that answers every A query with ip.
+func tcpDNSServer(t *testing.T, ns, ip string) {
+	t.Helper()
+	srv := exec.Command("ip", "netns", "exec", ns, "python3", "-c", `
+import socket, struct, sys
+addr = socket.inet_aton(sys.argv[1])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 53))
+s.listen(8)
+print('listening', flush=True)
+def read(c, n):
+    b = b''
+    while len(b) < n:
+        chunk = c.recv(n - len(b))
+        if not chunk:
+            raise EOFError
+        b += chunk
+    return b
+while True:
+    c, _ = s.accept()
+    try:
+        while True:
+            q = read(c, struct.unpack('!H', read(c, 2))[0])
+            end = q.index(b'\0', 12) + 5
+            question = q[12:end]
+            qtype = struct.unpack('!H', question[-4:-2])[0]
+            answers = b'\xc0\x0c' + struct.pack('!HHIH', 1, 1, 60, 4) + addr if qtype == 1 else b''
+            msg = q[:2] + struct.pack('!HHHHH', 0x8180, 1, 1 if answers else 0, 0, 0) + question + answers
+            c.sendall(struct.pack('!H', len(msg)) + msg)
+    except (EOFError, ValueError, ConnectionError):
+        c.close()
+`, ip)
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("TCP DNS server did not start: %v", err)
+	}
+}
+
 func resolverNetns(t *testing.T, tag, options string) string {
 	t.Helper()
 	ns := fmt.Sprintf("vigil-e2e-%s-%d", tag, os.Getpid())
