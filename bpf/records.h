@@ -94,6 +94,9 @@ enum rec_sys {
 	VIGIL_SYS_DUP3,
 	VIGIL_SYS_WRITEV,
 	VIGIL_SYS_IO_URING_SETUP,
+	VIGIL_SYS_IO_URING_OPENAT,  /* IORING_OP_OPENAT, read at completion */
+	VIGIL_SYS_IO_URING_OPENAT2,
+	VIGIL_SYS_IO_URING_CONNECT,
 	VIGIL_SYS_MAX,
 };
 
@@ -276,6 +279,8 @@ enum rec_cfg_flag {
 	VIGIL_CFG_RATE_LIMIT = 1,
 	VIGIL_CFG_IGNORE_BINARIES = 2,
 	VIGIL_CFG_IGNORE_CGROUPS = 4,
+	VIGIL_CFG_URING_OPEN = 8,     /* report opens completed by an io_uring */
+	VIGIL_CFG_URING_CONNECT = 16, /* report connects completed by an io_uring */
 };
 
 /* Runtime configuration, one entry of the config array map. */

@@ -7,3 +7,4 @@
 #include "process.bpf.c"
 #include "file.bpf.c"
 #include "network.bpf.c"
+#include "uring.bpf.c"

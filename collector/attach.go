@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
@@ -200,6 +201,59 @@ func attachCore(progs map[string]*ebpf.Program) ([]*attachment, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// attachURing attaches the io_uring completion probe, which reports opens
+// and connects submitted through an io_uring (they pass through no system
+// call). Kernels before 6.0 give the tracepoint other arguments, and some
+// build io_uring out: the probe is then skipped and reported.
+func attachURing(progs map[string]*ebpf.Program) (*attachment, *vigilv1.SkippedProbe) {
+	const name = "io_uring_complete"
+	skip := func(reason string) (*attachment, *vigilv1.SkippedProbe) {
+		return nil, &vigilv1.SkippedProbe{Name: name, Reason: reason}
+	}
+	if err := uringTracepointShape(); err != nil {
+		return skip(err.Error())
+	}
+	prog := progs["uring_complete"]
+	if prog == nil {
+		return skip("program uring_complete missing from the object")
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+	if err != nil {
+		return skip(fmt.Sprintf("attach io_uring/io_uring_complete: %v", err))
+	}
+	return &attachment{name: name, links: []link.Link{l}}, nil
+}
+
+// uringTracepointShape checks that io_uring_complete passes (ctx, req, cqe),
+// as the probe reads it: since Linux 6.0 it does; before, it passed the
+// completion's values instead of the request.
+func uringTracepointShape() error {
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		return fmt.Errorf("no kernel BTF to check the io_uring_complete tracepoint against: %w", err)
+	}
+	var td *btf.Typedef
+	if err := kernel.TypeByName("btf_trace_io_uring_complete", &td); err != nil {
+		return fmt.Errorf("tracepoint io_uring/io_uring_complete %w", errMissingTracepoint)
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return errors.New("io_uring_complete: unexpected BTF")
+	}
+	proto, ok := ptr.Target.(*btf.FuncProto)
+	if !ok || len(proto.Params) != 4 {
+		return errors.New("io_uring_complete has another shape on this kernel (before Linux 6.0)")
+	}
+	cqe, ok := btf.UnderlyingType(proto.Params[3].Type).(*btf.Pointer)
+	if !ok {
+		return errors.New("io_uring_complete has another shape on this kernel (before Linux 6.0)")
+	}
+	if s, ok := btf.UnderlyingType(cqe.Target).(*btf.Struct); !ok || s.Name != "io_uring_cqe" {
+		return errors.New("io_uring_complete has another shape on this kernel (before Linux 6.0)")
+	}
+	return nil
 }
 
 // attachSyscall attaches exit_X and, when the object has one, enter_X (the

@@ -49,6 +49,8 @@ type Collector struct {
 	attached map[string][]*attachment // by event kind
 	core     []*attachment
 	skipped  map[string][]*vigilv1.SkippedProbe // by event kind
+	// uringSkipped says why the io_uring completion probe is not attached.
+	uringSkipped *vigilv1.SkippedProbe
 	// last kernel counters and probes, kept for Health after Run returns
 	lastLost, lastRate uint64
 	lastLoaded         []string
@@ -184,6 +186,14 @@ func (c *Collector) applyKernelConfig(cfg Config) error {
 	if cfg.RateLimitPerSecond > 0 {
 		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_RATE_LIMIT)
 	}
+	// One probe reads every io_uring completion; the open and connect
+	// kinds decide which of them it reports.
+	if enabled(cfg, "open") {
+		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_OPEN)
+	}
+	if enabled(cfg, "connect") {
+		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_CONNECT)
+	}
 	bins := c.coll.Maps["ignored_binaries"]
 	if err := clearMap[probes.VigilRecFileKey](bins); err != nil {
 		return fmt.Errorf("clear ignored binaries: %w", err)
@@ -255,6 +265,12 @@ func (c *Collector) Run(ctx context.Context, out chan<- *vigilv1.Event) error {
 		c.mu.Unlock()
 		c.close()
 		return err
+	}
+	if a, skipped := attachURing(c.coll.Programs); skipped != nil {
+		c.uringSkipped = skipped
+		c.log.Info("probe skipped", "probe", skipped.Name, "reason", skipped.Reason)
+	} else {
+		core = append(core, a)
 	}
 	c.core = core
 	c.reattachLocked(c.cfg)
@@ -623,6 +639,9 @@ func (c *Collector) probeNamesLocked() ([]string, []*vigilv1.SkippedProbe) {
 			loaded = append(loaded, a.name)
 		}
 		skipped = append(skipped, c.skipped[g.kind]...)
+	}
+	if c.uringSkipped != nil {
+		skipped = append(skipped, c.uringSkipped)
 	}
 	return loaded, skipped
 }

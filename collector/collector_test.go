@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/vigilsec/vigil/internal/testuring"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -162,10 +164,25 @@ func TestApplyPolicyChangesCaptureLive(t *testing.T) {
 		return n
 	}
 
+	ring, err := testuring.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ring.Close()
+	me := uint32(os.Getpid())
+	ringOpen := func() {
+		fd, err := ring.Openat(target, os.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+
 	t.Run("a disabled kind is not captured", func(t *testing.T) {
+		ringOpen() // through an io_uring: the completion probe is always attached
 		pid := cat("/bin/cat")
 		cp.waitFor(t, "exit of cat", func(ev *vigilv1.Event) bool { return ev.GetExit() != nil && ev.Process.Pid == pid })
-		if n := opensOf(pid); n != 0 {
+		if n := opensOf(pid) + opensOf(me); n != 0 {
 			t.Errorf("%d open events while open is disabled", n)
 		}
 	})
@@ -175,11 +192,15 @@ func TestApplyPolicyChangesCaptureLive(t *testing.T) {
 		}
 		var h vigilv1.SensorHealth
 		cp.c.Health(&h)
-		if !slices.Contains(h.LoadedProbes, "openat") {
-			t.Fatalf("openat not attached: %v", h.LoadedProbes)
+		if !slices.Contains(h.LoadedProbes, "openat") || !slices.Contains(h.LoadedProbes, "io_uring_complete") {
+			t.Fatalf("openat or io_uring_complete not attached: %v", h.LoadedProbes)
 		}
 		pid := cat("/bin/cat")
 		cp.waitFor(t, "open by cat", func(ev *vigilv1.Event) bool { return ev.Process.GetPid() == pid && ev.GetOpen().GetPath() == target })
+		ringOpen()
+		cp.waitFor(t, "open through an io_uring", func(ev *vigilv1.Event) bool {
+			return ev.IoUring && ev.Process.GetPid() == me && ev.GetOpen().GetPath() == target
+		})
 	})
 	t.Run("an ignored binary's events are dropped in the kernel", func(t *testing.T) {
 		ignored := filepath.Join(dir, "ignored-cat")

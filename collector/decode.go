@@ -471,6 +471,11 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 	ev.CgroupId = h.CgroupId
 	ev.Result = h.Ret
 	ev.Syscall = sysName(h.Sys)
+	switch probes.VigilRecSys(h.Sys) {
+	case probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT, probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT2,
+		probes.VigilRecSysVIGIL_SYS_IO_URING_CONNECT:
+		ev.IoUring = true
+	}
 	r.Event = ev
 	r.Type = probes.VigilRecType(h.Type)
 	// An exec's process is the new image the record describes; the rest
@@ -737,7 +742,8 @@ func decodeOpen(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	}
 	switch probes.VigilRecSys(h.Sys) {
 	case probes.VigilRecSysVIGIL_SYS_OPEN, probes.VigilRecSysVIGIL_SYS_OPENAT,
-		probes.VigilRecSysVIGIL_SYS_OPENAT2, probes.VigilRecSysVIGIL_SYS_CREAT:
+		probes.VigilRecSysVIGIL_SYS_OPENAT2, probes.VigilRecSysVIGIL_SYS_CREAT,
+		probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT, probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT2:
 	default:
 		return ErrBadLayout
 	}
@@ -788,7 +794,7 @@ func decodeSock(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	proto := protocolName(k.Family, k.Stype, k.Proto)
 	ev := r.Event
 	switch probes.VigilRecSys(h.Sys) {
-	case probes.VigilRecSysVIGIL_SYS_CONNECT:
+	case probes.VigilRecSysVIGIL_SYS_CONNECT, probes.VigilRecSysVIGIL_SYS_IO_URING_CONNECT:
 		remote := rawSockAddr(s[0])
 		if remote == nil {
 			remote = sockAddr(&k.Remote)

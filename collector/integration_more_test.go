@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/internal/testuring"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -147,6 +148,59 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				return mine(func(ev *vigilv1.Event) bool { return ev.GetIoUringSetup() != nil }), func(t *testing.T, ev *vigilv1.Event) {
 					if ev.GetIoUringSetup().Entries != 8 || ev.Syscall != "io_uring_setup" || ev.Result != want {
 						t.Errorf("io_uring_setup = %v syscall %s result %d, want 8 entries and result %d", ev.GetIoUringSetup(), ev.Syscall, ev.Result, want)
+					}
+				}
+			}},
+			{"an open submitted through an io_uring shows the file the kernel opened", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
+				ring, err := testuring.New()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ring.Close()
+				target := filepath.Join(dir, "uring-"+unique)
+				if err := os.WriteFile(target, []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				// A relative name: the event carries the kernel's path.
+				t.Chdir(dir)
+				fd, err := ring.Openat(filepath.Base(target), os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				unix.Close(fd)
+				return mine(func(ev *vigilv1.Event) bool { return ev.IoUring && ev.GetOpen().GetPath() == target }), func(t *testing.T, ev *vigilv1.Event) {
+					o := ev.GetOpen()
+					if ev.Syscall != "openat" || o.Fd != int32(fd) || o.Flags&unix.O_ACCMODE != unix.O_RDWR || o.Inode == 0 || o.Created {
+						t.Errorf("open = %v io_uring %v syscall %s, want fd %d read-write through the ring", o, ev.IoUring, ev.Syscall, fd)
+					}
+				}
+			}},
+			{"a connect submitted through an io_uring shows the peer", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
+				ln, err := net.Listen("tcp4", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				port := ln.Addr().(*net.TCPAddr).Port
+				ring, err := testuring.New()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ring.Close()
+				s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(s)
+				if err := ring.ConnectInet4(s, [4]byte{127, 0, 0, 1}, port); err != nil {
+					t.Fatal(err)
+				}
+				return mine(func(ev *vigilv1.Event) bool {
+					return ev.IoUring && ev.GetConnect().GetRemote().GetPort() == uint32(port)
+				}), func(t *testing.T, ev *vigilv1.Event) {
+					c := ev.GetConnect()
+					if ev.Syscall != "connect" || c.Remote.GetIp() != "127.0.0.1" || c.Local.GetPort() == 0 || c.Protocol != "tcp" || ev.Result != 0 {
+						t.Errorf("connect = %v syscall %s result %d", c, ev.Syscall, ev.Result)
 					}
 				}
 			}},

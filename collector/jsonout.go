@@ -174,6 +174,10 @@ func (e *JSONEncoder) AppendEvent(buf []byte, ev *vigilv1.Event) []byte {
 		buf = append(buf, `"syscall":`...)
 		buf = appendJSONString(buf, ev.Syscall)
 	}
+	if ev.IoUring {
+		sep()
+		buf = append(buf, `"ioUring":true`...)
+	}
 	switch k := ev.Kind.(type) {
 	case nil:
 	case *vigilv1.Event_Open:

@@ -70,6 +70,12 @@ func prepareSpec(load func() (*ebpf.CollectionSpec, error), cfg Config, v1 v1Con
 		return nil, fmt.Errorf("read probe objects: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(cfg.RingBufferBytes)
+	// A tracing program whose tracepoint is missing, or passes other
+	// arguments, would fail the whole load: leave it out (attachURing
+	// reports why).
+	if uringTracepointShape() != nil {
+		delete(spec.Programs, "uring_complete")
+	}
 	subsys := uint32(noSubsys)
 	if v1.ok {
 		subsys = v1.index

@@ -938,6 +938,9 @@ func fieldDefs() []fieldDef {
 			})},
 		{"evt.rawres", ftInt, argNone, "Result as a number (negative errno on failure; the new fd for dup).",
 			nfield(func(c *evalCtx) (int64, bool) { return c.ev.Result, true })},
+		{"evt.is_io_uring", ftBool, argNone, "True when the operation was submitted through an io_uring instead of made as a system call " +
+			"(opens and connects; evt.type names the system call it stands for).",
+			bfield(func(c *evalCtx) (bool, bool) { return c.ev.IoUring, true })},
 		{"evt.failed", ftBool, argNone, "True when the system call failed.",
 			bfield(func(c *evalCtx) (bool, bool) { return c.ev.Result < 0, true })},
 		{"evt.is_open_read", ftBool, argNone, "For open events: opened for reading (O_RDONLY or O_RDWR).",

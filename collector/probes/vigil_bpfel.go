@@ -26,6 +26,8 @@ const (
 	VigilRecCfgFlagVIGIL_CFG_RATE_LIMIT      VigilRecCfgFlag = 1
 	VigilRecCfgFlagVIGIL_CFG_IGNORE_BINARIES VigilRecCfgFlag = 2
 	VigilRecCfgFlagVIGIL_CFG_IGNORE_CGROUPS  VigilRecCfgFlag = 4
+	VigilRecCfgFlagVIGIL_CFG_URING_OPEN      VigilRecCfgFlag = 8
+	VigilRecCfgFlagVIGIL_CFG_URING_CONNECT   VigilRecCfgFlag = 16
 )
 
 type VigilRecConfig struct {
@@ -277,7 +279,10 @@ const (
 	VigilRecSysVIGIL_SYS_DUP3              VigilRecSys = 61
 	VigilRecSysVIGIL_SYS_WRITEV            VigilRecSys = 62
 	VigilRecSysVIGIL_SYS_IO_URING_SETUP    VigilRecSys = 63
-	VigilRecSysVIGIL_SYS_MAX               VigilRecSys = 64
+	VigilRecSysVIGIL_SYS_IO_URING_OPENAT   VigilRecSys = 64
+	VigilRecSysVIGIL_SYS_IO_URING_OPENAT2  VigilRecSys = 65
+	VigilRecSysVIGIL_SYS_IO_URING_CONNECT  VigilRecSys = 66
+	VigilRecSysVIGIL_SYS_MAX               VigilRecSys = 67
 )
 
 type VigilRecSyscall struct {
@@ -399,6 +404,7 @@ const (
 	VigilProgHandleExit          = "handle_exit"
 	VigilProgHandleFork          = "handle_fork"
 	VigilProgRawExit             = "raw_exit"
+	VigilProgUringComplete       = "uring_complete"
 	VigilVarCgroupV1Subsys       = "cgroup_v1_subsys"
 	VigilVarTargetArm64          = "target_arm64"
 	VigilVarUnusedCfgFlag        = "unused_cfg_flag"
@@ -523,6 +529,7 @@ type VigilProgramSpecs struct {
 	HandleExit          *ebpf.ProgramSpec `ebpf:"handle_exit"`
 	HandleFork          *ebpf.ProgramSpec `ebpf:"handle_fork"`
 	RawExit             *ebpf.ProgramSpec `ebpf:"raw_exit"`
+	UringComplete       *ebpf.ProgramSpec `ebpf:"uring_complete"`
 }
 
 // VigilMapSpecs contains maps before they are loaded into the kernel.
@@ -702,6 +709,7 @@ type VigilPrograms struct {
 	HandleExit          *ebpf.Program `ebpf:"handle_exit"`
 	HandleFork          *ebpf.Program `ebpf:"handle_fork"`
 	RawExit             *ebpf.Program `ebpf:"raw_exit"`
+	UringComplete       *ebpf.Program `ebpf:"uring_complete"`
 }
 
 func (p *VigilPrograms) Close() error {
@@ -771,6 +779,7 @@ func (p *VigilPrograms) Close() error {
 		p.HandleExit,
 		p.HandleFork,
 		p.RawExit,
+		p.UringComplete,
 	)
 }
 

@@ -153,6 +153,7 @@ const (
 	VigilCompatProgHandleFork           = "handle_fork"
 	VigilCompatProgRawEnter             = "raw_enter"
 	VigilCompatProgRawExit              = "raw_exit"
+	VigilCompatProgUringComplete        = "uring_complete"
 	VigilCompatVarCgroupV1Subsys        = "cgroup_v1_subsys"
 	VigilCompatVarUnusedCfgFlag         = "unused_cfg_flag"
 	VigilCompatVarUnusedCounter         = "unused_counter"
@@ -336,6 +337,7 @@ type VigilCompatProgramSpecs struct {
 	HandleFork           *ebpf.ProgramSpec `ebpf:"handle_fork"`
 	RawEnter             *ebpf.ProgramSpec `ebpf:"raw_enter"`
 	RawExit              *ebpf.ProgramSpec `ebpf:"raw_exit"`
+	UringComplete        *ebpf.ProgramSpec `ebpf:"uring_complete"`
 }
 
 // VigilCompatMapSpecs contains maps before they are loaded into the kernel.
@@ -576,6 +578,7 @@ type VigilCompatPrograms struct {
 	HandleFork           *ebpf.Program `ebpf:"handle_fork"`
 	RawEnter             *ebpf.Program `ebpf:"raw_enter"`
 	RawExit              *ebpf.Program `ebpf:"raw_exit"`
+	UringComplete        *ebpf.Program `ebpf:"uring_complete"`
 }
 
 func (p *VigilCompatPrograms) Close() error {
@@ -705,6 +708,7 @@ func (p *VigilCompatPrograms) Close() error {
 		p.HandleFork,
 		p.RawEnter,
 		p.RawExit,
+		p.UringComplete,
 	)
 }
 

@@ -69,6 +69,10 @@ type Event struct {
 	ContainerRef  uint32 `protobuf:"varint,15,opt,name=container_ref,json=containerRef,proto3" json:"container_ref,omitempty"`
 	KubernetesRef uint32 `protobuf:"varint,16,opt,name=kubernetes_ref,json=kubernetesRef,proto3" json:"kubernetes_ref,omitempty"`
 	EcsRef        uint32 `protobuf:"varint,17,opt,name=ecs_ref,json=ecsRef,proto3" json:"ecs_ref,omitempty"`
+	// True when the operation was submitted through an io_uring rather than
+	// made as a system call (an open or connect read at its completion);
+	// syscall then names the system call it stands for ("openat", "connect").
+	IoUring bool `protobuf:"varint,18,opt,name=io_uring,json=ioUring,proto3" json:"io_uring,omitempty"`
 	// The kind of event and its arguments.
 	//
 	// Types that are valid to be assigned to Kind:
@@ -255,6 +259,13 @@ func (x *Event) GetEcsRef() uint32 {
 		return x.EcsRef
 	}
 	return 0
+}
+
+func (x *Event) GetIoUring() bool {
+	if x != nil {
+		return x.IoUring
+	}
+	return false
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -3737,7 +3748,7 @@ var File_vigil_v1_event_proto protoreflect.FileDescriptor
 
 const file_vigil_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x14vigil/v1/event.proto\x12\bvigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x0f\n" +
+	"\x14vigil/v1/event.proto\x12\bvigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x0f\n" +
 	"\x05Event\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12+\n" +
 	"\aprocess\x18\x02 \x01(\v2\x11.vigil.v1.ProcessR\aprocess\x12\x10\n" +
@@ -3760,7 +3771,8 @@ const file_vigil_v1_event_proto_rawDesc = "" +
 	"processRef\x12#\n" +
 	"\rcontainer_ref\x18\x0f \x01(\rR\fcontainerRef\x12%\n" +
 	"\x0ekubernetes_ref\x18\x10 \x01(\rR\rkubernetesRef\x12\x17\n" +
-	"\aecs_ref\x18\x11 \x01(\rR\x06ecsRef\x12$\n" +
+	"\aecs_ref\x18\x11 \x01(\rR\x06ecsRef\x12\x19\n" +
+	"\bio_uring\x18\x12 \x01(\bR\aioUring\x12$\n" +
 	"\x04exec\x18\x14 \x01(\v2\x0e.vigil.v1.ExecH\x00R\x04exec\x12$\n" +
 	"\x04fork\x18\x15 \x01(\v2\x0e.vigil.v1.ForkH\x00R\x04fork\x12$\n" +
 	"\x04exit\x18\x16 \x01(\v2\x0e.vigil.v1.ExitH\x00R\x04exit\x12(\n" +
