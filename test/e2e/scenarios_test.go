@@ -127,6 +127,14 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "DefenseEvasion:Runtime/IoUringUsage", Exe: []string{"/bin/attacker"}, InContainer: true}},
 		},
 		{
+			name:      "password hashes read through an io_uring in a container (no open system call)",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "uring-read", "/etc/shadow")
+			},
+			wants: []want{{Type: "CredentialAccess:Runtime/SensitiveFileRead", Exe: []string{"/bin/attacker"}, InContainer: true}},
+		},
+		{
 			name:      "binary dropped into a running container and executed",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/internal/testelf"
+	"github.com/vigilsec/vigil/internal/testuring"
 )
 
 func main() {
@@ -59,6 +60,7 @@ var actions = map[string]func([]string) error{
 	"deleted-exec":   deletedExec,
 	"exec32":         exec32,
 	"io-uring":       ioUring,
+	"uring-read":     uringRead,
 	"write":          writeFile,
 	"connect-unix":   connectUnix,
 	"listen-spawn":   listenAndSpawn,
@@ -417,6 +419,33 @@ func ioUring([]string) error {
 		unix.Close(int(fd))
 	}
 	return nil
+}
+
+// uringRead opens PATH for reading through an io_uring, as implants that
+// avoid system calls do, creating it first (also through the ring) when it
+// is missing. Args: PATH
+func uringRead(args []string) error {
+	if len(args) < 1 {
+		return errors.New("want PATH")
+	}
+	ring, err := testuring.New()
+	if err != nil {
+		return err
+	}
+	defer ring.Close()
+	if _, err := os.Stat(args[0]); err != nil {
+		fd, err := ring.Openat(args[0], os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", args[0], err)
+		}
+		unix.Close(fd)
+	}
+	fd, err := ring.Openat(args[0], os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", args[0], err)
+	}
+	fmt.Printf("opened %s through an io_uring: fd %d\n", args[0], fd)
+	return unix.Close(fd)
 }
 
 // writeFile opens PATH for append and writes a line (sensitive-file writes).
