@@ -31,6 +31,7 @@ var typeTitles = map[string]string{
 	"Runtime/KernelModuleLoaded":                  "Kernel module loaded",
 	"Runtime/CGroupsReleaseAgentModified":         "Container escape via cgroups release_agent",
 	"Runtime/ContainerMountsHostDirectory":        "Container mounted a host directory",
+	"Runtime/ContainerNamespaceEntered":           "Namespace entered from a container",
 	"Runtime/DockerSocketAccessed":                "Container runtime socket accessed",
 	"Runtime/RuncContainerEscape":                 "runc container escape attempt",
 	"Runtime/UserfaultfdUsage":                    "userfaultfd used",

@@ -105,6 +105,7 @@ func scenarios() []scenario {
 		relAgent   = "Cgroup release_agent opened for write"
 		kernelHook = "Kernel hook for host execution written from a container"
 		mount      = "Mount inside a container"
+		nsEnter    = "Namespace entered from a container"
 		dockerSock = "Container runtime socket accessed"
 		runc       = "Runc binary opened for write"
 		uffd       = "Userfaultfd used"
@@ -683,6 +684,18 @@ func scenarios() []scenario {
 			evs(mountEv(proc("m", "/tmp/m", "./m"), "/etc", "/tmp", "", inCtr, failed("EPERM", 1))), nil},
 		scenario{"mounting the host disk inside a privileged container", mount, true,
 			evs(mountEv(proc("mount", "/usr/bin/mount", "mount", "/dev/nvme0n1p1", "/mnt"), "/dev/nvme0n1p1", "/mnt", "ext4", inCtr)), nil},
+		scenario{"nsenter -t 1 -a in a pod sharing the host's PID namespace", nsEnter, true,
+			evs(setnsEv(proc("nsenter", "/usr/bin/nsenter", "nsenter", "-t", "1", "-a", "sh"), "mnt:[4026531841]", 0x20000, inCtr)), nil},
+		scenario{"a refused attempt still is", nsEnter, true,
+			evs(setnsEv(proc("x", "/tmp/x", "./x"), "mnt:[4026531841]", 0, inCtr, failed("EPERM", 1))), nil},
+		scenario{"runc joining the container's namespaces for an exec is not", nsEnter, false,
+			evs(setnsEv(runcP, "mnt:[4026532201]", 0x20000, inCtr)), nil},
+		scenario{"a node agent entering a pod's network namespace is not", nsEnter, false,
+			evs(setnsEv(proc("cilium-agent", "/usr/bin/cilium-agent", "cilium-agent"), "net:[4026532300]", 0x40000000, inCtr, image("quay.io/cilium/cilium:v1.16.0"))), nil},
+		scenario{"the same agent image entering the host's mount namespace is", nsEnter, true,
+			evs(setnsEv(proc("cilium-agent", "/usr/bin/cilium-agent", "cilium-agent"), "mnt:[4026531841]", 0x20000, inCtr, image("quay.io/cilium/cilium:v1.16.0"))), nil},
+		scenario{"setns on the host is not this rule's", nsEnter, false,
+			evs(setnsEv(proc("ip", "/usr/bin/ip", "ip", "netns", "exec", "x", "sh"), "net:[4026532300]", 0x40000000)), nil},
 		scenario{"runc setting up the container's mounts is not", mount, false,
 			evs(mountEv(runcP, "proc", "/proc", "proc", inCtr)), nil},
 		scenario{"runc 1.1 setting up mounts from its sealed copy on a detached bind mount is not", mount, false,
@@ -1041,6 +1054,7 @@ var wantType = map[string]string{
 	"Cgroup release_agent opened for write":                       "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
 	"Kernel hook for host execution written from a container":     "PrivilegeEscalation:Runtime/ContainerEscapeKernelHook",
 	"Mount inside a container":                                    "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
+	"Namespace entered from a container":                          "PrivilegeEscalation:Runtime/ContainerNamespaceEntered",
 	"Container runtime socket accessed":                           "PrivilegeEscalation:Runtime/DockerSocketAccessed",
 	"Runc binary opened for write":                                "PrivilegeEscalation:Runtime/RuncContainerEscape",
 	"Userfaultfd used":                                            "PrivilegeEscalation:Runtime/UserfaultfdUsage",

@@ -304,6 +304,13 @@ func moduleEv(p *vigilv1.Process, syscall, path string, opts ...opt) *vigilv1.Ev
 	return e
 }
 
+func setnsEv(p *vigilv1.Process, path string, nstype uint64, opts ...opt) *vigilv1.Event {
+	e := ev(p, "setns", 0, nil)
+	e.Kind = &vigilv1.Event_Namespace{Namespace: &vigilv1.Namespace{Syscall: "setns", Flags: nstype, Fd: 3, Path: path}}
+	apply(e, opts)
+	return e
+}
+
 func mountEv(p *vigilv1.Process, source, target, fstype string, opts ...opt) *vigilv1.Event {
 	e := ev(p, "mount", 0, nil)
 	e.Kind = &vigilv1.Event_Mount{Mount: &vigilv1.Mount{Source: source, Target: target, Fstype: fstype}}

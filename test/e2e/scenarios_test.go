@@ -52,6 +52,14 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory", Exe: []string{"/attacker"}, InContainer: true}},
 		},
 		{
+			name:      "namespace of pid 1 entered from a container (nsenter -t 1)",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "setns", "/proc/1/ns/mnt")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/ContainerNamespaceEntered", Exe: []string{"/bin/attacker"}, InContainer: true}},
+		},
+		{
 			name:      "container connects to the Docker socket",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {

@@ -61,6 +61,7 @@ var actions = map[string]func([]string) error{
 	"exec32":         exec32,
 	"io-uring":       ioUring,
 	"uring-read":     uringRead,
+	"setns":          setns,
 	"write":          writeFile,
 	"connect-unix":   connectUnix,
 	"listen-spawn":   listenAndSpawn,
@@ -446,6 +447,23 @@ func uringRead(args []string) error {
 	}
 	fmt.Printf("opened %s through an io_uring: fd %d\n", args[0], fd)
 	return unix.Close(fd)
+}
+
+// setns joins the namespace PATH names (/proc/1/ns/mnt), as nsenter does;
+// a refusal is reported, not fatal. Args: PATH
+func setns(args []string) error {
+	if len(args) < 1 {
+		return errors.New("want PATH")
+	}
+	fd, err := unix.Open(args[0], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	runtime.LockOSThread() // the namespace is the thread's; leave it with the thread
+	err = unix.Setns(fd, 0)
+	fmt.Printf("setns %s: %v\n", args[0], err)
+	return nil
 }
 
 // writeFile opens PATH for append and writes a line (sensitive-file writes).
