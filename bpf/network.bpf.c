@@ -50,6 +50,24 @@ static __always_inline __u16 sk_dport(struct sock *sk)
 	return bpf_ntohs(KREAD(sk, __sk_common.skc_dport));
 }
 
+/*
+ * sock_facts fills r's family, type, protocol and addresses from the socket
+ * behind f, and returns it (NULL when f is not a socket).
+ */
+static __always_inline struct sock *sock_facts(struct rec_sock *r, struct file *f)
+{
+	struct sock *sk = file_sock(f);
+	if (!sk)
+		return NULL;
+	struct socket *sock = KCAST(struct socket, KREAD(f, private_data));
+	r->family = KREAD(sk, __sk_common.skc_family);
+	r->stype = KREAD(sock, type);
+	r->proto = KREAD(sk, sk_protocol);
+	sock_remote(sk, &r->remote);
+	sock_local(sk, &r->local);
+	return sk;
+}
+
 /* sock_emit builds the record of connect, accept, bind, listen and socket. */
 static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32 sys)
 {
@@ -90,16 +108,7 @@ static __always_inline int sock_emit(struct trace_event_raw_sys_exit *ctx, __u32
 	}
 	if (sys == VIGIL_SYS_LISTEN)
 		r->arg = in.args[1];
-	struct file *f = fd_file(current_task(), sockfd);
-	struct sock *sk = file_sock(f);
-	if (sk) {
-		struct socket *sock = KCAST(struct socket, KREAD(f, private_data));
-		r->family = KREAD(sk, __sk_common.skc_family);
-		r->stype = KREAD(sock, type);
-		r->proto = KREAD(sk, sk_protocol);
-		sock_remote(sk, &r->remote);
-		sock_local(sk, &r->local);
-	}
+	struct sock *sk = sock_facts(r, fd_file(current_task(), sockfd));
 	if (sys == VIGIL_SYS_CONNECT || sys == VIGIL_SYS_BIND) {
 		__u32 len = in.args[2];
 		if (len > SOCKADDR_MAX)

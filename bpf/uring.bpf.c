@@ -68,16 +68,7 @@ static __always_inline void uring_connect(struct rec_config *cfg, struct scratch
 	r->stype = 0;
 	r->proto = 0;
 	r->_pad = 0;
-	struct file *f = KREAD(req, file);
-	struct sock *sk = file_sock(f);
-	if (sk) {
-		struct socket *sock = KCAST(struct socket, KREAD(f, private_data));
-		r->family = KREAD(sk, __sk_common.skc_family);
-		r->stype = KREAD(sock, type);
-		r->proto = KREAD(sk, sk_protocol);
-		sock_remote(sk, &r->remote);
-		sock_local(sk, &r->local);
-	}
+	sock_facts(r, KREAD(req, file));
 	submit(cfg, s, sizeof(*r));
 }
 

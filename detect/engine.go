@@ -282,6 +282,20 @@ func eventNanos(c *evalCtx) int64 {
 
 // Sequences.
 
+// candidateKeys appends the keys whose partial matches an event can
+// advance: its own key, and with process_tree its ancestors' exec ids too.
+func (spec *sequenceSpec) candidateKeys(dst []string, key string, c *evalCtx) []string {
+	dst = append(dst, key)
+	if spec.tree {
+		for _, a := range c.ev.GetProcess().GetLineage() {
+			if a.ExecId != "" {
+				dst = append(dst, a.ExecId)
+			}
+		}
+	}
+	return dst
+}
+
 // sequenceProcessor advances a sequence rule's partial matches with one
 // event.
 type sequenceProcessor interface {
@@ -306,16 +320,8 @@ func (s *sequenceState) sweep(e *Engine, now, within int64) {
 	var dead []string
 	for el := s.keys.order.Front(); el != nil; el = el.Next() {
 		ent := el.Value.(*lruEntry[string, *seqKey])
-		kept := ent.val.partials[:0]
-		for _, p := range ent.val.partials {
-			if now-p.start > within {
-				e.m.seqExpired.Inc()
-				continue
-			}
-			kept = append(kept, p)
-		}
-		ent.val.partials = kept
-		if len(kept) == 0 {
+		ent.val.partials = dropExpired(e, ent.val.partials, now, within)
+		if len(ent.val.partials) == 0 {
 			dead = append(dead, ent.key)
 		}
 	}
@@ -374,14 +380,7 @@ func (s *sequenceState) process(e *Engine, r *compiledRule, c *evalCtx, emit fun
 		return
 	}
 	var buf [16]string
-	candidates := append(buf[:0], key)
-	if spec.tree {
-		for _, a := range c.ev.GetProcess().GetLineage() {
-			if a.ExecId != "" {
-				candidates = append(candidates, a.ExecId)
-			}
-		}
-	}
+	candidates := spec.candidateKeys(buf[:0], key, c)
 
 	// Alerts are handed to emit after the lock is released, so a slow or
 	// re-entrant emit cannot stall other streams.
@@ -508,14 +507,7 @@ func (s *indexedSequenceState) process(e *Engine, r *compiledRule, c *evalCtx, e
 	now := eventNanos(c)
 	within := int64(spec.within)
 	var kbuf [16]string
-	keys := append(kbuf[:0], key)
-	if spec.tree {
-		for _, a := range c.ev.GetProcess().GetLineage() {
-			if a.ExecId != "" {
-				keys = append(keys, a.ExecId)
-			}
-		}
-	}
+	keys := spec.candidateKeys(kbuf[:0], key, c)
 	var vbuf [4]string
 	values := vbuf[:0]
 	if advance {
@@ -606,22 +598,28 @@ func (s *indexedSequenceState) sweep(e *Engine, now, within int64) {
 	var dead []indexKey
 	for el := s.parts.order.Front(); el != nil; el = el.Next() {
 		ent := el.Value.(*lruEntry[indexKey, []*partialMatch])
-		kept := ent.val[:0]
-		for _, p := range ent.val {
-			if now-p.start > within {
-				e.m.seqExpired.Inc()
-				continue
-			}
-			kept = append(kept, p)
-		}
-		ent.val = kept
-		if len(kept) == 0 {
+		ent.val = dropExpired(e, ent.val, now, within)
+		if len(ent.val) == 0 {
 			dead = append(dead, ent.key)
 		}
 	}
 	for _, k := range dead {
 		s.parts.remove(k)
 	}
+}
+
+// dropExpired removes, in place, the partial matches older than within and
+// counts them.
+func dropExpired(e *Engine, ps []*partialMatch, now, within int64) []*partialMatch {
+	kept := ps[:0]
+	for _, p := range ps {
+		if now-p.start > within {
+			e.m.seqExpired.Inc()
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept
 }
 
 func sameCaptures(a, b map[string]string) bool {
