@@ -196,13 +196,13 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 					t.Fatal(err)
 				}
 				return mine(func(ev *vigilv1.Event) bool {
-					return ev.IoUring && ev.GetConnect().GetRemote().GetPort() == uint32(port)
-				}), func(t *testing.T, ev *vigilv1.Event) {
-					c := ev.GetConnect()
-					if ev.Syscall != "connect" || c.Remote.GetIp() != "127.0.0.1" || c.Local.GetPort() == 0 || c.Protocol != "tcp" || ev.Result != 0 {
-						t.Errorf("connect = %v syscall %s result %d", c, ev.Syscall, ev.Result)
+						return ev.IoUring && ev.GetConnect().GetRemote().GetPort() == uint32(port)
+					}), func(t *testing.T, ev *vigilv1.Event) {
+						c := ev.GetConnect()
+						if ev.Syscall != "connect" || c.Remote.GetIp() != "127.0.0.1" || c.Local.GetPort() == 0 || c.Protocol != "tcp" || ev.Result != 0 {
+							t.Errorf("connect = %v syscall %s result %d", c, ev.Syscall, ev.Result)
+						}
 					}
-				}
 			}},
 			{"an open of /dev/userfaultfd is a userfaultfd event too", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
 				if _, err := os.Stat("/dev/userfaultfd"); err != nil {
