@@ -658,21 +658,27 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 }
 
 /*
- * put_base writes the directory a relative path is resolved against (the
- * dirfd's file, or the cwd for AT_FDCWD) when the user path is relative, and
- * an empty string otherwise.
+ * put_base_for writes the directory a relative path is resolved against
+ * (the dirfd's file, or the cwd for AT_FDCWD) when the path, whose first
+ * character is first, is relative, and an empty string otherwise.
  */
-static __always_inline __u32 put_base(struct scratch *s, __u32 off, int idx, long dfd, const char *upath)
+static __always_inline __u32 put_base_for(struct scratch *s, __u32 off, int idx, long dfd, char first)
 {
-	char c = '/';
-	if (upath)
-		bpf_probe_read_user(&c, 1, upath);
-	if (c == '/')
+	if (first == '/')
 		return set_len(s, off, idx, 0);
 	struct task_struct *t = current_task();
 	if ((int)dfd == AT_FDCWD_VAL)
 		return put_cwd(s, off, idx, t);
 	return put_file_path(s, off, idx, fd_file(t, dfd));
+}
+
+/* put_base is put_base_for a path in user memory. */
+static __always_inline __u32 put_base(struct scratch *s, __u32 off, int idx, long dfd, const char *upath)
+{
+	char c = '/';
+	if (upath)
+		bpf_probe_read_user(&c, 1, upath);
+	return put_base_for(s, off, idx, dfd, c);
 }
 
 static __always_inline struct sock *file_sock(struct file *f)

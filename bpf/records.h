@@ -97,6 +97,8 @@ enum rec_sys {
 	VIGIL_SYS_IO_URING_OPENAT,  /* IORING_OP_OPENAT, read at completion */
 	VIGIL_SYS_IO_URING_OPENAT2,
 	VIGIL_SYS_IO_URING_CONNECT,
+	VIGIL_SYS_IO_URING_UNLINKAT,
+	VIGIL_SYS_IO_URING_RENAMEAT,
 	VIGIL_SYS_MAX,
 };
 
@@ -281,6 +283,8 @@ enum rec_cfg_flag {
 	VIGIL_CFG_IGNORE_CGROUPS = 4,
 	VIGIL_CFG_URING_OPEN = 8,     /* report opens completed by an io_uring */
 	VIGIL_CFG_URING_CONNECT = 16, /* report connects completed by an io_uring */
+	VIGIL_CFG_URING_UNLINK = 32,  /* ... unlinks */
+	VIGIL_CFG_URING_RENAME = 64,  /* ... renames */
 };
 
 /* Runtime configuration, one entry of the config array map. */

@@ -203,55 +203,74 @@ func attachCore(progs map[string]*ebpf.Program) ([]*attachment, error) {
 	return out, nil
 }
 
-// attachURing attaches the io_uring completion probe, which reports opens
-// and connects submitted through an io_uring (they pass through no system
-// call). Kernels before 6.0 give the tracepoint other arguments, and some
-// build io_uring out: the probe is then skipped and reported.
-func attachURing(progs map[string]*ebpf.Program) (*attachment, *vigilv1.SkippedProbe) {
-	const name = "io_uring_complete"
-	skip := func(reason string) (*attachment, *vigilv1.SkippedProbe) {
-		return nil, &vigilv1.SkippedProbe{Name: name, Reason: reason}
+// attachURing attaches the io_uring probes, which report opens, connects,
+// unlinks and renames submitted through an io_uring (they pass through no
+// system call): uring_complete reads each at completion, uring_submit keeps
+// the path names the kernel frees before then. Kernels before 6.0 give the
+// tracepoints other arguments, and some build io_uring out: the probes are
+// then skipped and reported.
+func attachURing(progs map[string]*ebpf.Program) ([]*attachment, []*vigilv1.SkippedProbe) {
+	var out []*attachment
+	var skipped []*vigilv1.SkippedProbe
+	for _, p := range uringProbes {
+		if err := uringTracepointShape(p.tracepoint); err != nil {
+			skipped = append(skipped, &vigilv1.SkippedProbe{Name: p.tracepoint, Reason: err.Error()})
+			continue
+		}
+		prog := progs[p.prog]
+		if prog == nil {
+			skipped = append(skipped, &vigilv1.SkippedProbe{Name: p.tracepoint, Reason: "program " + p.prog + " missing from the object"})
+			continue
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+		if err != nil {
+			skipped = append(skipped, &vigilv1.SkippedProbe{Name: p.tracepoint, Reason: fmt.Sprintf("attach io_uring/%s: %v", p.tracepoint, err)})
+			continue
+		}
+		out = append(out, &attachment{name: p.tracepoint, links: []link.Link{l}})
 	}
-	if err := uringTracepointShape(); err != nil {
-		return skip(err.Error())
-	}
-	prog := progs["uring_complete"]
-	if prog == nil {
-		return skip("program uring_complete missing from the object")
-	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
-	if err != nil {
-		return skip(fmt.Sprintf("attach io_uring/io_uring_complete: %v", err))
-	}
-	return &attachment{name: name, links: []link.Link{l}}, nil
+	return out, skipped
 }
 
-// uringTracepointShape checks that io_uring_complete passes (ctx, req, cqe),
-// as the probe reads it: since Linux 6.0 it does; before, it passed the
-// completion's values instead of the request.
-func uringTracepointShape() error {
+// uringProbes are the io_uring tracepoints and the programs reading them.
+var uringProbes = []struct{ tracepoint, prog string }{
+	{"io_uring_complete", "uring_complete"},
+	{"io_uring_submit_req", "uring_submit"},
+}
+
+// uringTracepointShape checks that an io_uring tracepoint passes what its
+// probe reads: io_uring_complete (ctx, req, cqe) and io_uring_submit_req
+// (req), as they have since Linux 6.0; before, they passed other values.
+func uringTracepointShape(tracepoint string) error {
 	kernel, err := btf.LoadKernelSpec()
 	if err != nil {
-		return fmt.Errorf("no kernel BTF to check the io_uring_complete tracepoint against: %w", err)
+		return fmt.Errorf("no kernel BTF to check the %s tracepoint against: %w", tracepoint, err)
 	}
 	var td *btf.Typedef
-	if err := kernel.TypeByName("btf_trace_io_uring_complete", &td); err != nil {
-		return fmt.Errorf("tracepoint io_uring/io_uring_complete %w", errMissingTracepoint)
+	if err := kernel.TypeByName("btf_trace_"+tracepoint, &td); err != nil {
+		return fmt.Errorf("tracepoint io_uring/%s %w", tracepoint, errMissingTracepoint)
 	}
+	// The first parameter is the tracepoint's data pointer.
+	want := map[string][]string{"io_uring_complete": {"", "io_ring_ctx", "", "io_uring_cqe"}, "io_uring_submit_req": {"", "io_kiocb"}}[tracepoint]
 	ptr, ok := td.Type.(*btf.Pointer)
 	if !ok {
-		return errors.New("io_uring_complete: unexpected BTF")
+		return fmt.Errorf("%s: unexpected BTF", tracepoint)
 	}
 	proto, ok := ptr.Target.(*btf.FuncProto)
-	if !ok || len(proto.Params) != 4 {
-		return errors.New("io_uring_complete has another shape on this kernel (before Linux 6.0)")
+	if !ok || len(proto.Params) != len(want) {
+		return fmt.Errorf("%s has another shape on this kernel (before Linux 6.0)", tracepoint)
 	}
-	cqe, ok := btf.UnderlyingType(proto.Params[3].Type).(*btf.Pointer)
-	if !ok {
-		return errors.New("io_uring_complete has another shape on this kernel (before Linux 6.0)")
-	}
-	if s, ok := btf.UnderlyingType(cqe.Target).(*btf.Struct); !ok || s.Name != "io_uring_cqe" {
-		return errors.New("io_uring_complete has another shape on this kernel (before Linux 6.0)")
+	for i, name := range want {
+		if name == "" {
+			continue
+		}
+		p, ok := btf.UnderlyingType(proto.Params[i].Type).(*btf.Pointer)
+		if !ok {
+			return fmt.Errorf("%s has another shape on this kernel (before Linux 6.0)", tracepoint)
+		}
+		if s, ok := btf.UnderlyingType(p.Target).(*btf.Struct); !ok || s.Name != name {
+			return fmt.Errorf("%s has another shape on this kernel (before Linux 6.0)", tracepoint)
+		}
 	}
 	return nil
 }

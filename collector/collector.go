@@ -49,8 +49,8 @@ type Collector struct {
 	attached map[string][]*attachment // by event kind
 	core     []*attachment
 	skipped  map[string][]*vigilv1.SkippedProbe // by event kind
-	// uringSkipped says why the io_uring completion probe is not attached.
-	uringSkipped *vigilv1.SkippedProbe
+	// uringSkipped says why io_uring probes are not attached.
+	uringSkipped []*vigilv1.SkippedProbe
 	// last kernel counters and probes, kept for Health after Run returns
 	lastLost, lastRate uint64
 	lastLoaded         []string
@@ -186,13 +186,19 @@ func (c *Collector) applyKernelConfig(cfg Config) error {
 	if cfg.RateLimitPerSecond > 0 {
 		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_RATE_LIMIT)
 	}
-	// One probe reads every io_uring completion; the open and connect
-	// kinds decide which of them it reports.
+	// One probe reads every io_uring completion; the open, connect, unlink
+	// and rename kinds decide which of them it reports.
 	if enabled(cfg, "open") {
 		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_OPEN)
 	}
 	if enabled(cfg, "connect") {
 		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_CONNECT)
+	}
+	if enabled(cfg, "unlink") {
+		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_UNLINK)
+	}
+	if enabled(cfg, "rename") {
+		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_RENAME)
 	}
 	bins := c.coll.Maps["ignored_binaries"]
 	if err := clearMap[probes.VigilRecFileKey](bins); err != nil {
@@ -266,11 +272,11 @@ func (c *Collector) Run(ctx context.Context, out chan<- *vigilv1.Event) error {
 		c.close()
 		return err
 	}
-	if a, skipped := attachURing(c.coll.Programs); skipped != nil {
-		c.uringSkipped = skipped
-		c.log.Info("probe skipped", "probe", skipped.Name, "reason", skipped.Reason)
-	} else {
-		core = append(core, a)
+	uring, skipped := attachURing(c.coll.Programs)
+	core = append(core, uring...)
+	c.uringSkipped = skipped
+	for _, s := range skipped {
+		c.log.Info("probe skipped", "probe", s.Name, "reason", s.Reason)
 	}
 	c.core = core
 	c.reattachLocked(c.cfg)
@@ -640,9 +646,7 @@ func (c *Collector) probeNamesLocked() ([]string, []*vigilv1.SkippedProbe) {
 		}
 		skipped = append(skipped, c.skipped[g.kind]...)
 	}
-	if c.uringSkipped != nil {
-		skipped = append(skipped, c.uringSkipped)
-	}
+	skipped = append(skipped, c.uringSkipped...)
 	return loaded, skipped
 }
 

@@ -473,7 +473,8 @@ func (d *Decoder) Decode(b []byte, r *Record) error {
 	ev.Syscall = sysName(h.Sys)
 	switch probes.VigilRecSys(h.Sys) {
 	case probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT, probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT2,
-		probes.VigilRecSysVIGIL_SYS_IO_URING_CONNECT:
+		probes.VigilRecSysVIGIL_SYS_IO_URING_CONNECT, probes.VigilRecSysVIGIL_SYS_IO_URING_UNLINKAT,
+		probes.VigilRecSysVIGIL_SYS_IO_URING_RENAMEAT:
 		ev.IoUring = true
 	}
 	r.Event = ev
@@ -696,11 +697,12 @@ func decodeSyscall(b []byte, h *probes.VigilRecHdr, r *Record) error {
 		ev.Kind = &vigilv1.Event_Unlink{Unlink: &vigilv1.FileUnlink{Path: joinBase(cstr(s[0]), s[1])}}
 	case probes.VigilRecSysVIGIL_SYS_RMDIR:
 		ev.Kind = &vigilv1.Event_Unlink{Unlink: &vigilv1.FileUnlink{Path: joinBase(cstr(s[0]), s[1]), Directory: true}}
-	case probes.VigilRecSysVIGIL_SYS_UNLINKAT:
+	case probes.VigilRecSysVIGIL_SYS_UNLINKAT, probes.VigilRecSysVIGIL_SYS_IO_URING_UNLINKAT:
 		ev.Kind = &vigilv1.Event_Unlink{Unlink: &vigilv1.FileUnlink{Path: joinBase(cstr(s[0]), s[1]), Directory: a[2]&unix.AT_REMOVEDIR != 0}}
-	case probes.VigilRecSysVIGIL_SYS_RENAME, probes.VigilRecSysVIGIL_SYS_RENAMEAT, probes.VigilRecSysVIGIL_SYS_RENAMEAT2:
+	case probes.VigilRecSysVIGIL_SYS_RENAME, probes.VigilRecSysVIGIL_SYS_RENAMEAT, probes.VigilRecSysVIGIL_SYS_RENAMEAT2,
+		probes.VigilRecSysVIGIL_SYS_IO_URING_RENAMEAT:
 		var flags uint32
-		if probes.VigilRecSys(h.Sys) == probes.VigilRecSysVIGIL_SYS_RENAMEAT2 {
+		if sys := probes.VigilRecSys(h.Sys); sys == probes.VigilRecSysVIGIL_SYS_RENAMEAT2 || sys == probes.VigilRecSysVIGIL_SYS_IO_URING_RENAMEAT {
 			flags = uint32(a[4])
 		}
 		ev.Kind = &vigilv1.Event_Rename{Rename: &vigilv1.FileRename{OldPath: joinBase(cstr(s[0]), s[1]), NewPath: joinBase(cstr(s[2]), s[3]), Flags: flags}}

@@ -170,8 +170,53 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				unix.Close(fd)
 				return mine(func(ev *vigilv1.Event) bool { return ev.IoUring && ev.GetOpen().GetPath() == target }), func(t *testing.T, ev *vigilv1.Event) {
 					o := ev.GetOpen()
-					if ev.Syscall != "openat" || o.Fd != int32(fd) || o.Flags&unix.O_ACCMODE != unix.O_RDWR || o.Inode == 0 || o.Created {
+					if ev.Syscall != "openat" || o.Fd != int32(fd) || o.Flags&unix.O_ACCMODE != unix.O_RDWR || o.Inode == 0 || o.Created ||
+						o.RequestedPath != filepath.Base(target) {
 						t.Errorf("open = %v io_uring %v syscall %s, want fd %d read-write through the ring", o, ev.IoUring, ev.Syscall, fd)
+					}
+				}
+			}},
+			{"a failed open through an io_uring still shows the path asked for", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
+				ring, err := testuring.New()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ring.Close()
+				t.Chdir(dir)
+				missing := "uring-missing-" + unique
+				if _, err := ring.Openat(missing, os.O_RDONLY, 0); err != unix.ENOENT {
+					t.Fatalf("open of a missing file: %v", err)
+				}
+				return mine(func(ev *vigilv1.Event) bool { return ev.IoUring && ev.GetOpen().GetRequestedPath() == missing }), func(t *testing.T, ev *vigilv1.Event) {
+					if o := ev.GetOpen(); o.Path != filepath.Join(dir, missing) || ev.Errno != "ENOENT" {
+						t.Errorf("open = %v errno %s, want %s", o, ev.Errno, filepath.Join(dir, missing))
+					}
+				}
+			}},
+			{"an unlink and a rename submitted through an io_uring show their paths", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
+				ring, err := testuring.New()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ring.Close()
+				t.Chdir(dir)
+				from, to := "uring-from-"+unique, "uring-to-"+unique
+				if err := os.WriteFile(from, []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := ring.Renameat(from, to); err != nil {
+					t.Fatal(err)
+				}
+				if err := ring.Unlinkat(to, 0); err != nil {
+					t.Fatal(err)
+				}
+				rn := cp.waitFor(t, "the rename", func(ev *vigilv1.Event) bool { return ev.IoUring && ev.GetRename() != nil && ev.Process.GetPid() == me })
+				if r := rn.GetRename(); r.OldPath != filepath.Join(dir, from) || r.NewPath != filepath.Join(dir, to) || rn.Syscall != "renameat2" || rn.Result != 0 {
+					t.Errorf("rename = %v syscall %s result %d", r, rn.Syscall, rn.Result)
+				}
+				return mine(func(ev *vigilv1.Event) bool { return ev.IoUring && ev.GetUnlink() != nil }), func(t *testing.T, ev *vigilv1.Event) {
+					if u := ev.GetUnlink(); u.Path != filepath.Join(dir, to) || u.Directory || ev.Syscall != "unlinkat" || ev.Result != 0 {
+						t.Errorf("unlink = %v syscall %s result %d", u, ev.Syscall, ev.Result)
 					}
 				}
 			}},

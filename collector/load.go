@@ -73,8 +73,10 @@ func prepareSpec(load func() (*ebpf.CollectionSpec, error), cfg Config, v1 v1Con
 	// A tracing program whose tracepoint is missing, or passes other
 	// arguments, would fail the whole load: leave it out (attachURing
 	// reports why).
-	if uringTracepointShape() != nil {
-		delete(spec.Programs, "uring_complete")
+	for _, p := range uringProbes {
+		if uringTracepointShape(p.tracepoint) != nil {
+			delete(spec.Programs, p.prog)
+		}
 	}
 	subsys := uint32(noSubsys)
 	if v1.ok {

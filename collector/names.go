@@ -70,16 +70,18 @@ var sysNames = [...]string{
 	probes.VigilRecSysVIGIL_SYS_IO_URING_SETUP:    "io_uring_setup",
 	// Opens and connects completed by an io_uring carry the name of the
 	// system call they stand for, so rules about either see them.
-	probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT:  "openat",
-	probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT2: "openat2",
-	probes.VigilRecSysVIGIL_SYS_IO_URING_CONNECT: "connect",
-	probes.VigilRecSysVIGIL_SYS_RECVFROM:         "recvfrom",
-	probes.VigilRecSysVIGIL_SYS_RECVMSG:          "recvmsg",
-	probes.VigilRecSysVIGIL_SYS_READ:             "read",
-	probes.VigilRecSysVIGIL_SYS_DUP:              "dup",
-	probes.VigilRecSysVIGIL_SYS_DUP2:             "dup2",
-	probes.VigilRecSysVIGIL_SYS_DUP3:             "dup3",
-	probes.VigilRecSysVIGIL_SYS_MAX:              "",
+	probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT:   "openat",
+	probes.VigilRecSysVIGIL_SYS_IO_URING_OPENAT2:  "openat2",
+	probes.VigilRecSysVIGIL_SYS_IO_URING_CONNECT:  "connect",
+	probes.VigilRecSysVIGIL_SYS_IO_URING_UNLINKAT: "unlinkat",
+	probes.VigilRecSysVIGIL_SYS_IO_URING_RENAMEAT: "renameat2",
+	probes.VigilRecSysVIGIL_SYS_RECVFROM:          "recvfrom",
+	probes.VigilRecSysVIGIL_SYS_RECVMSG:           "recvmsg",
+	probes.VigilRecSysVIGIL_SYS_READ:              "read",
+	probes.VigilRecSysVIGIL_SYS_DUP:               "dup",
+	probes.VigilRecSysVIGIL_SYS_DUP2:              "dup2",
+	probes.VigilRecSysVIGIL_SYS_DUP3:              "dup3",
+	probes.VigilRecSysVIGIL_SYS_MAX:               "",
 }
 
 func sysName(sys uint16) string {

@@ -28,6 +28,8 @@ const (
 	VigilRecCfgFlagVIGIL_CFG_IGNORE_CGROUPS  VigilRecCfgFlag = 4
 	VigilRecCfgFlagVIGIL_CFG_URING_OPEN      VigilRecCfgFlag = 8
 	VigilRecCfgFlagVIGIL_CFG_URING_CONNECT   VigilRecCfgFlag = 16
+	VigilRecCfgFlagVIGIL_CFG_URING_UNLINK    VigilRecCfgFlag = 32
+	VigilRecCfgFlagVIGIL_CFG_URING_RENAME    VigilRecCfgFlag = 64
 )
 
 type VigilRecConfig struct {
@@ -282,7 +284,9 @@ const (
 	VigilRecSysVIGIL_SYS_IO_URING_OPENAT   VigilRecSys = 64
 	VigilRecSysVIGIL_SYS_IO_URING_OPENAT2  VigilRecSys = 65
 	VigilRecSysVIGIL_SYS_IO_URING_CONNECT  VigilRecSys = 66
-	VigilRecSysVIGIL_SYS_MAX               VigilRecSys = 67
+	VigilRecSysVIGIL_SYS_IO_URING_UNLINKAT VigilRecSys = 67
+	VigilRecSysVIGIL_SYS_IO_URING_RENAMEAT VigilRecSys = 68
+	VigilRecSysVIGIL_SYS_MAX               VigilRecSys = 69
 )
 
 type VigilRecSyscall struct {
@@ -313,6 +317,14 @@ type VigilScratch struct {
 	Buf [32768]uint8
 }
 
+type VigilUringNames struct {
+	_     structs.HostLayout
+	Dfd   [2]int32
+	Flags uint32
+	Pad   uint32
+	Name  [2][256]int8
+}
+
 type VigilWalkState struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -338,6 +350,8 @@ const (
 	VigilMapProcState            = "proc_state"
 	VigilMapRawFallback          = "raw_fallback"
 	VigilMapScratchMap           = "scratch_map"
+	VigilMapUringNamesBuf        = "uring_names_buf"
+	VigilMapUringPending         = "uring_pending"
 	VigilMapWalkMap              = "walk_map"
 	VigilProgEnterExecveat       = "enter_execveat"
 	VigilProgExitAccept          = "exit_accept"
@@ -405,6 +419,7 @@ const (
 	VigilProgHandleFork          = "handle_fork"
 	VigilProgRawExit             = "raw_exit"
 	VigilProgUringComplete       = "uring_complete"
+	VigilProgUringSubmit         = "uring_submit"
 	VigilVarCgroupV1Subsys       = "cgroup_v1_subsys"
 	VigilVarTargetArm64          = "target_arm64"
 	VigilVarUnusedCfgFlag        = "unused_cfg_flag"
@@ -530,6 +545,7 @@ type VigilProgramSpecs struct {
 	HandleFork          *ebpf.ProgramSpec `ebpf:"handle_fork"`
 	RawExit             *ebpf.ProgramSpec `ebpf:"raw_exit"`
 	UringComplete       *ebpf.ProgramSpec `ebpf:"uring_complete"`
+	UringSubmit         *ebpf.ProgramSpec `ebpf:"uring_submit"`
 }
 
 // VigilMapSpecs contains maps before they are loaded into the kernel.
@@ -546,6 +562,8 @@ type VigilMapSpecs struct {
 	ProcState       *ebpf.MapSpec `ebpf:"proc_state"`
 	RawFallback     *ebpf.MapSpec `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
+	UringNamesBuf   *ebpf.MapSpec `ebpf:"uring_names_buf"`
+	UringPending    *ebpf.MapSpec `ebpf:"uring_pending"`
 	WalkMap         *ebpf.MapSpec `ebpf:"walk_map"`
 }
 
@@ -600,6 +618,8 @@ type VigilMaps struct {
 	ProcState       *ebpf.Map `ebpf:"proc_state"`
 	RawFallback     *ebpf.Map `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
+	UringNamesBuf   *ebpf.Map `ebpf:"uring_names_buf"`
+	UringPending    *ebpf.Map `ebpf:"uring_pending"`
 	WalkMap         *ebpf.Map `ebpf:"walk_map"`
 }
 
@@ -615,6 +635,8 @@ func (m *VigilMaps) Close() error {
 		m.ProcState,
 		m.RawFallback,
 		m.ScratchMap,
+		m.UringNamesBuf,
+		m.UringPending,
 		m.WalkMap,
 	)
 }
@@ -710,6 +732,7 @@ type VigilPrograms struct {
 	HandleFork          *ebpf.Program `ebpf:"handle_fork"`
 	RawExit             *ebpf.Program `ebpf:"raw_exit"`
 	UringComplete       *ebpf.Program `ebpf:"uring_complete"`
+	UringSubmit         *ebpf.Program `ebpf:"uring_submit"`
 }
 
 func (p *VigilPrograms) Close() error {
@@ -780,6 +803,7 @@ func (p *VigilPrograms) Close() error {
 		p.HandleFork,
 		p.RawExit,
 		p.UringComplete,
+		p.UringSubmit,
 	)
 }
 

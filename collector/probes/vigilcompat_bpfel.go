@@ -27,6 +27,8 @@ const (
 	VigilCompatMapProcState             = "proc_state"
 	VigilCompatMapRawFallback           = "raw_fallback"
 	VigilCompatMapScratchMap            = "scratch_map"
+	VigilCompatMapUringNamesBuf         = "uring_names_buf"
+	VigilCompatMapUringPending          = "uring_pending"
 	VigilCompatMapWalkMap               = "walk_map"
 	VigilCompatProgEnterAccept          = "enter_accept"
 	VigilCompatProgEnterAccept4         = "enter_accept4"
@@ -154,6 +156,7 @@ const (
 	VigilCompatProgRawEnter             = "raw_enter"
 	VigilCompatProgRawExit              = "raw_exit"
 	VigilCompatProgUringComplete        = "uring_complete"
+	VigilCompatProgUringSubmit          = "uring_submit"
 	VigilCompatVarCgroupV1Subsys        = "cgroup_v1_subsys"
 	VigilCompatVarUnusedCfgFlag         = "unused_cfg_flag"
 	VigilCompatVarUnusedCounter         = "unused_counter"
@@ -338,6 +341,7 @@ type VigilCompatProgramSpecs struct {
 	RawEnter             *ebpf.ProgramSpec `ebpf:"raw_enter"`
 	RawExit              *ebpf.ProgramSpec `ebpf:"raw_exit"`
 	UringComplete        *ebpf.ProgramSpec `ebpf:"uring_complete"`
+	UringSubmit          *ebpf.ProgramSpec `ebpf:"uring_submit"`
 }
 
 // VigilCompatMapSpecs contains maps before they are loaded into the kernel.
@@ -355,6 +359,8 @@ type VigilCompatMapSpecs struct {
 	ProcState       *ebpf.MapSpec `ebpf:"proc_state"`
 	RawFallback     *ebpf.MapSpec `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.MapSpec `ebpf:"scratch_map"`
+	UringNamesBuf   *ebpf.MapSpec `ebpf:"uring_names_buf"`
+	UringPending    *ebpf.MapSpec `ebpf:"uring_pending"`
 	WalkMap         *ebpf.MapSpec `ebpf:"walk_map"`
 }
 
@@ -409,6 +415,8 @@ type VigilCompatMaps struct {
 	ProcState       *ebpf.Map `ebpf:"proc_state"`
 	RawFallback     *ebpf.Map `ebpf:"raw_fallback"`
 	ScratchMap      *ebpf.Map `ebpf:"scratch_map"`
+	UringNamesBuf   *ebpf.Map `ebpf:"uring_names_buf"`
+	UringPending    *ebpf.Map `ebpf:"uring_pending"`
 	WalkMap         *ebpf.Map `ebpf:"walk_map"`
 }
 
@@ -425,6 +433,8 @@ func (m *VigilCompatMaps) Close() error {
 		m.ProcState,
 		m.RawFallback,
 		m.ScratchMap,
+		m.UringNamesBuf,
+		m.UringPending,
 		m.WalkMap,
 	)
 }
@@ -579,6 +589,7 @@ type VigilCompatPrograms struct {
 	RawEnter             *ebpf.Program `ebpf:"raw_enter"`
 	RawExit              *ebpf.Program `ebpf:"raw_exit"`
 	UringComplete        *ebpf.Program `ebpf:"uring_complete"`
+	UringSubmit          *ebpf.Program `ebpf:"uring_submit"`
 }
 
 func (p *VigilCompatPrograms) Close() error {
@@ -709,6 +720,7 @@ func (p *VigilCompatPrograms) Close() error {
 		p.RawEnter,
 		p.RawExit,
 		p.UringComplete,
+		p.UringSubmit,
 	)
 }
 

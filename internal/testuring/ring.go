@@ -17,8 +17,10 @@ import (
 
 // Opcodes (enum io_uring_op in linux/io_uring.h).
 const (
-	opConnect = 16
-	opOpenat  = 18
+	opConnect  = 16
+	opOpenat   = 18
+	opRenameat = 35
+	opUnlinkat = 36
 )
 
 const (
@@ -134,11 +136,8 @@ func (r *Ring) Openat(path string, flags int, mode uint32) (int, error) {
 	}
 	res, err := r.run(sqe{opcode: opOpenat, fd: unix.AT_FDCWD, addr: uint64(uintptr(unsafe.Pointer(p))), len: mode, opFlags: uint32(flags)})
 	runtime.KeepAlive(p)
-	if err != nil {
+	if err := result(res, err); err != nil {
 		return -1, err
-	}
-	if res < 0 {
-		return -1, unix.Errno(-res)
 	}
 	return int(res), nil
 }
@@ -149,6 +148,41 @@ func (r *Ring) ConnectInet4(fd int, ip [4]byte, port int) error {
 	sa.Port = uint16(port>>8) | uint16(port&0xff)<<8 // network byte order
 	res, err := r.run(sqe{opcode: opConnect, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(&sa))), off: uint64(unsafe.Sizeof(sa))})
 	runtime.KeepAlive(&sa)
+	return result(res, err)
+}
+
+// Unlinkat removes path, relative to the working directory, through the
+// ring; flags may hold AT_REMOVEDIR.
+func (r *Ring) Unlinkat(path string, flags int) error {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return err
+	}
+	res, err := r.run(sqe{opcode: opUnlinkat, fd: unix.AT_FDCWD, addr: uint64(uintptr(unsafe.Pointer(p))), opFlags: uint32(flags)})
+	runtime.KeepAlive(p)
+	return result(res, err)
+}
+
+// Renameat renames from to to, both relative to the working directory,
+// through the ring.
+func (r *Ring) Renameat(from, to string) error {
+	f, err := unix.BytePtrFromString(from)
+	if err != nil {
+		return err
+	}
+	t, err := unix.BytePtrFromString(to)
+	if err != nil {
+		return err
+	}
+	atFdcwd := int32(unix.AT_FDCWD)
+	res, err := r.run(sqe{opcode: opRenameat, fd: unix.AT_FDCWD, addr: uint64(uintptr(unsafe.Pointer(f))), len: uint32(atFdcwd), off: uint64(uintptr(unsafe.Pointer(t)))})
+	runtime.KeepAlive(f)
+	runtime.KeepAlive(t)
+	return result(res, err)
+}
+
+// result turns a completion's result into an error.
+func result(res int32, err error) error {
 	if err != nil {
 		return err
 	}
