@@ -143,6 +143,14 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "CredentialAccess:Runtime/SensitiveFileRead", Exe: []string{"/bin/attacker"}, InContainer: true}},
 		},
 		{
+			name:      "shell history removed through an io_uring in a container (no unlink system call)",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/attacker", "uring-unlink", "/root/.bash_history")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/SuspiciousCommand", Exe: []string{"/bin/attacker"}, InContainer: true}},
+		},
+		{
 			name:      "binary dropped into a running container and executed",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {

@@ -61,6 +61,7 @@ var actions = map[string]func([]string) error{
 	"exec32":         exec32,
 	"io-uring":       ioUring,
 	"uring-read":     uringRead,
+	"uring-unlink":   uringUnlink,
 	"setns":          setns,
 	"write":          writeFile,
 	"connect-unix":   connectUnix,
@@ -447,6 +448,35 @@ func uringRead(args []string) error {
 	}
 	fmt.Printf("opened %s through an io_uring: fd %d\n", args[0], fd)
 	return unix.Close(fd)
+}
+
+// uringUnlink removes PATH through an io_uring (no unlink system call),
+// creating it first when it is missing. Args: PATH
+func uringUnlink(args []string) error {
+	if len(args) < 1 {
+		return errors.New("want PATH")
+	}
+	if err := os.MkdirAll(filepath.Dir(args[0]), 0o700); err != nil {
+		return err
+	}
+	if _, err := os.Stat(args[0]); err != nil {
+		// Created without O_TRUNC: only the removal may raise a finding.
+		f, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	ring, err := testuring.New()
+	if err != nil {
+		return err
+	}
+	defer ring.Close()
+	if err := ring.Unlinkat(args[0], 0); err != nil {
+		return fmt.Errorf("unlink %s: %w", args[0], err)
+	}
+	fmt.Printf("removed %s through an io_uring\n", args[0])
+	return nil
 }
 
 // setns joins the namespace PATH names (/proc/1/ns/mnt), as nsenter does;
