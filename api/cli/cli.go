@@ -456,7 +456,11 @@ func printFinding(w io.Writer, f *vigilv1.Finding) error {
 	if evs := f.GetEvidence().GetEvents(); len(evs) > 0 {
 		fmt.Fprintf(w, "\nEvidence (%d events):\n", len(evs))
 		for _, e := range evs {
-			fmt.Fprintf(w, "  %s  %s  %s (pid %d)\n", when(e.GetTime()), clean(e.GetSyscall()),
+			how := clean(e.GetSyscall())
+			if e.GetIoUring() {
+				how += " (io_uring)"
+			}
+			fmt.Fprintf(w, "  %s  %s  %s (pid %d)\n", when(e.GetTime()), how,
 				clean(e.GetProcess().GetComm()), e.GetProcess().GetPid())
 		}
 	}

@@ -397,7 +397,7 @@ function evidencePanel(evd) {
       el("thead", {}, el("tr", {}, ["Time", "Syscall", "Kind", "Process", "Detail", "Result"].map((h) => el("th", { text: h })))),
       el("tbody", {}, events.map((ev) => el("tr", {},
         el("td", { text: fmtTime(ev.time) }),
-        el("td", { className: "mono", text: ev.syscall || "" }),
+        el("td", { className: "mono", text: (ev.syscall || "") + (ev.ioUring ? " (io_uring)" : "") }),
         el("td", { text: eventKind(ev) }),
         el("td", { className: "mono", text: ev.process ? `${ev.process.comm || "?"} (${ev.process.pid || "?"})` : "" }),
         el("td", { className: "mono wrap", text: eventSummary(ev) }),
