@@ -192,8 +192,10 @@ func TestApplyPolicyChangesCaptureLive(t *testing.T) {
 		}
 		var h vigilv1.SensorHealth
 		cp.c.Health(&h)
-		if !slices.Contains(h.LoadedProbes, "openat") || !slices.Contains(h.LoadedProbes, "io_uring_complete") {
-			t.Fatalf("openat or io_uring_complete not attached: %v", h.LoadedProbes)
+		for _, p := range []string{"openat", "io_uring_complete", "io_uring_submit_req"} {
+			if !slices.Contains(h.LoadedProbes, p) {
+				t.Fatalf("%s not attached: %v", p, h.LoadedProbes)
+			}
 		}
 		pid := cat("/bin/cat")
 		cp.waitFor(t, "open by cat", func(ev *vigilv1.Event) bool { return ev.Process.GetPid() == pid && ev.GetOpen().GetPath() == target })

@@ -79,3 +79,19 @@ func TestAutoFallsBackToCompatWithBTFFile(t *testing.T) {
 		t.Errorf("loaded %s with a BTF file, want compat", object)
 	}
 }
+
+func TestURingTracepointShape(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	for _, p := range uringProbes {
+		if err := uringTracepointShape(p.tracepoint); err != nil {
+			t.Errorf("%s on this kernel (6.0 or newer): %v", p.tracepoint, err)
+		}
+	}
+	if err := uringTracepointShape("io_uring_no_such_tracepoint"); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("a missing tracepoint: %v", err)
+	}
+	// A tracepoint of another shape is refused, not misread.
+	if err := uringTracepointShape("io_uring_create"); err == nil {
+		t.Error("io_uring_create accepted as io_uring_complete's shape")
+	}
+}
