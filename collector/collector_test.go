@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/vigilsec/vigil/internal/testuring"
+	"github.com/vigilsec/vigil/internal/testutil/uring"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -164,7 +164,7 @@ func TestApplyPolicyChangesCaptureLive(t *testing.T) {
 		return n
 	}
 
-	ring, err := testuring.New()
+	ring, err := uring.New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/internal/testuring"
+	"github.com/vigilsec/vigil/internal/testutil/uring"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -152,7 +152,7 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 			}},
 			{"an open submitted through an io_uring shows the file the kernel opened", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
-				ring, err := testuring.New()
+				ring, err := uring.New()
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -177,7 +177,7 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 			}},
 			{"a failed open through an io_uring still shows the path asked for", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
-				ring, err := testuring.New()
+				ring, err := uring.New()
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -194,7 +194,7 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 			}},
 			{"an unlink and a rename submitted through an io_uring show their paths", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
-				ring, err := testuring.New()
+				ring, err := uring.New()
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -227,7 +227,7 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 				defer ln.Close()
 				port := ln.Addr().(*net.TCPAddr).Port
-				ring, err := testuring.New()
+				ring, err := uring.New()
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -21,8 +21,8 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/internal/testelf"
 	"github.com/vigilsec/vigil/internal/testutil"
+	"github.com/vigilsec/vigil/internal/testutil/elf32"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -370,7 +370,7 @@ func TestProbesCaptureEachAction(t *testing.T) {
 					t.Skip("the test program is an i386 executable")
 				}
 				bin := filepath.Join(t.TempDir(), "legacy32")
-				if err := os.WriteFile(bin, testelf.ELF32Exit(7), 0o755); err != nil {
+				if err := os.WriteFile(bin, elf32.ExitProgram(7), 0o755); err != nil {
 					t.Fatal(err)
 				}
 				cmd := exec.Command(bin)

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/vigilsec/vigil/internal/testelf"
+	"github.com/vigilsec/vigil/internal/testutil/elf32"
 )
 
 func TestParseStat(t *testing.T) {
@@ -100,7 +100,7 @@ func TestIsELF32(t *testing.T) {
 		path string
 		want bool
 	}{
-		{"an i386 executable", write("i386", testelf.ELF32Exit(0)), true},
+		{"an i386 executable", write("i386", elf32.ExitProgram(0)), true},
 		{"this 64-bit test binary", self, false},
 		{"a script", write("script", []byte("#!/bin/sh\nexit 0\n")), false},
 		{"a file shorter than the header", write("short", []byte("\x7fEL")), false},

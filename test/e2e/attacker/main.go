@@ -24,8 +24,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/internal/testelf"
-	"github.com/vigilsec/vigil/internal/testuring"
+	"github.com/vigilsec/vigil/internal/testutil/elf32"
+	"github.com/vigilsec/vigil/internal/testutil/uring"
 )
 
 func main() {
@@ -405,7 +405,7 @@ func exec32(args []string) error {
 	if len(args) < 1 {
 		return errors.New("want PATH")
 	}
-	if err := os.WriteFile(args[0], testelf.ELF32Exit(0), 0o755); err != nil {
+	if err := os.WriteFile(args[0], elf32.ExitProgram(0), 0o755); err != nil {
 		return err
 	}
 	return exec.Command(args[0]).Run()
@@ -430,7 +430,7 @@ func uringRead(args []string) error {
 	if len(args) < 1 {
 		return errors.New("want PATH")
 	}
-	ring, err := testuring.New()
+	ring, err := uring.New()
 	if err != nil {
 		return err
 	}
@@ -467,7 +467,7 @@ func uringUnlink(args []string) error {
 		}
 		f.Close()
 	}
-	ring, err := testuring.New()
+	ring, err := uring.New()
 	if err != nil {
 		return err
 	}

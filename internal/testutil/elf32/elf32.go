@@ -1,13 +1,13 @@
-// Package testelf builds tiny executables for tests.
-package testelf
+// Package elf32 builds a tiny 32-bit executable for tests.
+package elf32
 
 import "encoding/binary"
 
-// ELF32Exit returns a minimal static i386 executable that exits with code
+// ExitProgram returns a minimal static i386 executable that exits with code
 // through the int 0x80 system call gate. It is built byte by byte so tests
 // need no 32-bit assembler or multilib toolchain; an x86-64 kernel with
 // IA32 emulation runs it in compatibility mode.
-func ELF32Exit(code byte) []byte {
+func ExitProgram(code byte) []byte {
 	const (
 		base    = 0x08048000
 		ehsize  = 52

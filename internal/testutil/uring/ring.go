@@ -1,9 +1,9 @@
-// Package testuring submits single operations through an io_uring, as
+// Package uring submits single operations through an io_uring, as
 // programs that avoid system calls do, for tests and the e2e attacker. It is
 // written against the kernel interface directly (io_uring_setup(2),
 // io_uring_enter(2) and the mapped rings) because it needs only a few
 // operations and no cgo.
-package testuring
+package uring
 
 import (
 	"errors"
