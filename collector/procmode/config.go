@@ -79,6 +79,8 @@ var kindSources = map[string]string{
 	"listen":  "procfs-net",
 	"bind":    "procfs-net",
 	"open":    "procfs-fd",
+	// A new io_uring descriptor is its setup.
+	"io_uring_setup": "procfs-fd",
 }
 
 // Kinds returns the event kinds this mode can produce.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/internal/testutil/uring"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -41,6 +42,8 @@ func TestMain(m *testing.M) {
 		helperTCPPair()
 	case "revshell":
 		helperReverseShell(os.Args[1])
+	case "uring":
+		helperURing()
 	default:
 		fmt.Fprintln(os.Stderr, "unknown helper")
 	}
@@ -462,4 +465,16 @@ func (tr *traced) stop(t testing.TB) {
 	case <-time.After(15 * time.Second):
 		t.Errorf("Run did not return 15s after cancel")
 	}
+}
+
+// helperURing sets up an io_uring, prints its descriptor and holds it past
+// a poll.
+func helperURing() {
+	r, err := uring.New()
+	if err != nil {
+		fail(err)
+	}
+	fmt.Printf("ring=%d\n", r.FD())
+	time.Sleep(600 * time.Millisecond)
+	os.Exit(0)
 }

@@ -233,6 +233,20 @@ func TestWorkloads(t *testing.T) {
 			},
 		},
 		{
+			name:   "an io_uring set up by a traced process is reported as its setup",
+			script: `VIGIL_PROCMODE_HELPER=uring "$TESTBIN"; echo "rc=$?"`,
+			check: func(t *testing.T, w *workload, out string, s *sink) {
+				ring, _ := strconv.Atoi(outputValue(out, "ring"))
+				if ring == 0 || outputValue(out, "rc") != "0" {
+					t.Fatalf("helper output = %q", out)
+				}
+				ev := s.waitFor(t, "io_uring_setup", 5*time.Second, func(ev *vigilv1.Event) bool { return ev.GetIoUringSetup() != nil })
+				if ev.Result != int64(ring) || ev.Syscall != "io_uring_setup" || ev.Process.GetComm() == "" {
+					t.Errorf("io_uring_setup = %v result %d, want the ring's fd %d", ev.GetIoUringSetup(), ev.Result, ring)
+				}
+			},
+		},
+		{
 			name:   "a TCP connection to a local listener is reported as listen, connect and accept",
 			script: `VIGIL_PROCMODE_HELPER=tcp-pair "$TESTBIN"; echo "rc=$?"`,
 			check: func(t *testing.T, w *workload, out string, s *sink) {

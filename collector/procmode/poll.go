@@ -185,6 +185,7 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 	quietNet := ps.baseline && !ps.polledNet()
 	quietFiles := ps.baseline && !ps.polledFiles()
 	var socks []newSock
+	var rings []int
 	var opened []newFile
 	curSocks := make(map[uint64]struct{})
 	var curFiles map[int]fdKey
@@ -206,6 +207,19 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 			curSocks[ino] = struct{}{}
 			if _, ok := ps.socks[ino]; !ok && !quietNet {
 				socks = append(socks, newSock{fd, ino})
+			}
+		case files && link == "anon_inode:[io_uring]":
+			// An io_uring: what the program submits through it passes
+			// through no system call, so a new ring is reported as its
+			// setup. Keyed like a file, so it is reported once.
+			var st unix.Stat_t
+			if unix.Stat(dir+n, &st) != nil {
+				continue
+			}
+			k := fdKey{ino: st.Ino, dev: st.Dev}
+			curFiles[fd] = k
+			if old, ok := ps.fds[fd]; (!ok || old != k) && !quietFiles {
+				rings = append(rings, fd)
 			}
 		case files && strings.HasPrefix(link, "/"):
 			var st unix.Stat_t
@@ -233,6 +247,32 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 	}
 	if len(opened) > 0 {
 		c.emitOpens(ps, opened, pass)
+	}
+	if len(rings) > 0 {
+		c.emitRings(ps, rings)
+	}
+}
+
+// emitRings reports io_uring instances new since the last poll, as the
+// io_uring_setup calls that made them; the entries asked for are not
+// known here.
+func (c *Collector) emitRings(ps *procState, fds []int) {
+	proc := c.procs.Lookup(ps.tgid)
+	if proc == nil {
+		return
+	}
+	cg, cgID := ps.cgroupInfo()
+	for _, fd := range fds {
+		c.emit("io_uring_setup", &vigilv1.Event{
+			Time:       timestamppb.Now(),
+			Process:    proc,
+			Tid:        ps.tgid,
+			CgroupId:   cgID,
+			CgroupPath: cg,
+			Result:     int64(fd),
+			Syscall:    "io_uring_setup",
+			Kind:       &vigilv1.Event_IoUringSetup{IoUringSetup: &vigilv1.IoUringSetup{}},
+		})
 	}
 }
 

@@ -94,6 +94,9 @@ func New() (*Ring, error) {
 	return r, nil
 }
 
+// FD is the ring's descriptor.
+func (r *Ring) FD() int { return r.fd }
+
 // Close unmaps the rings and closes the ring's descriptor.
 func (r *Ring) Close() error {
 	for _, m := range [][]byte{r.sq, r.cq, r.sqes} {
