@@ -1,8 +1,9 @@
 //go:build ignore
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * io_uring probe: opens and connects a program submits through an io_uring
- * never pass through a system call, so the syscall probes cannot see them.
+ * io_uring probes: opens, connects, unlinks and renames a program submits
+ * through an io_uring never pass through a system call, so the syscall
+ * probes cannot see them.
  * This program reads them at completion (the io_uring_complete tracepoint,
  * which runs in the submitting process or one of its io_uring threads, so
  * its file table and filters apply) and emits the same records the open,
