@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/vigilsec/vigil/internal/testutil/uring"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -164,11 +163,7 @@ func TestApplyPolicyChangesCaptureLive(t *testing.T) {
 		return n
 	}
 
-	ring, err := uring.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ring.Close()
+	ring := newRing(t)
 	me := uint32(os.Getpid())
 	ringOpen := func() {
 		fd, err := ring.Openat(target, os.O_RDONLY, 0)

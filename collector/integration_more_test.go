@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/internal/testutil"
 	"github.com/vigilsec/vigil/internal/testutil/uring"
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
@@ -152,11 +153,7 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 			}},
 			{"an open submitted through an io_uring shows the file the kernel opened", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
-				ring, err := uring.New()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ring.Close()
+				ring := newRing(t)
 				target := filepath.Join(dir, "uring-"+unique)
 				if err := os.WriteFile(target, []byte("x"), 0o600); err != nil {
 					t.Fatal(err)
@@ -177,11 +174,7 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 			}},
 			{"a failed open through an io_uring still shows the path asked for", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
-				ring, err := uring.New()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ring.Close()
+				ring := newRing(t)
 				t.Chdir(dir)
 				missing := "uring-missing-" + unique
 				if _, err := ring.Openat(missing, os.O_RDONLY, 0); err != unix.ENOENT {
@@ -194,11 +187,7 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 			}},
 			{"an unlink and a rename submitted through an io_uring show their paths", func(t *testing.T) (func(*vigilv1.Event) bool, check) {
-				ring, err := uring.New()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ring.Close()
+				ring := newRing(t)
 				t.Chdir(dir)
 				from, to := "uring-from-"+unique, "uring-to-"+unique
 				if err := os.WriteFile(from, []byte("x"), 0o600); err != nil {
@@ -227,11 +216,7 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 				}
 				defer ln.Close()
 				port := ln.Addr().(*net.TCPAddr).Port
-				ring, err := uring.New()
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ring.Close()
+				ring := newRing(t)
 				s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 				if err != nil {
 					t.Fatal(err)
@@ -582,4 +567,17 @@ func TestProbesCapturePrivilegeFileAndNetworkCalls(t *testing.T) {
 			})
 		}
 	})
+}
+
+// newRing sets up an io_uring for a test, closed at its end. A kernel
+// without io_uring, or with it disabled (kernel.io_uring_disabled), cannot
+// run the test: it skips, or fails under VIGIL_REQUIRE_PRIVILEGED.
+func newRing(t *testing.T) *uring.Ring {
+	t.Helper()
+	r, err := uring.New()
+	if err != nil {
+		testutil.SkipOrFail(t, "io_uring unavailable: "+err.Error())
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
