@@ -424,27 +424,7 @@ func TestProbesCaptureEachAction(t *testing.T) {
 				}
 			}},
 			{"a DNS query over TCP, its length and message in one writev as glibc sends it, shows the name", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-				// A private loopback address keeps this test's port 53 its own.
-				srvAddr := [4]byte{127, 54, byte(os.Getpid() >> 8), byte(os.Getpid())}
-				ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IP(srvAddr[:]), Port: 53})
-				if err != nil {
-					testutil.SkipOrFail(t, "cannot listen on a DNS server port: "+err.Error())
-				}
-				defer ln.Close()
-				go func() {
-					if c, err := ln.Accept(); err == nil {
-						io.Copy(io.Discard, c)
-						c.Close()
-					}
-				}()
-				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer unix.Close(fd)
-				if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
-					t.Fatal(err)
-				}
+				fd := tcpDNSPeer(t, 54, func(c net.Conn) { io.Copy(io.Discard, c) })
 				name := "tcp." + unique + ".example"
 				msg := dnsQuery(t, name, 9)
 				if _, err := unix.Writev(fd, [][]byte{{byte(len(msg) >> 8), byte(len(msg))}, msg}); err != nil {
@@ -464,37 +444,23 @@ func TestProbesCaptureEachAction(t *testing.T) {
 				}
 			}},
 			{"a DNS answer over TCP, its length read apart from the message as resolvers do, shows its addresses", func(t *testing.T) (func(*vigilv1.Event) bool, func(*testing.T, *vigilv1.Event)) {
-				srvAddr := [4]byte{127, 55, byte(os.Getpid() >> 8), byte(os.Getpid())}
-				ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IP(srvAddr[:]), Port: 53})
-				if err != nil {
-					testutil.SkipOrFail(t, "cannot listen on a DNS server port: "+err.Error())
-				}
-				defer ln.Close()
 				name := "tcp-answer." + unique + ".example"
 				answer := dnsAnswer(t, name, 11, [4]byte{169, 254, 169, 254})
-				go func() {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					defer c.Close()
+				fd := tcpDNSPeer(t, 55, func(c net.Conn) {
 					c.Write(append([]byte{byte(len(answer) >> 8), byte(len(answer))}, answer...))
-				}()
-				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer unix.Close(fd)
-				if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 53, Addr: srvAddr}); err != nil {
-					t.Fatal(err)
-				}
+				})
+				// Read as C resolvers do, with read(2): the length, then the message.
 				var length [2]byte
-				if _, err := io.ReadFull(fdReader(fd), length[:]); err != nil {
+				if _, err := unix.Read(fd, length[:]); err != nil {
 					t.Fatal(err)
 				}
 				body := make([]byte, int(length[0])<<8|int(length[1]))
-				if _, err := io.ReadFull(fdReader(fd), body); err != nil {
-					t.Fatal(err)
+				for got := 0; got < len(body); {
+					n, err := unix.Read(fd, body[got:])
+					if err != nil || n == 0 {
+						t.Fatalf("read the answer: %d bytes, %v", n, err)
+					}
+					got += n
 				}
 				return func(ev *vigilv1.Event) bool { return ev.GetDnsAnswer().GetName() == name }, func(t *testing.T, ev *vigilv1.Event) {
 					a := ev.GetDnsAnswer()
@@ -642,16 +608,31 @@ func TestProbesCaptureEachAction(t *testing.T) {
 	})
 }
 
-// fdReader reads a raw descriptor with read(2), as C resolvers do.
-type fdReader int
-
-func (f fdReader) Read(p []byte) (int, error) {
-	n, err := unix.Read(int(f), p)
-	if n < 0 {
-		n = 0
+// tcpDNSPeer listens on port 53 of a private loopback address
+// (127.SECOND.x.y, so this test's port 53 is its own), runs serve on the
+// one connection it accepts, and returns a raw TCP socket connected to it,
+// closed when the test ends.
+func tcpDNSPeer(t *testing.T, second byte, serve func(net.Conn)) int {
+	t.Helper()
+	addr := [4]byte{127, second, byte(os.Getpid() >> 8), byte(os.Getpid())}
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IP(addr[:]), Port: 53})
+	if err != nil {
+		testutil.SkipOrFail(t, "cannot listen on a DNS server port: "+err.Error())
 	}
-	if n == 0 && err == nil && len(p) > 0 {
-		return 0, io.EOF
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			serve(c)
+			c.Close()
+		}
+	}()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n, err
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: 53, Addr: addr}); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
