@@ -155,6 +155,11 @@ type newSock struct {
 	ino uint64
 }
 
+// ringLink is what /proc/PID/fd shows for an io_uring. What a program
+// submits through one passes through no system call, so a new ring is
+// reported as its setup; it is keyed like a file, so it is reported once.
+const ringLink = "anon_inode:[io_uring]"
+
 type newFile struct {
 	fd   int
 	path string
@@ -208,27 +213,19 @@ func (c *Collector) pollWith(ps *procState, net, files bool, pass *pollPass) {
 			if _, ok := ps.socks[ino]; !ok && !quietNet {
 				socks = append(socks, newSock{fd, ino})
 			}
-		case files && link == "anon_inode:[io_uring]":
-			// An io_uring: what the program submits through it passes
-			// through no system call, so a new ring is reported as its
-			// setup. Keyed like a file, so it is reported once.
+		case files && (link == ringLink || strings.HasPrefix(link, "/")):
 			var st unix.Stat_t
 			if unix.Stat(dir+n, &st) != nil {
 				continue
 			}
 			k := fdKey{ino: st.Ino, dev: st.Dev}
 			curFiles[fd] = k
-			if old, ok := ps.fds[fd]; (!ok || old != k) && !quietFiles {
+			if old, ok := ps.fds[fd]; (ok && old == k) || quietFiles {
+				continue
+			}
+			if link == ringLink {
 				rings = append(rings, fd)
-			}
-		case files && strings.HasPrefix(link, "/"):
-			var st unix.Stat_t
-			if unix.Stat(dir+n, &st) != nil {
-				continue
-			}
-			k := fdKey{ino: st.Ino, dev: st.Dev}
-			curFiles[fd] = k
-			if old, ok := ps.fds[fd]; (!ok || old != k) && !quietFiles {
+			} else {
 				opened = append(opened, newFile{fd, strings.TrimSuffix(link, " (deleted)"), k})
 			}
 		}
