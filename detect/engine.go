@@ -307,14 +307,25 @@ type sequenceState struct {
 	keys *lru[string, *seqKey]
 	// active mirrors keys.len() for a lock-free "nothing pending" check.
 	active atomic.Int64
-	// untilSweep counts locked visits down to the next sweep of expired
-	// partial matches under keys that see no more events.
-	untilSweep int
+	sweepClock
 }
 
 // sweepEvery is how many locked visits pass between sweeps; a sweep costs
 // one pass over the keys, so this keeps it well under a percent of the work.
 const sweepEvery = 4096
+
+// sweepClock counts a sequence state's locked visits down to the next sweep
+// of expired partial matches under keys that see no more events.
+type sweepClock struct{ untilSweep int }
+
+// due says, once every sweepEvery calls, that it is time to sweep.
+func (w *sweepClock) due() bool {
+	if w.untilSweep--; w.untilSweep > 0 {
+		return false
+	}
+	w.untilSweep = sweepEvery
+	return true
+}
 
 func (s *sequenceState) sweep(e *Engine, now, within int64) {
 	var dead []string
@@ -395,8 +406,7 @@ func (s *sequenceState) process(e *Engine, r *compiledRule, c *evalCtx, emit fun
 		s.active.Store(int64(s.keys.len()))
 		s.mu.Unlock()
 	}()
-	if s.untilSweep--; s.untilSweep <= 0 {
-		s.untilSweep = sweepEvery
+	if s.due() {
 		s.sweep(e, now, within)
 	}
 	for _, k := range candidates {
@@ -482,8 +492,8 @@ type indexedSequenceState struct {
 	mu    sync.Mutex
 	parts *lru[indexKey, []*partialMatch]
 	// active mirrors parts.len() for a lock-free "nothing pending" check.
-	active     atomic.Int64
-	untilSweep int
+	active atomic.Int64
+	sweepClock
 }
 
 type indexKey struct{ key, value string }
@@ -529,8 +539,7 @@ func (s *indexedSequenceState) process(e *Engine, r *compiledRule, c *evalCtx, e
 		s.active.Store(int64(s.parts.len()))
 		s.mu.Unlock()
 	}()
-	if s.untilSweep--; s.untilSweep <= 0 {
-		s.untilSweep = sweepEvery
+	if s.due() {
 		s.sweep(e, now, within)
 	}
 	for _, k := range keys {
