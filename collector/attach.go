@@ -213,13 +213,14 @@ func attachURing(progs map[string]*ebpf.Program) ([]*attachment, []*vigilv1.Skip
 	var out []*attachment
 	var skipped []*vigilv1.SkippedProbe
 	for _, p := range uringProbes {
-		if err := uringTracepointShape(p.tracepoint); err != nil {
-			skipped = append(skipped, &vigilv1.SkippedProbe{Name: p.tracepoint, Reason: err.Error()})
-			continue
-		}
 		prog := progs[p.prog]
 		if prog == nil {
-			skipped = append(skipped, &vigilv1.SkippedProbe{Name: p.tracepoint, Reason: "program " + p.prog + " missing from the object"})
+			// prepareSpec left it out; say why.
+			reason := "program " + p.prog + " missing from the object"
+			if err := uringTracepointShape(p.tracepoint); err != nil {
+				reason = err.Error()
+			}
+			skipped = append(skipped, &vigilv1.SkippedProbe{Name: p.tracepoint, Reason: reason})
 			continue
 		}
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
