@@ -188,17 +188,18 @@ func (c *Collector) applyKernelConfig(cfg Config) error {
 	}
 	// One probe reads every io_uring completion; the open, connect, unlink
 	// and rename kinds decide which of them it reports.
-	if enabled(cfg, "open") {
-		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_OPEN)
-	}
-	if enabled(cfg, "connect") {
-		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_CONNECT)
-	}
-	if enabled(cfg, "unlink") {
-		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_UNLINK)
-	}
-	if enabled(cfg, "rename") {
-		kc.Flags |= uint32(probes.VigilRecCfgFlagVIGIL_CFG_URING_RENAME)
+	for _, u := range []struct {
+		kind string
+		flag probes.VigilRecCfgFlag
+	}{
+		{"open", probes.VigilRecCfgFlagVIGIL_CFG_URING_OPEN},
+		{"connect", probes.VigilRecCfgFlagVIGIL_CFG_URING_CONNECT},
+		{"unlink", probes.VigilRecCfgFlagVIGIL_CFG_URING_UNLINK},
+		{"rename", probes.VigilRecCfgFlagVIGIL_CFG_URING_RENAME},
+	} {
+		if enabled(cfg, u.kind) {
+			kc.Flags |= uint32(u.flag)
+		}
 	}
 	bins := c.coll.Maps["ignored_binaries"]
 	if err := clearMap[probes.VigilRecFileKey](bins); err != nil {

@@ -73,8 +73,8 @@ func readProc(procRoot string, pid uint32, maxArgBytes int) (procInfo, error) {
 			info.ctime, info.mtime = st.Ctim.Nano(), st.Mtim.Nano()
 			info.size = st.Size
 		}
+		info.elf32 = isELF32(filepath.Join(dir, "exe"))
 	}
-	info.elf32 = isELF32(filepath.Join(dir, "exe"))
 	if cwd, err := os.Readlink(filepath.Join(dir, "cwd")); err == nil {
 		info.cwd = cwd
 	}
