@@ -215,6 +215,7 @@ const struct rec_dup *unused_dup __attribute__((unused));
 const enum rec_type *unused_rec __attribute__((unused));
 const enum rec_sys *unused_sys __attribute__((unused));
 const enum rec_fd_kind *unused_fd_kind __attribute__((unused));
+const enum rec_execveat *unused_execveat __attribute__((unused));
 const enum rec_counter *unused_counter __attribute__((unused));
 const enum rec_cfg_flag *unused_cfg_flag __attribute__((unused));
 

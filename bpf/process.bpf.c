@@ -10,12 +10,20 @@
 #include "common.h"
 #include "syscall.h"
 
+#ifdef VIGIL_COMPAT
+/*
+ * execveat's dirfd and flags, kept from sys_enter for sched_process_exec. The
+ * direct build reads bprm->fdpath instead and attaches no sys_enter program
+ * at all: any program on the sys_enter tracepoint puts every system call of
+ * every process through it.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct inflight);
 } execveat_args SEC(".maps");
+#endif
 
 static __always_inline __u32 tgid_nspid(struct task_struct *t)
 {
@@ -117,6 +125,7 @@ static __always_inline void mark_ignored_binary(struct rec_config *cfg, __u32 tg
 	}
 }
 
+#ifdef VIGIL_COMPAT
 SEC("tracepoint/syscalls/sys_enter_execveat")
 int enter_execveat(struct trace_event_raw_sys_enter *ctx)
 {
@@ -138,6 +147,7 @@ int exit_execveat(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_delete_elem(&execveat_args, &tid);
 	return 0;
 }
+#endif
 
 /*
  * is_elf32 says whether the program exec loaded is a 32-bit ELF (the header
@@ -162,12 +172,16 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		return 0;
 	__u32 tgid = KREAD(p, tgid);
 	__u32 old = old_pid;
+#ifdef VIGIL_COMPAT
 	struct inflight *at = bpf_map_lookup_elem(&execveat_args, &old);
+#endif
 	struct file *exe = KREAD(bprm, file);
 	mark_ignored_binary(cfg, tgid, exe);
 	if (!wanted(cfg, tgid, true)) {
+#ifdef VIGIL_COMPAT
 		if (at)
 			bpf_map_delete_elem(&execveat_args, &old);
+#endif
 		return 0;
 	}
 	struct scratch *s = scratch();
@@ -179,13 +193,26 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	e->execveat = 0;
 	e->flags = 0;
 	e->dirfd = 0;
+#ifdef VIGIL_COMPAT
 	if (at) {
 		e->h.sys = VIGIL_SYS_EXECVEAT;
-		e->execveat = 1;
+		e->execveat = VIGIL_EXECVEAT_ARGS;
 		e->dirfd = at->args[0];
 		e->flags = at->args[4];
 		bpf_map_delete_elem(&execveat_args, &old);
 	}
+#else
+	/*
+	 * An exec relative to a file descriptor (execveat with a dirfd, fexecve)
+	 * runs under the name "/dev/fd/N" or "/dev/fd/N/PATH", which the kernel
+	 * keeps in fdpath; user space reads the dirfd, and AT_EMPTY_PATH, from
+	 * the filename.
+	 */
+	if (bpf_core_field_exists(bprm->fdpath) && bprm->fdpath) {
+		e->h.sys = VIGIL_SYS_EXECVEAT;
+		e->execveat = VIGIL_EXECVEAT_FDPATH;
+	}
+#endif
 
 	struct task_struct *parent = KREAD(p, real_parent);
 	e->start_time = KREAD(p, start_boottime);

@@ -130,6 +130,13 @@ enum rec_fd_kind {
 	VIGIL_FD_OTHER = 7,
 };
 
+/* How an exec record says it came from execveat. */
+enum rec_execveat {
+	VIGIL_EXECVEAT_NONE = 0,
+	VIGIL_EXECVEAT_ARGS = 1,   /* dirfd and flags are the call's arguments */
+	VIGIL_EXECVEAT_FDPATH = 2, /* relative to a descriptor: filename is "/dev/fd/N[/PATH]" */
+};
+
 /* One socket end: family, port in host order, address in network order. */
 struct rec_sockaddr {
 	__u16 family; /* AF_INET, AF_INET6, AF_UNIX; 0 when unknown */
@@ -170,10 +177,10 @@ struct rec_exec {
 	__u32 loginuid;
 	__u32 sid;
 	__u32 tty;               /* device number, new_encode_dev style */
-	__u32 flags;             /* execveat flags */
-	__s32 dirfd;
+	__u32 flags;             /* execveat flags (VIGIL_EXECVEAT_ARGS) */
+	__s32 dirfd;             /* execveat dirfd (VIGIL_EXECVEAT_ARGS) */
 	__u32 old_tid;
-	__u8 execveat;
+	__u8 execveat;           /* enum rec_execveat */
 	__u8 fileless;           /* memfd or deleted file */
 	__u8 args_truncated;
 	__u8 env_truncated;

@@ -195,10 +195,13 @@ func attachCore(progs map[string]*ebpf.Program) ([]*attachment, error) {
 		}
 		out = append(out, &attachment{name: p.name, links: []link.Link{l}})
 	}
-	// execveat's arguments tell an exec from a memfd; without them execs
-	// are still reported, so a missing tracepoint is not fatal.
-	if a, err := attachSyscall(progs, "execveat"); err == nil {
-		out = append(out, a)
+	// The compat build keeps execveat's arguments from sys_enter (the direct
+	// build reads them from the exec itself); without them execs are still
+	// reported, so a missing tracepoint is not fatal.
+	if progs["exit_execveat"] != nil {
+		if a, err := attachSyscall(progs, "execveat"); err == nil {
+			out = append(out, a)
+		}
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
@@ -563,6 +564,9 @@ func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record, pa *execAlloc
 	x.Execveat = e.Execveat != 0
 	x.Flags = e.Flags
 	x.Dirfd = e.Dirfd
+	if probes.VigilRecExecveat(e.Execveat) == probes.VigilRecExecveatVIGIL_EXECVEAT_FDPATH {
+		x.Dirfd, x.Flags = fdPathArgs(x.Filename)
+	}
 	x.Stdio = pa.stdio[:]
 	var remotes [3]string
 	anyRemote := false
@@ -584,6 +588,26 @@ func (d *Decoder) exec(b []byte, h *probes.VigilRecHdr, r *Record, pa *execAlloc
 	pa.wrap.Exec = x
 	ev.Kind = &pa.wrap
 	return nil
+}
+
+// fdPathArgs gives the dirfd and flags of an execveat that ran under the
+// name the kernel made for it: "/dev/fd/N" for an empty path (which takes
+// AT_EMPTY_PATH) and "/dev/fd/N/PATH" for a path relative to the descriptor.
+// Flags the name does not show (AT_SYMLINK_NOFOLLOW) are not reported.
+func fdPathArgs(name string) (dirfd int32, flags uint32) {
+	rest, ok := strings.CutPrefix(name, "/dev/fd/")
+	if !ok {
+		return -1, 0
+	}
+	n, path, _ := strings.Cut(rest, "/")
+	fd, err := strconv.ParseInt(n, 10, 32)
+	if err != nil {
+		return -1, 0
+	}
+	if path == "" {
+		flags = unix.AT_EMPTY_PATH
+	}
+	return int32(fd), flags
 }
 
 func decodeFork(b []byte, r *Record, pa *forkAlloc) error {

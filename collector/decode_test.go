@@ -270,3 +270,21 @@ func BenchmarkExecStormUserSpace(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "us/exec")
 }
+
+func TestFdPathArgs(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		dirfd int32
+		flags uint32
+	}{
+		{"/dev/fd/3", 3, unix.AT_EMPTY_PATH},
+		{"/dev/fd/17/bin/true", 17, 0},
+		{"/dev/fd/x", -1, 0},
+		{"/usr/bin/true", -1, 0},
+	} {
+		dirfd, flags := fdPathArgs(c.name)
+		if dirfd != c.dirfd || flags != c.flags {
+			t.Errorf("fdPathArgs(%q) = %d, %#x, want %d, %#x", c.name, dirfd, flags, c.dirfd, c.flags)
+		}
+	}
+}

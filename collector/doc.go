@@ -12,7 +12,9 @@
 //   - direct (Linux 6.2+ with kernel BTF) reads kernel structs with plain
 //     loads through BTF-typed pointers and takes syscall arguments from the
 //     saved user registers at syscall exit, so a traced syscall runs one
-//     program on one tracepoint;
+//     program on one tracepoint, and attaches nothing to sys_enter (a
+//     program there makes every system call of every process stop at it;
+//     execveat's descriptor comes from the name the kernel gives the exec);
 //   - compat (older kernels, --btf) reads kernel memory with
 //     bpf_probe_read_kernel and pairs a sys_enter program, which remembers
 //     the arguments per thread, with the sys_exit program.

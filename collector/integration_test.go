@@ -357,7 +357,7 @@ func TestProbesCaptureEachAction(t *testing.T) {
 						return ev.GetExec() != nil && ev.Process.Pid == pid && ev.Process.Comm != "collector.test"
 					}, func(t *testing.T, ev *vigilv1.Event) {
 						x := ev.GetExec()
-						if !x.Execveat || x.Flags&unix.AT_EMPTY_PATH == 0 || ev.Syscall != "execveat" {
+						if !x.Execveat || x.Flags&unix.AT_EMPTY_PATH == 0 || x.Dirfd < 0 || ev.Syscall != "execveat" {
 							t.Errorf("exec = %v syscall %s", x, ev.Syscall)
 						}
 						if !ev.Process.ExeFileless || !strings.Contains(ev.Process.ExePath, "memfd:vigil-fileless") {

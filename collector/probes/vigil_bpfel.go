@@ -109,6 +109,14 @@ type VigilRecExec struct {
 	_               [4]byte
 }
 
+type VigilRecExecveat uint32
+
+const (
+	VigilRecExecveatVIGIL_EXECVEAT_NONE   VigilRecExecveat = 0
+	VigilRecExecveatVIGIL_EXECVEAT_ARGS   VigilRecExecveat = 1
+	VigilRecExecveatVIGIL_EXECVEAT_FDPATH VigilRecExecveat = 2
+)
+
 type VigilRecExit struct {
 	_         structs.HostLayout
 	H         VigilRecHdr
@@ -343,7 +351,6 @@ const (
 	VigilMapConfigMap            = "config_map"
 	VigilMapCounters             = "counters"
 	VigilMapEvents               = "events"
-	VigilMapExecveatArgs         = "execveat_args"
 	VigilMapIgnoredBinaries      = "ignored_binaries"
 	VigilMapIgnoredCgroups       = "ignored_cgroups"
 	VigilMapInflightMap          = "inflight_map"
@@ -353,7 +360,6 @@ const (
 	VigilMapUringNamesBuf        = "uring_names_buf"
 	VigilMapUringPending         = "uring_pending"
 	VigilMapWalkMap              = "walk_map"
-	VigilProgEnterExecveat       = "enter_execveat"
 	VigilProgExitAccept          = "exit_accept"
 	VigilProgExitAccept4         = "exit_accept4"
 	VigilProgExitBind            = "exit_bind"
@@ -366,7 +372,6 @@ const (
 	VigilProgExitDup             = "exit_dup"
 	VigilProgExitDup2            = "exit_dup2"
 	VigilProgExitDup3            = "exit_dup3"
-	VigilProgExitExecveat        = "exit_execveat"
 	VigilProgExitFchmod          = "exit_fchmod"
 	VigilProgExitFchmodat        = "exit_fchmodat"
 	VigilProgExitFchown          = "exit_fchown"
@@ -427,6 +432,7 @@ const (
 	VigilVarUnusedDns            = "unused_dns"
 	VigilVarUnusedDup            = "unused_dup"
 	VigilVarUnusedExec           = "unused_exec"
+	VigilVarUnusedExecveat       = "unused_execveat"
 	VigilVarUnusedExit           = "unused_exit"
 	VigilVarUnusedFdKind         = "unused_fd_kind"
 	VigilVarUnusedFork           = "unused_fork"
@@ -479,7 +485,6 @@ type VigilSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type VigilProgramSpecs struct {
-	EnterExecveat       *ebpf.ProgramSpec `ebpf:"enter_execveat"`
 	ExitAccept          *ebpf.ProgramSpec `ebpf:"exit_accept"`
 	ExitAccept4         *ebpf.ProgramSpec `ebpf:"exit_accept4"`
 	ExitBind            *ebpf.ProgramSpec `ebpf:"exit_bind"`
@@ -492,7 +497,6 @@ type VigilProgramSpecs struct {
 	ExitDup             *ebpf.ProgramSpec `ebpf:"exit_dup"`
 	ExitDup2            *ebpf.ProgramSpec `ebpf:"exit_dup2"`
 	ExitDup3            *ebpf.ProgramSpec `ebpf:"exit_dup3"`
-	ExitExecveat        *ebpf.ProgramSpec `ebpf:"exit_execveat"`
 	ExitFchmod          *ebpf.ProgramSpec `ebpf:"exit_fchmod"`
 	ExitFchmodat        *ebpf.ProgramSpec `ebpf:"exit_fchmodat"`
 	ExitFchown          *ebpf.ProgramSpec `ebpf:"exit_fchown"`
@@ -555,7 +559,6 @@ type VigilMapSpecs struct {
 	ConfigMap       *ebpf.MapSpec `ebpf:"config_map"`
 	Counters        *ebpf.MapSpec `ebpf:"counters"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
-	ExecveatArgs    *ebpf.MapSpec `ebpf:"execveat_args"`
 	IgnoredBinaries *ebpf.MapSpec `ebpf:"ignored_binaries"`
 	IgnoredCgroups  *ebpf.MapSpec `ebpf:"ignored_cgroups"`
 	InflightMap     *ebpf.MapSpec `ebpf:"inflight_map"`
@@ -578,6 +581,7 @@ type VigilVariableSpecs struct {
 	UnusedDns      *ebpf.VariableSpec `ebpf:"unused_dns"`
 	UnusedDup      *ebpf.VariableSpec `ebpf:"unused_dup"`
 	UnusedExec     *ebpf.VariableSpec `ebpf:"unused_exec"`
+	UnusedExecveat *ebpf.VariableSpec `ebpf:"unused_execveat"`
 	UnusedExit     *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedFdKind   *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
 	UnusedFork     *ebpf.VariableSpec `ebpf:"unused_fork"`
@@ -611,7 +615,6 @@ type VigilMaps struct {
 	ConfigMap       *ebpf.Map `ebpf:"config_map"`
 	Counters        *ebpf.Map `ebpf:"counters"`
 	Events          *ebpf.Map `ebpf:"events"`
-	ExecveatArgs    *ebpf.Map `ebpf:"execveat_args"`
 	IgnoredBinaries *ebpf.Map `ebpf:"ignored_binaries"`
 	IgnoredCgroups  *ebpf.Map `ebpf:"ignored_cgroups"`
 	InflightMap     *ebpf.Map `ebpf:"inflight_map"`
@@ -628,7 +631,6 @@ func (m *VigilMaps) Close() error {
 		m.ConfigMap,
 		m.Counters,
 		m.Events,
-		m.ExecveatArgs,
 		m.IgnoredBinaries,
 		m.IgnoredCgroups,
 		m.InflightMap,
@@ -652,6 +654,7 @@ type VigilVariables struct {
 	UnusedDns      *ebpf.Variable `ebpf:"unused_dns"`
 	UnusedDup      *ebpf.Variable `ebpf:"unused_dup"`
 	UnusedExec     *ebpf.Variable `ebpf:"unused_exec"`
+	UnusedExecveat *ebpf.Variable `ebpf:"unused_execveat"`
 	UnusedExit     *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedFdKind   *ebpf.Variable `ebpf:"unused_fd_kind"`
 	UnusedFork     *ebpf.Variable `ebpf:"unused_fork"`
@@ -666,7 +669,6 @@ type VigilVariables struct {
 //
 // It can be passed to LoadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type VigilPrograms struct {
-	EnterExecveat       *ebpf.Program `ebpf:"enter_execveat"`
 	ExitAccept          *ebpf.Program `ebpf:"exit_accept"`
 	ExitAccept4         *ebpf.Program `ebpf:"exit_accept4"`
 	ExitBind            *ebpf.Program `ebpf:"exit_bind"`
@@ -679,7 +681,6 @@ type VigilPrograms struct {
 	ExitDup             *ebpf.Program `ebpf:"exit_dup"`
 	ExitDup2            *ebpf.Program `ebpf:"exit_dup2"`
 	ExitDup3            *ebpf.Program `ebpf:"exit_dup3"`
-	ExitExecveat        *ebpf.Program `ebpf:"exit_execveat"`
 	ExitFchmod          *ebpf.Program `ebpf:"exit_fchmod"`
 	ExitFchmodat        *ebpf.Program `ebpf:"exit_fchmodat"`
 	ExitFchown          *ebpf.Program `ebpf:"exit_fchown"`
@@ -737,7 +738,6 @@ type VigilPrograms struct {
 
 func (p *VigilPrograms) Close() error {
 	return _VigilClose(
-		p.EnterExecveat,
 		p.ExitAccept,
 		p.ExitAccept4,
 		p.ExitBind,
@@ -750,7 +750,6 @@ func (p *VigilPrograms) Close() error {
 		p.ExitDup,
 		p.ExitDup2,
 		p.ExitDup3,
-		p.ExitExecveat,
 		p.ExitFchmod,
 		p.ExitFchmodat,
 		p.ExitFchown,

@@ -163,6 +163,7 @@ const (
 	VigilCompatVarUnusedDns             = "unused_dns"
 	VigilCompatVarUnusedDup             = "unused_dup"
 	VigilCompatVarUnusedExec            = "unused_exec"
+	VigilCompatVarUnusedExecveat        = "unused_execveat"
 	VigilCompatVarUnusedExit            = "unused_exit"
 	VigilCompatVarUnusedFdKind          = "unused_fd_kind"
 	VigilCompatVarUnusedFork            = "unused_fork"
@@ -374,6 +375,7 @@ type VigilCompatVariableSpecs struct {
 	UnusedDns      *ebpf.VariableSpec `ebpf:"unused_dns"`
 	UnusedDup      *ebpf.VariableSpec `ebpf:"unused_dup"`
 	UnusedExec     *ebpf.VariableSpec `ebpf:"unused_exec"`
+	UnusedExecveat *ebpf.VariableSpec `ebpf:"unused_execveat"`
 	UnusedExit     *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedFdKind   *ebpf.VariableSpec `ebpf:"unused_fd_kind"`
 	UnusedFork     *ebpf.VariableSpec `ebpf:"unused_fork"`
@@ -449,6 +451,7 @@ type VigilCompatVariables struct {
 	UnusedDns      *ebpf.Variable `ebpf:"unused_dns"`
 	UnusedDup      *ebpf.Variable `ebpf:"unused_dup"`
 	UnusedExec     *ebpf.Variable `ebpf:"unused_exec"`
+	UnusedExecveat *ebpf.Variable `ebpf:"unused_execveat"`
 	UnusedExit     *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedFdKind   *ebpf.Variable `ebpf:"unused_fd_kind"`
 	UnusedFork     *ebpf.Variable `ebpf:"unused_fork"`
