@@ -111,6 +111,14 @@ func TestOperators(t *testing.T) {
 		{"chmod mode without setuid", `evt.arg.mode contains "S_ISUID"`, chmodEv(bash, "/tmp/x", 0o755), false},
 		{"evt.dir compared with a bare >", "evt.dir=>", exec, false},
 		{"container.info outside containers", "container.info = host", exec, true},
+		{"dns.domain is one label under the public suffix", "dns.domain = example.co.uk", dnsEv(bash, "a.b.example.co.uk"), true},
+		{"dns.domain of a name under an unlisted suffix", "dns.domain = vigil.test", dnsEv(bash, "x.vigil.test."), true},
+		{"dns.label.longest is left of the domain", "dns.label.longest = 0a1b2c3d4e5f", dnsEv(bash, "0a1b2c3d4e5f.ab.verylongregistereddomainname.com"), true},
+		{"dns.label.longest is empty for the domain itself", `dns.label.longest = ""`, dnsEv(bash, "verylongregistereddomainname.com"), true},
+		{"len of dns.label.longest", "len(dns.label.longest) >= 12", dnsEv(bash, "0a1b2c3d4e5f.x.example.com"), true},
+		{"fd.procpid reads the pid of a /proc path", "fd.procpid = 4242", openEv(bash, "/proc/4242/environ", 0), true},
+		{"fd.procpid compared with the opener's pid", "fd.procpid = val(proc.pid)", openEv(bash, "/proc/100/environ", 0), true},
+		{"fd.procpid is missing outside /proc/PID", "fd.procpid exists", openEv(bash, "/proc/self/environ", 0), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/publicsuffix"
+
 	vigilv1 "github.com/vigilsec/vigil/proto/vigil/v1"
 )
 
@@ -1175,6 +1177,14 @@ func fieldDefs() []fieldDef {
 				}
 				return fdName(c)
 			})},
+		{"fd.procpid", ftInt, argNone, "PID in a /proc/PID/... path: the process a /proc file describes, numbered as in the pid namespace of the /proc it was opened through.",
+			nfield(func(c *evalCtx) (int64, bool) {
+				p, ok := filePath(c.ev)
+				if !ok {
+					return 0, false
+				}
+				return procPathPid(p)
+			})},
 		{"fd.directory", ftString, argNone, "Directory of fd.name for files.",
 			sfield(func(c *evalCtx) (string, bool) {
 				p, ok := filePath(c.ev)
@@ -1378,11 +1388,20 @@ func fieldDefs() []fieldDef {
 		// dns.*
 		{"dns.qname", ftString, argNone, "Question name of a DNS query or answer, without the trailing dot.",
 			func(string, bool) (fieldImpl, error) {
+				return fieldImpl{needs: []string{"dns_query"}, str: questionName}, nil
+			}},
+		{"dns.domain", ftString, argNone, "Registrable domain of the question name: one label under its public suffix (a.b.example.co.uk gives example.co.uk).",
+			func(string, bool) (fieldImpl, error) {
 				return fieldImpl{needs: []string{"dns_query"}, str: func(c *evalCtx) (string, bool) {
-					if q := c.ev.GetDnsQuery(); q != nil {
-						return nonEmpty(q.Name)
-					}
-					return nonEmpty(c.ev.GetDnsAnswer().GetName())
+					d, _ := splitQuestion(c)
+					return nonEmpty(d)
+				}}, nil
+			}},
+		{"dns.label.longest", ftString, argNone, "Longest label of the question name left of dns.domain (empty when the name is the domain itself): where tunnels and exfiltration put encoded data.",
+			func(string, bool) (fieldImpl, error) {
+				return fieldImpl{needs: []string{"dns_query"}, str: func(c *evalCtx) (string, bool) {
+					_, l := splitQuestion(c)
+					return l, true
 				}}, nil
 			}},
 		{"dns.qtype", ftString, argNone, "Question type of a DNS query or answer (A, AAAA, TXT, ...).",
@@ -1399,6 +1418,51 @@ func fieldDefs() []fieldDef {
 				return fieldImpl{multi: func(c *evalCtx) []string { return c.ev.GetDnsAnswer().GetAddresses() }}, nil
 			}},
 	}
+}
+
+// splitQuestion splits the event's DNS question name into its registrable
+// domain (by the public suffix list) and the longest label left of it.
+func splitQuestion(c *evalCtx) (domain, longest string) {
+	name, ok := questionName(c)
+	if !ok {
+		return "", ""
+	}
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	domain, err := publicsuffix.EffectiveTLDPlusOne(name)
+	if err != nil {
+		// The name is a public suffix itself (or malformed): it is its own
+		// domain.
+		return name, ""
+	}
+	for rest := strings.TrimSuffix(strings.TrimSuffix(name, domain), "."); rest != ""; {
+		var label string
+		label, rest, _ = strings.Cut(rest, ".")
+		if len(label) > len(longest) {
+			longest = label
+		}
+	}
+	return domain, longest
+}
+
+func questionName(c *evalCtx) (string, bool) {
+	if q := c.ev.GetDnsQuery(); q != nil {
+		return nonEmpty(q.Name)
+	}
+	return nonEmpty(c.ev.GetDnsAnswer().GetName())
+}
+
+// procPathPid reads the PID of a /proc/PID/... path.
+func procPathPid(p string) (int64, bool) {
+	rest, ok := strings.CutPrefix(p, "/proc/")
+	if !ok {
+		return 0, false
+	}
+	n, _, _ := strings.Cut(rest, "/")
+	pid, err := strconv.ParseInt(n, 10, 64)
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
 }
 
 // FieldsMarkdown renders the field table as a Markdown table, the form

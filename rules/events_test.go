@@ -53,6 +53,12 @@ func proc(comm, exe string, argv ...string) *vigilv1.Process {
 	return withParents(p, anc{"bash", "/usr/bin/bash"}, anc{"sshd", "/usr/sbin/sshd"}, anc{"systemd", "/usr/lib/systemd/systemd"})
 }
 
+// withNsPid gives p the process id its pid namespace numbers it by.
+func withNsPid(p *vigilv1.Process, nsPid uint32) *vigilv1.Process {
+	p.NsPid = nsPid
+	return p
+}
+
 // anc names an ancestor by comm and exe path.
 type anc struct{ comm, exe string }
 
