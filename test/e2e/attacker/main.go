@@ -59,6 +59,7 @@ var actions = map[string]func([]string) error{
 	"release-agent":  releaseAgent,
 	"drop-exec":      dropAndExec,
 	"deleted-exec":   deletedExec,
+	"self-delete":    selfDelete,
 	"exec32":         exec32,
 	"io-uring":       ioUring,
 	"uring-read":     uringRead,
@@ -264,6 +265,20 @@ func deletedExec([]string) error {
 		return err
 	}
 	return cmd.Wait()
+}
+
+// selfDelete unlinks the file this program runs from, as a dropper does once
+// it is in memory, and runs on a moment without it.
+func selfDelete([]string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(self); err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond)
+	return nil
 }
 
 // execArgs execs PATH with ARGS after a short pause (the pause lets the caller
