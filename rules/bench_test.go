@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -49,7 +50,13 @@ func workloadMix(n int) []*vigilv1.Event {
 		case r < 51:
 			e = writeEv(a.p, fmt.Sprintf("/tmp/go-build123/b%03d/out.o", i%500), opts...)
 		case r < 56:
-			c := childOf(proc("sh", "/bin/dash", "sh", "-c", "date +%s >> /tmp/tick"), a.p)
+			// Shells come from shells, cron, build tools and scripts; a
+			// web or database server starting one is no everyday work.
+			sp := a.p
+			for k := 1; slices.Contains([]string{"nginx", "postgres", "java", "node"}, sp.Comm); k++ {
+				sp = pool[(i*7+k)%len(pool)].p
+			}
+			c := childOf(proc("sh", "/bin/dash", "sh", "-c", "date +%s >> /tmp/tick"), sp)
 			e = execEv(c, opts...)
 		case r < 58:
 			e = execEv(childOf(proc("ls", "/usr/bin/ls", "ls", "-la"), a.p), opts...)

