@@ -62,6 +62,7 @@ func scenarios() []scenario {
 		revShell    = "Reverse shell with network standard streams"
 		outToSocket = "Command output sent to a network connection"
 		dbShell     = "Shell started by a database server"
+		ttyShell    = "Terminal shell in a container"
 		dupShell    = "Reverse shell by duplicating a socket onto standard streams"
 		relay       = "Socket relay started a shell"
 		fedShell    = "Shell fed by a program that connected out"
@@ -152,6 +153,17 @@ func scenarios() []scenario {
 
 	// Reverse shells.
 	renamedBash := proc("kworker", "/tmp/.cache/kworker", "kworker", "-i")
+	shim := anc{"containerd-shim", "/usr/bin/containerd-shim-runc-v2"}
+	add(
+		scenario{"kubectl exec -it: sh on a terminal whose parent is the runtime", ttyShell, true,
+			evs(execEv(withTTY(withParents(proc("sh", "/bin/busybox", "sh"), shim)), stdio("tty", "tty", "tty"), inCtr)), nil},
+		scenario{"bash typed inside that shell is the same session, not another finding", ttyShell, false,
+			evs(execEv(withTTY(withParents(proc("bash", "/bin/bash", "bash"), anc{"sh", "/bin/busybox"}, shim)), stdio("tty", "tty", "tty"), inCtr)), nil},
+		scenario{"a shell without a terminal (kubectl exec without -t) is not", ttyShell, false,
+			evs(execEv(withParents(proc("sh", "/bin/busybox", "sh", "-c", "ls"), shim), inCtr)), nil},
+		scenario{"a terminal shell on the host is not", ttyShell, false,
+			evs(execEv(withTTY(withParents(proc("bash", "/usr/bin/bash", "bash"), anc{"sshd", "/usr/sbin/sshd"})), stdio("tty", "tty", "tty"))), nil},
+	)
 	pgBackend := proc("postgres", "/usr/lib/postgresql/16/bin/postgres", "/usr/lib/postgresql/16/bin/postgres", "-D", "/var/lib/postgresql/16/main")
 	add(
 		scenario{"COPY ... FROM PROGRAM: a PostgreSQL backend runs sh -c", dbShell, true,
@@ -1158,6 +1170,7 @@ var wantType = map[string]string{
 	"Reverse shell with network standard streams":                 "Execution:Runtime/ReverseShell",
 	"Command output sent to a network connection":                 "Execution:Runtime/ReverseShell",
 	"Shell started by a database server":                          "Execution:Runtime/DatabaseSpawnedShell",
+	"Terminal shell in a container":                               "Execution:Runtime/SuspiciousShellCreated",
 	"Reverse shell by duplicating a socket onto standard streams": "Execution:Runtime/ReverseShell",
 	"Socket relay started a shell":                                "Execution:Runtime/ReverseShell",
 	"Interactive shell on pipes":                                  "Execution:Runtime/ReverseShell",

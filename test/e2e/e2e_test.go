@@ -65,6 +65,27 @@ func (c *containerRun) exec(t *testing.T, cmd ...string) string {
 	return string(out)
 }
 
+// execTTY runs cmd in the container on a terminal (ctr task exec -t, as
+// kubectl exec -it does), with util-linux script giving ctr the terminal it
+// needs on its side; input is typed into it.
+func (c *containerRun) execTTY(t *testing.T, input string, cmd ...string) string {
+	t.Helper()
+	line := []string{"ctr", "--address", c.socket, "--namespace", c.c.Namespace, "task", "exec", "-t",
+		"--exec-id", fmt.Sprintf("e2e-%d", time.Now().UnixNano()), c.c.ID}
+	for _, a := range append(line, cmd...) {
+		if strings.ContainsAny(a, " '\"$") {
+			t.Fatalf("execTTY: quote %q yourself", a)
+		}
+	}
+	sh := exec.Command("script", "-qec", strings.Join(append(line, cmd...), " "), "/dev/null")
+	sh.Stdin = strings.NewReader(input)
+	out, err := sh.CombinedOutput()
+	if err != nil {
+		t.Logf("in container on a terminal %v: %v\n%s", cmd, err, out)
+	}
+	return string(out)
+}
+
 type result struct {
 	scenario, findingType string
 	seconds               float64

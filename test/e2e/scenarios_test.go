@@ -232,6 +232,17 @@ while True:
 			wants: []want{{Type: "DefenseEvasion:Runtime/SelfDeletingExecutable", Exe: []string{"/kdevtmpfsi"}, Rule: "Program deleted its own executable"}},
 		},
 		{
+			name:      "terminal shell opened in a running container (ctr task exec -t, as kubectl exec -it)",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				out := c.execTTY(t, "id\nexit\n", "/bin/sh")
+				if !strings.Contains(out, "uid=") {
+					t.Logf("terminal session: %q", out)
+				}
+			},
+			wants: []want{{Type: "Execution:Runtime/SuspiciousShellCreated", Exe: []string{"/busybox"}, InContainer: true, Rule: "Terminal shell in a container"}},
+		},
+		{
 			name:      "environment of the container's pid 1 read from /proc",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
