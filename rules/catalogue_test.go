@@ -146,6 +146,7 @@ func scenarios() []scenario {
 		rebind      = "DNS answer points at the metadata service"
 		dnsTunnel   = "DNS tunnel to one domain"
 		selfDelete  = "Program deleted its own executable"
+		msrWrite    = "CPU model-specific registers written"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -656,6 +657,18 @@ func scenarios() []scenario {
 		scenario{"/etc/ld.so.preload written through a symlink in /tmp is seen at its resolved path", preload, true,
 			evs(openEv(echo, "openat2", "/etc/ld.so.preload", oWRONLY|oCREAT, requested("/tmp/innocent"))), nil},
 		scenario{"the loader reading /etc/ld.so.preload is not", preload, false, evs(readEv(proc("ls", "/usr/bin/ls", "ls"), "/etc/ld.so.preload")), nil},
+	)
+	msrMiner := proc("kswapd0", "/var/tmp/.x/kswapd0", "kswapd0")
+	add(
+		scenario{"a renamed miner opening each CPU's MSR device for writing", msrWrite, true,
+			evs(openEv(msrMiner, "openat", "/dev/cpu/0/msr", oWRONLY)), nil},
+		scenario{"the attempt counts when the msr module is missing", msrWrite, true,
+			evs(openEv(msrMiner, "openat", "/dev/cpu/1/msr", oRDWR, failed("ENOENT", 2), inCtr)), nil},
+		scenario{"rdmsr reading a register is not", msrWrite, false,
+			evs(readEv(proc("rdmsr", "/usr/sbin/rdmsr", "rdmsr", "0x1a0"), "/dev/cpu/0/msr")), nil},
+		scenario{"wrmsr is a tuning tool", msrWrite, false,
+			evs(openEv(proc("wrmsr", "/usr/sbin/wrmsr", "wrmsr", "-a", "0x1a4", "0xf"), "openat", "/dev/cpu/0/msr", oWRONLY)), nil},
+		scenario{"reading cpuid is not", msrWrite, false, evs(readEv(msrMiner, "/dev/cpu/0/cpuid")), nil},
 	)
 	dropper := proc("kdevtmpfsi", "/tmp/kdevtmpfsi", "/tmp/kdevtmpfsi")
 	add(
@@ -1254,6 +1267,7 @@ var wantType = map[string]string{
 	"DNS answer points at the metadata service":                   "UnauthorizedAccess:Runtime/MetadataDNSRebind",
 	"DNS tunnel to one domain":                                    "Trojan:Runtime/DNSDataExfiltration",
 	"Program deleted its own executable":                          "DefenseEvasion:Runtime/SelfDeletingExecutable",
+	"CPU model-specific registers written":                        "Impact:Runtime/CryptoMinerExecuted",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

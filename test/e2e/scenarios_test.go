@@ -220,6 +220,15 @@ while True:
 			wants: []want{{Type: "Execution:Runtime/DatabaseSpawnedShell", Exe: []string{"sh", "/dash", "/bash"}, Rule: "Shell started by a database server"}},
 		},
 		{
+			name: "renamed miner tunes the CPU through its model-specific registers",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				miner := filepath.Join(e.work, "bin", "kswapd0")
+				copyFile(t, e.attacker, miner, 0o755)
+				run(t, miner, "wrmsr")
+			},
+			wants: []want{{Type: "Impact:Runtime/CryptoMinerExecuted", Exe: []string{"/kswapd0"}, Rule: "CPU model-specific registers written"}},
+		},
+		{
 			name: "dropper deletes its own executable once it runs",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				dropper := filepath.Join(e.work, "bin", "kdevtmpfsi")

@@ -60,6 +60,7 @@ var actions = map[string]func([]string) error{
 	"drop-exec":      dropAndExec,
 	"deleted-exec":   deletedExec,
 	"self-delete":    selfDelete,
+	"wrmsr":          writeMSRs,
 	"exec32":         exec32,
 	"io-uring":       ioUring,
 	"uring-read":     uringRead,
@@ -278,6 +279,22 @@ func selfDelete([]string) error {
 		return err
 	}
 	time.Sleep(200 * time.Millisecond)
+	return nil
+}
+
+// writeMSRs opens every CPU's model-specific registers for writing, as a
+// RandomX miner does at start (the device is missing without the msr
+// module; the attempt is the behaviour).
+func writeMSRs([]string) error {
+	cpus, _ := filepath.Glob("/dev/cpu/[0-9]*")
+	if len(cpus) == 0 {
+		cpus = []string{"/dev/cpu/0"}
+	}
+	for _, c := range cpus {
+		if fd, err := unix.Open(filepath.Join(c, "msr"), unix.O_WRONLY|unix.O_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		}
+	}
 	return nil
 }
 
