@@ -116,6 +116,8 @@ func TestOperators(t *testing.T) {
 		{"dns.label.longest is left of the domain", "dns.label.longest = 0a1b2c3d4e5f", dnsEv(bash, "0a1b2c3d4e5f.ab.verylongregistereddomainname.com"), true},
 		{"dns.label.longest is empty for the domain itself", `dns.label.longest = ""`, dnsEv(bash, "verylongregistereddomainname.com"), true},
 		{"len of dns.label.longest", "len(dns.label.longest) >= 12", dnsEv(bash, "0a1b2c3d4e5f.x.example.com"), true},
+		{"proc.argc counts argv[0]", "proc.argc = 3", exec, true},
+		{"proc.argv[0] compared with the empty string", `proc.argc = 1 and proc.argv[0] = ""`, mk(mkProc("pkexec", "/usr/bin/pkexec", ""), "execve"), true},
 		{"fd.procpid reads the pid of a /proc path", "fd.procpid = 4242", openEv(bash, "/proc/4242/environ", 0), true},
 		{"fd.procpid compared with the opener's pid", "fd.procpid = val(proc.pid)", openEv(bash, "/proc/100/environ", 0), true},
 		{"fd.procpid is missing outside /proc/PID", "fd.procpid exists", openEv(bash, "/proc/self/environ", 0), false},

@@ -1013,6 +1013,8 @@ func fieldDefs() []fieldDef {
 					return args[n], true
 				}}, nil
 			}},
+		{"proc.argc", ftInt, argNone, "Number of command-line arguments, argv[0] included (0 for a program started with an empty list; kernels since 5.18 start it with one empty argument instead).",
+			nfield(func(c *evalCtx) (int64, bool) { p := proc(c); return int64(len(p.GetArgs())), p != nil })},
 		{"proc.cmdline", ftString, argNone, "proc.name followed by the arguments.",
 			sfield(procCmdline)},
 		{"proc.pid", ftInt, argNone, "Host process id.",

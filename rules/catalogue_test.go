@@ -147,6 +147,7 @@ func scenarios() []scenario {
 		dnsTunnel   = "DNS tunnel to one domain"
 		selfDelete  = "Program deleted its own executable"
 		msrWrite    = "CPU model-specific registers written"
+		noArgs      = "Program started with no arguments"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -657,6 +658,19 @@ func scenarios() []scenario {
 		scenario{"/etc/ld.so.preload written through a symlink in /tmp is seen at its resolved path", preload, true,
 			evs(openEv(echo, "openat2", "/etc/ld.so.preload", oWRONLY|oCREAT, requested("/tmp/innocent"))), nil},
 		scenario{"the loader reading /etc/ld.so.preload is not", preload, false, evs(readEv(proc("ls", "/usr/bin/ls", "ls"), "/etc/ld.so.preload")), nil},
+	)
+	pwnkit := proc("pkexec", "/usr/bin/pkexec", "")
+	pwnkitOld := proc("pkexec", "/usr/bin/pkexec")
+	pwnkitOld.Args = nil
+	add(
+		scenario{"pkexec started with an empty argument list (the kernel's single empty argument)", noArgs, true,
+			evs(execEv(childOf(pwnkit, proc("exploit", "/tmp/exploit", "./exploit")))), nil},
+		scenario{"pkexec started with no arguments at all (before Linux 5.18)", noArgs, true,
+			evs(execEv(childOf(pwnkitOld, proc("exploit", "/tmp/exploit", "./exploit")), inCtr)), nil},
+		scenario{"pkexec started the usual way is not", noArgs, false,
+			evs(execEv(proc("pkexec", "/usr/bin/pkexec", "pkexec", "/usr/bin/systemctl", "restart", "nginx"))), nil},
+		scenario{"a program whose first argument is empty after a name is not", noArgs, false,
+			evs(execEv(proc("printf", "/usr/bin/printf", "printf", ""))), nil},
 	)
 	msrMiner := proc("kswapd0", "/var/tmp/.x/kswapd0", "kswapd0")
 	add(
@@ -1268,6 +1282,7 @@ var wantType = map[string]string{
 	"DNS tunnel to one domain":                                    "Trojan:Runtime/DNSDataExfiltration",
 	"Program deleted its own executable":                          "DefenseEvasion:Runtime/SelfDeletingExecutable",
 	"CPU model-specific registers written":                        "Impact:Runtime/CryptoMinerExecuted",
+	"Program started with no arguments":                           "PrivilegeEscalation:Runtime/EmptyArgumentExec",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

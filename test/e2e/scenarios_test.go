@@ -229,6 +229,13 @@ while True:
 			wants: []want{{Type: "Impact:Runtime/CryptoMinerExecuted", Exe: []string{"/kswapd0"}, Rule: "CPU model-specific registers written"}},
 		},
 		{
+			name: "program started with an empty argument list (the PwnKit trigger)",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, e.attacker, "exec-noargs", "/bin/true")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/EmptyArgumentExec", Exe: []string{"/true"}, Rule: "Program started with no arguments"}},
+		},
+		{
 			name: "dropper deletes its own executable once it runs",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				dropper := filepath.Join(e.work, "bin", "kdevtmpfsi")

@@ -61,6 +61,7 @@ var actions = map[string]func([]string) error{
 	"deleted-exec":   deletedExec,
 	"self-delete":    selfDelete,
 	"wrmsr":          writeMSRs,
+	"exec-noargs":    execNoArgs,
 	"exec32":         exec32,
 	"io-uring":       ioUring,
 	"uring-read":     uringRead,
@@ -296,6 +297,22 @@ func writeMSRs([]string) error {
 		}
 	}
 	return nil
+}
+
+// execNoArgs execs PATH with an empty argument list (argc 0), as argv-confusion
+// exploits of setuid programs (PwnKit) start pkexec. Args: PATH
+func execNoArgs(args []string) error {
+	if len(args) < 1 {
+		return errors.New("want PATH")
+	}
+	path, err := unix.BytePtrFromString(args[0])
+	if err != nil {
+		return err
+	}
+	argv := []*byte{nil}
+	envv, _ := syscall.SlicePtrFromStrings([]string{"PATH=GCONV_PATH=.", "CHARSET=VIGIL"})
+	_, _, e := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
+	return e
 }
 
 // execArgs execs PATH with ARGS after a short pause (the pause lets the caller
