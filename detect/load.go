@@ -603,7 +603,7 @@ func (l *loader) loadList(m *mapping, line int) {
 		}
 	}
 	if ov != nil {
-		if err := checkOverrideKeys(m, ov, "list", []string{"items"}, []string{"items"}); err != nil {
+		if err := checkOverrideKeys(itemsFileAsItems(m), ov, "list", []string{"items"}, []string{"items"}); err != nil {
 			l.errorf(line, item, "%v", err)
 			return
 		}
@@ -659,6 +659,27 @@ func (l *loader) loadList(m *mapping, line int) {
 		l.order++
 		l.lists[name] = &listDef{name: name, items: items, kind: kind, index: l.order, at: where{l.file.name, line}}
 	}
+}
+
+// itemsFileAsItems lets the items override cover items_file: a config map
+// appends a file of indicators to a list as it appends inline items.
+func itemsFileAsItems(m *mapping) *mapping {
+	if !m.has("items_file") {
+		return m
+	}
+	out := &mapping{vals: map[string]*yaml.Node{}, key: map[string]*yaml.Node{}}
+	for _, k := range m.keys {
+		name := k
+		if k == "items_file" {
+			if m.has("items") {
+				continue
+			}
+			name = "items"
+		}
+		out.keys = append(out.keys, name)
+		out.vals[name], out.key[name] = m.vals[k], m.key[k]
+	}
+	return out
 }
 
 // parseItemsFile reads one item per line; blank lines and # comments are

@@ -171,6 +171,25 @@ func TestOverrides(t *testing.T) {
 	}
 }
 
+// TestOverrideAppendsAnItemsFile checks a config map can append a file of
+// items to a list, as it appends inline items.
+func TestOverrideAppendsAnItemsFile(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "50-user.yaml"), "- list: shell_binaries\n  override: {items: append}\n  items_file: lists/shells.txt\n")
+	writeFile(t, filepath.Join(dir, "lists", "shells.txt"), "# ours\nzsh\n")
+	rs, errs := LoadRules(mapFS("base.yaml", baseRules), dir)
+	if len(errs) > 0 {
+		t.Fatalf("load: %v", errs)
+	}
+	e := NewEngine(EngineConfig{}, nil, nil)
+	e.SetRules(rs)
+	for _, ev := range []*vigilv1.Event{execEv(mkProc("zsh", "/bin/zsh")), execEv(mkProc("bash", "/bin/bash"))} {
+		if len(fired(e, ev)) != 1 {
+			t.Errorf("%s did not fire", ev.Process.Comm)
+		}
+	}
+}
+
 func TestOverrideErrors(t *testing.T) {
 	cases := []struct{ name, user, want string }{
 		{"override of an undefined rule", "- rule: Nope\n  condition: x\n  override:\n    condition: append\n", "cannot override undefined rule"},

@@ -21,6 +21,7 @@ var typeTitles = map[string]string{
 	"Runtime/SuspiciousTool":                      "Suspicious tool executed",
 	"Runtime/SuspiciousCommand":                   "Suspicious command executed",
 	"Runtime/MaliciousFileExecuted":               "Known malicious file executed",
+	"Runtime/MaliciousFileExecuted.Custom":        "File on your own threat list executed",
 	"Runtime/CryptoMinerExecuted":                 "Cryptocurrency miner executed",
 	"Runtime/FilelessExecution":                   "Fileless execution",
 	"Runtime/SelfDeletingExecutable":              "Program deleted its own executable",

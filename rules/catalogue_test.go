@@ -85,6 +85,7 @@ func scenarios() []scenario {
 		decodePipe  = "Decoded payload piped into a shell"
 		dlExec      = "Downloaded file executed"
 		malHash     = "Known malicious executable run"
+		customHash  = "Executable on your own threat list run"
 		miner       = "Crypto miner executed"
 		filelessR   = "Fileless execution"
 		compat32    = "32-bit program executed"
@@ -535,6 +536,13 @@ func scenarios() []scenario {
 			evs(exitEv(sha(proc("kthreadd2", "/var/tmp/kthreadd2", "kthreadd2"), bad))), nil},
 		scenario{"an executable with another hash is not", malHash, false,
 			evs(execEv(sha(proc("ls", "/usr/bin/ls", "ls"), strings.Repeat("ab", 32)))), nil},
+	)
+	own := "4f3c2a1b9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a"
+	add(
+		scenario{"an executable on the operator's own list", customHash, true,
+			evs(execEv(sha(proc("updater", "/opt/app/updater", "updater"), own), inCtr)), nil},
+		scenario{"a hash on the built-in list only is the other rule's", customHash, false,
+			evs(execEv(sha(proc("kthreadd2", "/var/tmp/kthreadd2", "kthreadd2"), bad))), nil},
 	)
 	add(
 		scenario{"xmrig is a miner", miner, true, evs(execEv(proc("xmrig", "/opt/xmrig", "xmrig"))), nil},
@@ -1220,6 +1228,7 @@ var wantType = map[string]string{
 	"Decoded payload piped into a shell":                          "Execution:Runtime/SuspiciousCommand",
 	"Downloaded file executed":                                    "Execution:Runtime/SuspiciousCommand",
 	"Known malicious executable run":                              "Execution:Runtime/MaliciousFileExecuted",
+	"Executable on your own threat list run":                      "Execution:Runtime/MaliciousFileExecuted.Custom",
 	"Crypto miner executed":                                       "Impact:Runtime/CryptoMinerExecuted",
 	"Fileless execution":                                          "DefenseEvasion:Runtime/FilelessExecution",
 	"32-bit program executed":                                     "DefenseEvasion:Runtime/CompatModeExecution",
