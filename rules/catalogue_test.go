@@ -1013,6 +1013,10 @@ func scenarios() []scenario {
 		scenario{"cat /etc/shadow", shadow, true, evs(readEv(proc("cat", "/usr/bin/cat", "cat", "/etc/shadow"), "/etc/shadow")), nil},
 		scenario{"unix_chkpwd checking a password is not", shadow, false, evs(readEv(proc("unix_chkpwd", "/usr/sbin/unix_chkpwd", "unix_chkpwd"), "/etc/shadow")), nil},
 		scenario{"reading /etc/passwd is not", shadow, false, evs(readEv(proc("cat", "/usr/bin/cat", "cat"), "/etc/passwd")), nil},
+		scenario{"a container reading the host's shadow through a host path mount", shadow, true,
+			evs(readEv(proc("cat", "/bin/busybox", "cat", "/host/etc/shadow"), "/host/etc/shadow", inCtr)), nil},
+		scenario{"a host process reading an extracted image's shadow is not", shadow, false,
+			evs(readEv(proc("tar", "/usr/bin/tar", "tar"), "/srv/images/etc/shadow")), nil},
 	)
 
 	// The token is a symlink into a timestamped directory, and /var/run
