@@ -27,6 +27,7 @@ var typeTitles = map[string]string{
 	"Runtime/SelfDeletingExecutable":              "Program deleted its own executable",
 	"Runtime/EmptyArgumentExec":                   "Program started with no arguments (argv-confusion exploit)",
 	"Runtime/ProcessEnvironmentRead":              "Another process's environment read",
+	"Runtime/ContainerCredentialsFetched":         "Container credentials fetched by a command-line tool",
 	"Runtime/CompatModeExecution":                 "32-bit program executed, its system calls untraced",
 	"Runtime/IoUringUsage":                        "io_uring set up, its I/O bypassing system calls",
 	"Runtime/ProcessInjection.Proc":               "Process injection through /proc/<pid>/mem",

@@ -149,6 +149,7 @@ func scenarios() []scenario {
 		selfDelete  = "Program deleted its own executable"
 		msrWrite    = "CPU model-specific registers written"
 		noArgs      = "Program started with no arguments"
+		taskCreds   = "Container credentials fetched by a command-line tool"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -666,6 +667,16 @@ func scenarios() []scenario {
 		scenario{"/etc/ld.so.preload written through a symlink in /tmp is seen at its resolved path", preload, true,
 			evs(openEv(echo, "openat2", "/etc/ld.so.preload", oWRONLY|oCREAT, requested("/tmp/innocent"))), nil},
 		scenario{"the loader reading /etc/ld.so.preload is not", preload, false, evs(readEv(proc("ls", "/usr/bin/ls", "ls"), "/etc/ld.so.preload")), nil},
+	)
+	add(
+		scenario{"curl fetching the ECS task's credentials", taskCreds, true,
+			evs(connectEv(proc("curl", "/usr/bin/curl", "curl", "169.254.170.2/v2/credentials/2f1c"), "169.254.170.2", 80, inCtr)), nil},
+		scenario{"a python one-liner fetching EKS Pod Identity credentials", taskCreds, true,
+			evs(connectEv(proc("python3", "/usr/bin/python3", "python3", "-c", "import urllib.request as u; print(u.urlopen('http://169.254.170.23/v1/credentials').read())"), "169.254.170.23", 80, inCtr)), nil},
+		scenario{"the AWS SDK in an application fetching them is not", taskCreds, false,
+			evs(connectEv(proc("java", "/usr/bin/java", "java", "-jar", "app.jar"), "169.254.170.2", 80, inCtr)), nil},
+		scenario{"curl reaching another address is not", taskCreds, false,
+			evs(connectEv(proc("curl", "/usr/bin/curl", "curl", "http://10.0.0.5/"), "10.0.0.5", 80, inCtr)), nil},
 	)
 	pwnkit := proc("pkexec", "/usr/bin/pkexec", "")
 	pwnkitOld := proc("pkexec", "/usr/bin/pkexec")
@@ -1296,6 +1307,7 @@ var wantType = map[string]string{
 	"Program deleted its own executable":                          "DefenseEvasion:Runtime/SelfDeletingExecutable",
 	"CPU model-specific registers written":                        "Impact:Runtime/CryptoMinerExecuted",
 	"Program started with no arguments":                           "PrivilegeEscalation:Runtime/EmptyArgumentExec",
+	"Container credentials fetched by a command-line tool":        "CredentialAccess:Runtime/ContainerCredentialsFetched",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

@@ -259,6 +259,16 @@ while True:
 			wants: []want{{Type: "Execution:Runtime/SuspiciousShellCreated", Exe: []string{"/busybox"}, InContainer: true, Rule: "Terminal shell in a container"}},
 		},
 		{
+			name:      "ECS task credentials fetched by hand from a container (busybox nc)",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				// Nothing answers here: the attempt is the behaviour.
+				c.exec(t, "/bin/sh", "-c", "printf 'GET /v2/credentials/6c1b2f0e HTTP/1.0\\r\\n\\r\\n' | nc -w 1 169.254.170.2 80; true")
+			},
+			wants: []want{{Type: "CredentialAccess:Runtime/ContainerCredentialsFetched", Exe: []string{"/busybox"}, InContainer: true,
+				Rule: "Container credentials fetched by a command-line tool"}},
+		},
+		{
 			name:      "environment of the container's pid 1 read from /proc",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
