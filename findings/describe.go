@@ -38,6 +38,7 @@ var typeTitles = map[string]string{
 	"Runtime/CGroupsReleaseAgentModified":         "Container escape via cgroups release_agent",
 	"Runtime/ContainerMountsHostDirectory":        "Container mounted a host directory",
 	"Runtime/ContainerNamespaceEntered":           "Namespace entered from a container",
+	"Runtime/UserNamespaceCreated":                "User namespace created in a container",
 	"Runtime/DockerSocketAccessed":                "Container runtime socket accessed",
 	"Runtime/RuncContainerEscape":                 "runc container escape attempt",
 	"Runtime/UserfaultfdUsage":                    "userfaultfd used",

@@ -150,6 +150,7 @@ func scenarios() []scenario {
 		msrWrite    = "CPU model-specific registers written"
 		noArgs      = "Program started with no arguments"
 		taskCreds   = "Container credentials fetched by a command-line tool"
+		userns      = "User namespace created in a container"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -677,6 +678,19 @@ func scenarios() []scenario {
 			evs(connectEv(proc("java", "/usr/bin/java", "java", "-jar", "app.jar"), "169.254.170.2", 80, inCtr)), nil},
 		scenario{"curl reaching another address is not", taskCreds, false,
 			evs(connectEv(proc("curl", "/usr/bin/curl", "curl", "http://10.0.0.5/"), "10.0.0.5", 80, inCtr)), nil},
+	)
+	const newUser, newNS, newNet = 0x10000000, 0x00020000, 0x40000000
+	add(
+		scenario{"unshare -Urm in a container (an exploit's first step)", userns, true,
+			evs(unshareEv(proc("unshare", "/usr/bin/unshare", "unshare", "-Urm", "sh"), newUser|newNS, inCtr)), nil},
+		scenario{"the attempt counts when seccomp refuses it", userns, true,
+			evs(unshareEv(proc("exploit", "/tmp/exploit", "./exploit"), newUser|newNS, inCtr, failed("EPERM", 1))), nil},
+		scenario{"headless Chromium's sandbox is not", userns, false,
+			evs(unshareEv(proc("chrome", "/opt/google/chrome/chrome", "chrome", "--headless"), newUser, inCtr)), nil},
+		scenario{"a network namespace alone is not", userns, false,
+			evs(unshareEv(proc("unshare", "/usr/bin/unshare", "unshare", "-n", "true"), newNet, inCtr)), nil},
+		scenario{"on the host it is not", userns, false,
+			evs(unshareEv(proc("unshare", "/usr/bin/unshare", "unshare", "-Ur", "true"), newUser)), nil},
 	)
 	pwnkit := proc("pkexec", "/usr/bin/pkexec", "")
 	pwnkitOld := proc("pkexec", "/usr/bin/pkexec")
@@ -1308,6 +1322,7 @@ var wantType = map[string]string{
 	"CPU model-specific registers written":                        "Impact:Runtime/CryptoMinerExecuted",
 	"Program started with no arguments":                           "PrivilegeEscalation:Runtime/EmptyArgumentExec",
 	"Container credentials fetched by a command-line tool":        "CredentialAccess:Runtime/ContainerCredentialsFetched",
+	"User namespace created in a container":                       "PrivilegeEscalation:Runtime/UserNamespaceCreated",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

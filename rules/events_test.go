@@ -317,6 +317,13 @@ func setnsEv(p *vigilv1.Process, path string, nstype uint64, opts ...opt) *vigil
 	return e
 }
 
+func unshareEv(p *vigilv1.Process, flags uint64, opts ...opt) *vigilv1.Event {
+	e := ev(p, "unshare", 0, nil)
+	e.Kind = &vigilv1.Event_Namespace{Namespace: &vigilv1.Namespace{Syscall: "unshare", Flags: flags, Fd: -1}}
+	apply(e, opts)
+	return e
+}
+
 func mountEv(p *vigilv1.Process, source, target, fstype string, opts ...opt) *vigilv1.Event {
 	e := ev(p, "mount", 0, nil)
 	e.Kind = &vigilv1.Event_Mount{Mount: &vigilv1.Mount{Source: source, Target: target, Fstype: fstype}}

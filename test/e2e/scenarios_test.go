@@ -269,6 +269,16 @@ while True:
 				Rule: "Container credentials fetched by a command-line tool"}},
 		},
 		{
+			name:      "user namespace requested in a container (unshare -rm, an exploit's first step)",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				// Whether the runtime allows it or not, the request is the behaviour.
+				c.exec(t, "/bin/sh", "-c", "unshare -rm true; true")
+			},
+			wants: []want{{Type: "PrivilegeEscalation:Runtime/UserNamespaceCreated", Exe: []string{"/busybox"}, InContainer: true,
+				Rule: "User namespace created in a container"}},
+		},
+		{
 			name:      "environment of the container's pid 1 read from /proc",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
