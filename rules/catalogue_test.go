@@ -151,6 +151,7 @@ func scenarios() []scenario {
 		noArgs      = "Program started with no arguments"
 		taskCreds   = "Container credentials fetched by a command-line tool"
 		userns      = "User namespace created in a container"
+		chattr      = "Immutable or append-only flag changed"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -678,6 +679,16 @@ func scenarios() []scenario {
 			evs(connectEv(proc("java", "/usr/bin/java", "java", "-jar", "app.jar"), "169.254.170.2", 80, inCtr)), nil},
 		scenario{"curl reaching another address is not", taskCreds, false,
 			evs(connectEv(proc("curl", "/usr/bin/curl", "curl", "http://10.0.0.5/"), "10.0.0.5", 80, inCtr)), nil},
+	)
+	add(
+		scenario{"chattr -ia on a crontab", chattr, true,
+			evs(execEv(proc("chattr", "/usr/bin/chattr", "chattr", "-ia", "/var/spool/cron/crontabs/root"))), nil},
+		scenario{"chattr +i locking authorized_keys", chattr, true,
+			evs(execEv(proc("chattr", "/usr/bin/chattr", "chattr", "-R", "+i", "/root/.ssh/authorized_keys"), inCtr)), nil},
+		scenario{"chattr +C (no copy-on-write) for a database directory is not", chattr, false,
+			evs(execEv(proc("chattr", "/usr/bin/chattr", "chattr", "+C", "/var/lib/mysql"))), nil},
+		scenario{"lsattr listing attributes is not", chattr, false,
+			evs(execEv(proc("lsattr", "/usr/bin/lsattr", "lsattr", "-a", "/etc/passwd"))), nil},
 	)
 	const newUser, newNS, newNet = 0x10000000, 0x00020000, 0x40000000
 	add(
@@ -1323,6 +1334,7 @@ var wantType = map[string]string{
 	"Program started with no arguments":                           "PrivilegeEscalation:Runtime/EmptyArgumentExec",
 	"Container credentials fetched by a command-line tool":        "CredentialAccess:Runtime/ContainerCredentialsFetched",
 	"User namespace created in a container":                       "PrivilegeEscalation:Runtime/UserNamespaceCreated",
+	"Immutable or append-only flag changed":                       "DefenseEvasion:Runtime/SuspiciousCommand",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 
