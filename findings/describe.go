@@ -44,6 +44,7 @@ var typeTitles = map[string]string{
 	"Runtime/UserfaultfdUsage":                    "userfaultfd used",
 	"Runtime/ElevationToRoot":                     "Process elevated to root",
 	"Runtime/SensitiveFileModified":               "Sensitive file modified",
+	"Runtime/SystemBinaryModified":                "System program or library replaced",
 	"Runtime/SensitiveFileRead":                   "Sensitive file read",
 	"Runtime/MemoryMarkedExecutable":              "Memory made writable and executable",
 	"Runtime/PortScan":                            "Port scan",

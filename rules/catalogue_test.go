@@ -152,6 +152,7 @@ func scenarios() []scenario {
 		taskCreds   = "Container credentials fetched by a command-line tool"
 		userns      = "User namespace created in a container"
 		chattr      = "Immutable or append-only flag changed"
+		sysBinary   = "System program or library replaced"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -689,6 +690,21 @@ func scenarios() []scenario {
 			evs(execEv(proc("chattr", "/usr/bin/chattr", "chattr", "+C", "/var/lib/mysql"))), nil},
 		scenario{"lsattr listing attributes is not", chattr, false,
 			evs(execEv(proc("lsattr", "/usr/bin/lsattr", "lsattr", "-a", "/etc/passwd"))), nil},
+	)
+	cp := proc("cp", "/usr/bin/cp", "cp", "/tmp/.p", "/usr/bin/ps")
+	add(
+		scenario{"a trojanized ps copied over the real one", sysBinary, true, evs(writeEv(cp, "/usr/bin/ps")), nil},
+		scenario{"a patched C library renamed into place", sysBinary, true,
+			evs(renameEv(proc("python3", "/usr/bin/python3", "python3", "-c", "import os; os.rename('/tmp/l', '/lib/x86_64-linux-gnu/libc.so.6')"),
+				"renameat", "/tmp/l", "/lib/x86_64-linux-gnu/libc.so.6", inCtr)), nil},
+		scenario{"apt installing a package is not", sysBinary, false,
+			evs(writeEv(withParents(proc("dpkg", "/usr/bin/dpkg", "dpkg", "--unpack"), anc{"apt-get", "/usr/bin/apt-get"}), "/usr/bin/jq.dpkg-new")), nil},
+		scenario{"update-alternatives switching a link is not", sysBinary, false,
+			evs(linkEv(proc("update-alternatives", "/usr/bin/update-alternatives", "update-alternatives"), "symlinkat", "/etc/alternatives/editor", "/usr/bin/editor")), nil},
+		scenario{"a tool downloaded to /usr/local/bin is not", sysBinary, false, evs(writeEv(proc("curl", "/usr/bin/curl", "curl"), "/usr/local/bin/kubectl", inCtr)), nil},
+		scenario{"python compiling a module's bytecode under /usr/lib is not", sysBinary, false,
+			evs(writeEv(proc("python3", "/usr/bin/python3", "python3", "app.py"), "/usr/lib/python3/dist-packages/yaml/__pycache__/__init__.cpython-311.pyc")), nil},
+		scenario{"removing a program from an image is not", sysBinary, false, evs(unlinkEv(proc("rm", "/usr/bin/rm", "rm", "-f", "/usr/bin/wget"), "/usr/bin/wget", inCtr)), nil},
 	)
 	const newUser, newNS, newNet = 0x10000000, 0x00020000, 0x40000000
 	add(
@@ -1335,6 +1351,7 @@ var wantType = map[string]string{
 	"Container credentials fetched by a command-line tool":        "CredentialAccess:Runtime/ContainerCredentialsFetched",
 	"User namespace created in a container":                       "PrivilegeEscalation:Runtime/UserNamespaceCreated",
 	"Immutable or append-only flag changed":                       "DefenseEvasion:Runtime/SuspiciousCommand",
+	"System program or library replaced":                          "DefenseEvasion:Runtime/SystemBinaryModified",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

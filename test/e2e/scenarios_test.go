@@ -279,6 +279,15 @@ while True:
 				Rule: "User namespace created in a container"}},
 		},
 		{
+			name:      "trojanized ps copied over the system one in a container",
+			container: true,
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/sh", "-c", "mkdir -p /usr/bin && cp /bin/attacker /usr/bin/ps")
+			},
+			wants: []want{{Type: "DefenseEvasion:Runtime/SystemBinaryModified", Exe: []string{"/busybox"}, InContainer: true,
+				Rule: "System program or library replaced"}},
+		},
+		{
 			name:      "environment of the container's pid 1 read from /proc",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
