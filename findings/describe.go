@@ -27,6 +27,8 @@ var typeTitles = map[string]string{
 	"Runtime/SelfDeletingExecutable":              "Program deleted its own executable",
 	"Runtime/EmptyArgumentExec":                   "Program started with no arguments (argv-confusion exploit)",
 	"Runtime/ProcessEnvironmentRead":              "Another process's environment read",
+	"Runtime/ClusterCredentialsRead":              "Kubernetes cluster credentials read",
+	"Runtime/KernelMemoryAccessed":                "Kernel or physical memory opened",
 	"Runtime/ContainerCredentialsFetched":         "Container credentials fetched by a command-line tool",
 	"Runtime/CompatModeExecution":                 "32-bit program executed, its system calls untraced",
 	"Runtime/IoUringUsage":                        "io_uring set up, its I/O bypassing system calls",

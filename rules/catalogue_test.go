@@ -153,6 +153,8 @@ func scenarios() []scenario {
 		userns      = "User namespace created in a container"
 		chattr      = "Immutable or append-only flag changed"
 		sysBinary   = "System program or library replaced"
+		kubePKI     = "Kubernetes cluster credentials read"
+		rawMem      = "Kernel or physical memory opened"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -705,6 +707,24 @@ func scenarios() []scenario {
 		scenario{"python compiling a module's bytecode under /usr/lib is not", sysBinary, false,
 			evs(writeEv(proc("python3", "/usr/bin/python3", "python3", "app.py"), "/usr/lib/python3/dist-packages/yaml/__pycache__/__init__.cpython-311.pyc")), nil},
 		scenario{"removing a program from an image is not", sysBinary, false, evs(unlinkEv(proc("rm", "/usr/bin/rm", "rm", "-f", "/usr/bin/wget"), "/usr/bin/wget", inCtr)), nil},
+	)
+	catP := proc("cat", "/bin/busybox", "cat")
+	add(
+		scenario{"a container reading the CA key through a host path mount", kubePKI, true, evs(readEv(catP, "/host/etc/kubernetes/pki/ca.key", inCtr)), nil},
+		scenario{"the admin kubeconfig read on a control-plane node", kubePKI, true,
+			evs(readEv(proc("python3", "/usr/bin/python3", "python3", "steal.py"), "/etc/kubernetes/admin.conf")), nil},
+		scenario{"the API server reading its own key is not", kubePKI, false,
+			evs(readEv(proc("kube-apiserver", "/usr/local/bin/kube-apiserver", "kube-apiserver"), "/etc/kubernetes/pki/apiserver.key", inCtr)), nil},
+		scenario{"the kubelet reading its client certificate is not", kubePKI, false,
+			evs(readEv(proc("kubelet", "/usr/bin/kubelet", "kubelet"), "/var/lib/kubelet/pki/kubelet-client-current.pem")), nil},
+		scenario{"reading the cluster's public CA certificate is not", kubePKI, false, evs(readEv(catP, "/etc/kubernetes/pki/ca.crt")), nil},
+	)
+	add(
+		scenario{"/proc/kcore read by a shell tool", rawMem, true, evs(readEv(proc("dd", "/usr/bin/dd", "dd", "if=/proc/kcore"), "/proc/kcore")), nil},
+		scenario{"/dev/mem opened for writing in a container, refused", rawMem, true,
+			evs(openEv(proc("x", "/tmp/x", "./x"), "openat", "/dev/mem", oRDWR, inCtr, failed("EPERM", 1))), nil},
+		scenario{"dmidecode reading firmware tables is not", rawMem, false, evs(readEv(proc("dmidecode", "/usr/sbin/dmidecode", "dmidecode"), "/dev/mem")), nil},
+		scenario{"reading /proc/meminfo is not", rawMem, false, evs(readEv(catP, "/proc/meminfo")), nil},
 	)
 	const newUser, newNS, newNet = 0x10000000, 0x00020000, 0x40000000
 	add(
@@ -1352,6 +1372,8 @@ var wantType = map[string]string{
 	"User namespace created in a container":                       "PrivilegeEscalation:Runtime/UserNamespaceCreated",
 	"Immutable or append-only flag changed":                       "DefenseEvasion:Runtime/SuspiciousCommand",
 	"System program or library replaced":                          "DefenseEvasion:Runtime/SystemBinaryModified",
+	"Kubernetes cluster credentials read":                         "CredentialAccess:Runtime/ClusterCredentialsRead",
+	"Kernel or physical memory opened":                            "CredentialAccess:Runtime/KernelMemoryAccessed",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

@@ -279,6 +279,13 @@ while True:
 				Rule: "User namespace created in a container"}},
 		},
 		{
+			name: "kernel memory read through /proc/kcore",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				run(t, "dd", "if=/proc/kcore", "of=/dev/null", "bs=4096", "count=1")
+			},
+			wants: []want{{Type: "CredentialAccess:Runtime/KernelMemoryAccessed", Exe: []string{"/dd"}, Rule: "Kernel or physical memory opened"}},
+		},
+		{
 			name:      "trojanized ps copied over the system one in a container",
 			container: true,
 			run: func(t *testing.T, e *env, c *containerRun) {
