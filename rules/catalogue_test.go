@@ -170,6 +170,13 @@ func scenarios() []scenario {
 			evs(execEv(withTTY(withParents(proc("bash", "/bin/bash", "bash"), anc{"sh", "/bin/busybox"}, shim)), stdio("tty", "tty", "tty"), inCtr)), nil},
 		scenario{"a shell without a terminal (kubectl exec without -t) is not", ttyShell, false,
 			evs(execEv(withParents(proc("sh", "/bin/busybox", "sh", "-c", "ls"), shim), inCtr)), nil},
+		scenario{"dpkg running a maintainer script on the terminal of apt-get is not", ttyShell, false,
+			evs(execEv(withTTY(withParents(proc("sh", "/usr/bin/dash", "/bin/sh", "/var/lib/dpkg/info/libc-bin.postinst", "triggered"),
+				anc{"dpkg", "/usr/bin/dpkg"}, anc{"apt-get", "/usr/bin/apt-get"}, shim)), stdio("tty", "tty", "tty"), inCtr)), nil},
+		scenario{"make running a recipe through sh -c is not", ttyShell, false,
+			evs(execEv(withTTY(withParents(proc("sh", "/bin/sh", "/bin/sh", "-c", "go build ./..."), anc{"make", "/usr/bin/make"}, shim)), stdio("tty", "tty", "tty"), inCtr)), nil},
+		scenario{"bash -l started by docker exec -it is", ttyShell, true,
+			evs(execEv(withTTY(withParents(proc("bash", "/bin/bash", "bash", "-l"), shim)), stdio("tty", "tty", "tty"), inCtr)), nil},
 		scenario{"a terminal shell on the host is not", ttyShell, false,
 			evs(execEv(withTTY(withParents(proc("bash", "/usr/bin/bash", "bash"), anc{"sshd", "/usr/sbin/sshd"})), stdio("tty", "tty", "tty"))), nil},
 	)
