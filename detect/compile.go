@@ -41,6 +41,10 @@ type evalCtx struct {
 	cmdline, pcmdline, args, fdName string
 	cmdlineDone, pcmdlineDone       bool
 	argsDone, fdNameDone, fdNameOK  bool
+	// The DNS question split (dns.domain, dns.label.longest): a public
+	// suffix lookup, done once per event.
+	dnsDomain, dnsLongest string
+	dnsSplitDone          bool
 
 	scratch []string
 }

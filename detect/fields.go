@@ -1425,6 +1425,14 @@ func fieldDefs() []fieldDef {
 // splitQuestion splits the event's DNS question name into its registrable
 // domain (by the public suffix list) and the longest label left of it.
 func splitQuestion(c *evalCtx) (domain, longest string) {
+	if !c.dnsSplitDone {
+		c.dnsDomain, c.dnsLongest = splitName(c)
+		c.dnsSplitDone = true
+	}
+	return c.dnsDomain, c.dnsLongest
+}
+
+func splitName(c *evalCtx) (domain, longest string) {
 	name, ok := questionName(c)
 	if !ok {
 		return "", ""
