@@ -149,6 +149,9 @@ type ContainerOptions struct {
 	CgroupPath string
 	// Privileged runs the container with --privileged.
 	Privileged bool
+	// Mounts are host paths bind-mounted read-only into the container,
+	// keyed by their path inside it (a Kubernetes hostPath volume).
+	Mounts map[string]string
 }
 
 // Container is a running test container.
@@ -197,6 +200,9 @@ func RunContainer(t testing.TB, opts ContainerOptions) *Container {
 	}
 	if opts.Privileged {
 		args = append(args, "--privileged")
+	}
+	for dst, src := range opts.Mounts {
+		args = append(args, "--mount", "type=bind,src="+src+",dst="+dst+",options=rbind:ro")
 	}
 	args = append(args, opts.Rootfs, opts.ID)
 	args = append(args, opts.Command...)

@@ -43,6 +43,9 @@ type scenario struct {
 	// attacker at /bin/attacker.
 	container  bool
 	privileged bool
+	// hostMounts bind-mounts host paths into the container, read-only,
+	// keyed by their path inside it.
+	hostMounts map[string]string
 	run        func(t *testing.T, e *env, c *containerRun)
 	wants      []want
 }
@@ -92,10 +95,14 @@ type result struct {
 	ok                    bool
 }
 
-// TestMain stops the PostgreSQL server a scenario may have started.
+// TestMain stops the PostgreSQL server a scenario may have started and
+// removes what the scenario list made.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testutil.StopPostgres()
+	for _, d := range madeDirs {
+		os.RemoveAll(d)
+	}
 	os.Exit(code)
 }
 
@@ -184,7 +191,7 @@ func TestEndToEnd(t *testing.T) {
 				rootfs := testutil.BusyboxRootfs(t)
 				copyFile(t, attacker, filepath.Join(rootfs, "bin", "attacker"), 0o755)
 				c := testutil.RunContainer(t, testutil.ContainerOptions{
-					Socket: socket, Rootfs: rootfs, Privileged: sc.privileged,
+					Socket: socket, Rootfs: rootfs, Privileged: sc.privileged, Mounts: sc.hostMounts,
 					Labels: map[string]string{"app": "vigil-e2e"},
 				})
 				cr = &containerRun{c: c, rootfs: rootfs, socket: socket}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -284,6 +285,26 @@ while True:
 				run(t, "dd", "if=/proc/kcore", "of=/dev/null", "bs=4096", "count=1")
 			},
 			wants: []want{{Type: "CredentialAccess:Runtime/KernelMemoryAccessed", Exe: []string{"/dd"}, Rule: "Kernel or physical memory opened"}},
+		},
+		{
+			name:       "cluster CA key read from a container through a host path mount",
+			container:  true,
+			hostMounts: map[string]string{"/host/etc/kubernetes": kubernetesDir()},
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/sh", "-c", "cat /host/etc/kubernetes/pki/ca.key > /dev/null")
+			},
+			wants: []want{{Type: "CredentialAccess:Runtime/ClusterCredentialsRead", Exe: []string{"/busybox"}, InContainer: true,
+				Rule: "Kubernetes cluster credentials read"}},
+		},
+		{
+			name:       "host's /etc/shadow read from a container through a host path mount",
+			container:  true,
+			hostMounts: map[string]string{"/host/etc": "/etc"},
+			run: func(t *testing.T, e *env, c *containerRun) {
+				c.exec(t, "/bin/sh", "-c", "cat /host/etc/shadow > /dev/null")
+			},
+			wants: []want{{Type: "CredentialAccess:Runtime/SensitiveFileRead", Exe: []string{"/busybox"}, InContainer: true,
+				Rule: "Password hashes read"}},
 		},
 		{
 			name:      "trojanized ps copied over the system one in a container",
@@ -651,6 +672,31 @@ func dockerSocket(t *testing.T, c *containerRun) {
 // resolverNetns makes a network namespace with loopback up and a
 // resolv.conf naming a resolver on its 127.0.0.1 with the given options, so
 // glibc lookups run in it (ip netns exec) ask a stub the test controls.
+// kubernetesDir makes a control-plane node's /etc/kubernetes (a CA key and
+// an admin kubeconfig, neither real) for a scenario to mount, once per run;
+// TestMain removes it.
+// madeDirs are directories the scenario list made outside any test's
+// temporary directory.
+var madeDirs []string
+
+var kubernetesDir = sync.OnceValue(func() string {
+	dir, err := os.MkdirTemp("", "vigil-e2e-k8s")
+	if err != nil {
+		panic(err)
+	}
+	madeDirs = append(madeDirs, dir)
+	if err := os.MkdirAll(filepath.Join(dir, "pki"), 0o700); err != nil {
+		panic(err)
+	}
+	for name, text := range map[string]string{"pki/ca.key": "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----\n",
+		"admin.conf": "apiVersion: v1\nkind: Config\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			panic(err)
+		}
+	}
+	return dir
+})
+
 // tcpDNSServer runs a DNS server on 127.0.0.1:53/tcp inside network
 // namespace ns that answers every A query with ip.
 func tcpDNSServer(t *testing.T, ns, ip string) {
