@@ -27,6 +27,7 @@ var typeTitles = map[string]string{
 	"Runtime/SelfDeletingExecutable":              "Program deleted its own executable",
 	"Runtime/EmptyArgumentExec":                   "Program started with no arguments (argv-confusion exploit)",
 	"Runtime/ProcessEnvironmentRead":              "Another process's environment read",
+	"Runtime/ProcessMemoryRead":                   "Another process's memory read",
 	"Runtime/ClusterCredentialsRead":              "Kubernetes cluster credentials read",
 	"Runtime/KernelMemoryAccessed":                "Kernel or physical memory opened",
 	"Runtime/ContainerCredentialsFetched":         "Container credentials fetched by a command-line tool",

@@ -155,6 +155,7 @@ func scenarios() []scenario {
 		sysBinary   = "System program or library replaced"
 		kubePKI     = "Kubernetes cluster credentials read"
 		rawMem      = "Kernel or physical memory opened"
+		memRead     = "Process memory read through proc"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -732,6 +733,14 @@ func scenarios() []scenario {
 			evs(openEv(proc("x", "/tmp/x", "./x"), "openat", "/dev/mem", oRDWR, inCtr, failed("EPERM", 1))), nil},
 		scenario{"dmidecode reading firmware tables is not", rawMem, false, evs(readEv(proc("dmidecode", "/usr/sbin/dmidecode", "dmidecode"), "/dev/mem")), nil},
 		scenario{"reading /proc/meminfo is not", rawMem, false, evs(readEv(catP, "/proc/meminfo")), nil},
+	)
+	dumper := proc("python3", "/usr/bin/python3", "python3", "mimipenguin.py")
+	add(
+		scenario{"a script reading sshd's memory", memRead, true, evs(readEv(dumper, "/proc/812/mem")), nil},
+		scenario{"a thread's memory in a container", memRead, true, evs(readEv(dumper, "/proc/1/task/7/mem", inCtr)), nil},
+		scenario{"a process reading its own memory is not", memRead, false, evs(readEv(dumper, fmt.Sprintf("/proc/%d/mem", dumper.Pid))), nil},
+		scenario{"gdb attaching to read memory is not", memRead, false, evs(readEv(proc("gdb", "/usr/bin/gdb", "gdb", "-p", "812"), "/proc/812/mem")), nil},
+		scenario{"reading another process's memory map is not", memRead, false, evs(readEv(dumper, "/proc/812/maps")), nil},
 	)
 	const newUser, newNS, newNet = 0x10000000, 0x00020000, 0x40000000
 	add(
@@ -1381,6 +1390,7 @@ var wantType = map[string]string{
 	"System program or library replaced":                          "DefenseEvasion:Runtime/SystemBinaryModified",
 	"Kubernetes cluster credentials read":                         "CredentialAccess:Runtime/ClusterCredentialsRead",
 	"Kernel or physical memory opened":                            "CredentialAccess:Runtime/KernelMemoryAccessed",
+	"Process memory read through proc":                            "CredentialAccess:Runtime/ProcessMemoryRead",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

@@ -280,6 +280,18 @@ while True:
 				Rule: "User namespace created in a container"}},
 		},
 		{
+			name: "another process's memory read through /proc/PID/mem (a credential dumper)",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				victim := exec.Command("sleep", "30")
+				if err := victim.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer func() { victim.Process.Kill(); victim.Wait() }()
+				run(t, e.attacker, "read-mem", fmt.Sprint(victim.Process.Pid))
+			},
+			wants: []want{{Type: "CredentialAccess:Runtime/ProcessMemoryRead", Exe: []string{"/attacker"}, Rule: "Process memory read through proc"}},
+		},
+		{
 			name: "kernel memory read through /proc/kcore",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				run(t, "dd", "if=/proc/kcore", "of=/dev/null", "bs=4096", "count=1")

@@ -62,6 +62,7 @@ var actions = map[string]func([]string) error{
 	"self-delete":    selfDelete,
 	"wrmsr":          writeMSRs,
 	"exec-noargs":    execNoArgs,
+	"read-mem":       readMem,
 	"exec32":         exec32,
 	"io-uring":       ioUring,
 	"uring-read":     uringRead,
@@ -313,6 +314,31 @@ func execNoArgs(args []string) error {
 	envv, _ := syscall.SlicePtrFromStrings([]string{"PATH=GCONV_PATH=.", "CHARSET=VIGIL"})
 	_, _, e := unix.Syscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
 	return e
+}
+
+// readMem reads the first mapped page of process PID through /proc/PID/mem,
+// as credential dumpers read sshd's or a keyring's memory. Args: PID
+func readMem(args []string) error {
+	if len(args) < 1 {
+		return errors.New("want PID")
+	}
+	maps, err := os.ReadFile("/proc/" + args[0] + "/maps")
+	if err != nil {
+		return err
+	}
+	start, _, _ := strings.Cut(string(maps), "-")
+	addr, err := strconv.ParseUint(start, 16, 64)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open("/proc/" + args[0] + "/mem")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 64)
+	_, err = f.ReadAt(buf, int64(addr))
+	return err
 }
 
 // execArgs execs PATH with ARGS after a short pause (the pause lets the caller
