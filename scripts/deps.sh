@@ -36,6 +36,8 @@ if [[ $what == test ]]; then
   want getent libc-bin
   want python3 python3
   want tar tar
+  want ssh openssh-client
+  want script bsdutils
 fi
 
 if ((${#need[@]})); then

@@ -292,6 +292,15 @@ while True:
 			wants: []want{{Type: "CredentialAccess:Runtime/ProcessMemoryRead", Exe: []string{"/attacker"}, Rule: "Process memory read through proc"}},
 		},
 		{
+			name: "reverse SSH tunnel (ssh -NR) publishing an inside port",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				// No server answers: starting the tunnel is the behaviour.
+				exec.Command("ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=1", "-o", "StrictHostKeyChecking=no",
+					"-NR", "2222:localhost:22", "tunnel@127.0.0.1", "-p", "9").Run()
+			},
+			wants: []want{{Type: "Execution:Runtime/SuspiciousTool", Exe: []string{"/ssh"}, Rule: "SSH tunnel opened"}},
+		},
+		{
 			name: "kernel memory read through /proc/kcore",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				run(t, "dd", "if=/proc/kcore", "of=/dev/null", "bs=4096", "count=1")
