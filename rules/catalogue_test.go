@@ -157,6 +157,7 @@ func scenarios() []scenario {
 		rawMem      = "Kernel or physical memory opened"
 		memRead     = "Process memory read through proc"
 		sshTunnel   = "SSH tunnel opened"
+		pkgInstall  = "Package installed in a running container"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -748,6 +749,16 @@ func scenarios() []scenario {
 			evs(execEv(proc("ssh", "/usr/bin/ssh", "ssh", "-i", "/root/.ssh/DEPLOY_R", "deploy@10.0.0.5", "uptime"))), nil},
 		scenario{"a local forward (-L) is not", sshTunnel, false,
 			evs(execEv(proc("ssh", "/usr/bin/ssh", "ssh", "-L", "5432:db:5432", "bastion"))), nil},
+	)
+	add(
+		scenario{"apt-get install nmap in a running container", pkgInstall, true,
+			evs(execEv(proc("apt-get", "/usr/bin/apt-get", "apt-get", "install", "-y", "nmap"), inCtr)), nil},
+		scenario{"apk add in an Alpine container", pkgInstall, true,
+			evs(execEv(proc("apk", "/sbin/apk", "apk", "add", "--no-cache", "socat"), inCtr)), nil},
+		scenario{"apt-get update alone is not", pkgInstall, false, evs(execEv(proc("apt-get", "/usr/bin/apt-get", "apt-get", "update"), inCtr)), nil},
+		scenario{"apt-get install on the host is not", pkgInstall, false,
+			evs(execEv(proc("apt-get", "/usr/bin/apt-get", "apt-get", "install", "-y", "jq"))), nil},
+		scenario{"dpkg -l listing packages is not", pkgInstall, false, evs(execEv(proc("dpkg", "/usr/bin/dpkg", "dpkg", "-l"), inCtr)), nil},
 	)
 	dumper := proc("python3", "/usr/bin/python3", "python3", "mimipenguin.py")
 	add(
@@ -1407,6 +1418,7 @@ var wantType = map[string]string{
 	"Kernel or physical memory opened":                            "CredentialAccess:Runtime/KernelMemoryAccessed",
 	"Process memory read through proc":                            "CredentialAccess:Runtime/ProcessMemoryRead",
 	"SSH tunnel opened":                                           "Execution:Runtime/SuspiciousTool",
+	"Package installed in a running container":                    "Execution:Runtime/SuspiciousCommand",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 
