@@ -158,6 +158,7 @@ func scenarios() []scenario {
 		memRead     = "Process memory read through proc"
 		sshTunnel   = "SSH tunnel opened"
 		pkgInstall  = "Package installed in a running container"
+		wiper       = "Data destruction command"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -759,6 +760,21 @@ func scenarios() []scenario {
 		scenario{"apt-get install on the host is not", pkgInstall, false,
 			evs(execEv(proc("apt-get", "/usr/bin/apt-get", "apt-get", "install", "-y", "jq"))), nil},
 		scenario{"dpkg -l listing packages is not", pkgInstall, false, evs(execEv(proc("dpkg", "/usr/bin/dpkg", "dpkg", "-l"), inCtr)), nil},
+	)
+	add(
+		scenario{"shred -uz over the database files", wiper, true,
+			evs(execEv(proc("shred", "/usr/bin/shred", "shred", "-uz", "/var/lib/postgresql/15/main/base/16384/2619"), inCtr)), nil},
+		scenario{"dd writing zeros over a disk", wiper, true,
+			evs(execEv(proc("dd", "/usr/bin/dd", "dd", "if=/dev/zero", "of=/dev/nvme0n1", "bs=1M"))), nil},
+		scenario{"rm -rf --no-preserve-root /", wiper, true,
+			evs(execEv(proc("rm", "/usr/bin/rm", "rm", "-rf", "--no-preserve-root", "/"), inCtr)), nil},
+		scenario{"wipefs -a on a volume", wiper, true, evs(execEv(proc("wipefs", "/usr/sbin/wipefs", "wipefs", "-a", "/dev/xvdf"))), nil},
+		scenario{"dd writing an image file is not", wiper, false,
+			evs(execEv(proc("dd", "/usr/bin/dd", "dd", "if=/dev/zero", "of=/tmp/swapfile", "bs=1M", "count=64"))), nil},
+		scenario{"dd reading a disk is not", wiper, false, evs(execEv(proc("dd", "/usr/bin/dd", "dd", "if=/dev/sda", "of=/backup/sda.img"))), nil},
+		scenario{"mkfs on the host (provisioning a volume) is not", wiper, false,
+			evs(execEv(proc("mkfs.ext4", "/usr/sbin/mkfs.ext4", "mkfs.ext4", "/dev/xvdf"))), nil},
+		scenario{"wipefs listing signatures is not", wiper, false, evs(execEv(proc("wipefs", "/usr/sbin/wipefs", "wipefs", "/dev/xvdf"))), nil},
 	)
 	dumper := proc("python3", "/usr/bin/python3", "python3", "mimipenguin.py")
 	add(
@@ -1419,6 +1435,7 @@ var wantType = map[string]string{
 	"Process memory read through proc":                            "CredentialAccess:Runtime/ProcessMemoryRead",
 	"SSH tunnel opened":                                           "Execution:Runtime/SuspiciousTool",
 	"Package installed in a running container":                    "Execution:Runtime/SuspiciousCommand",
+	"Data destruction command":                                    "Impact:Runtime/DataDestruction",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

@@ -301,6 +301,17 @@ while True:
 			wants: []want{{Type: "Execution:Runtime/SuspiciousTool", Exe: []string{"/ssh"}, Rule: "SSH tunnel opened"}},
 		},
 		{
+			name: "wiper shreds a database file",
+			run: func(t *testing.T, e *env, _ *containerRun) {
+				f := filepath.Join(t.TempDir(), "2619")
+				if err := os.WriteFile(f, []byte("rows"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				run(t, "shred", "-uz", f)
+			},
+			wants: []want{{Type: "Impact:Runtime/DataDestruction", Exe: []string{"/shred"}, Rule: "Data destruction command"}},
+		},
+		{
 			name: "kernel memory read through /proc/kcore",
 			run: func(t *testing.T, e *env, _ *containerRun) {
 				run(t, "dd", "if=/proc/kcore", "of=/dev/null", "bs=4096", "count=1")
