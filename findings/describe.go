@@ -24,6 +24,7 @@ var typeTitles = map[string]string{
 	"Runtime/MaliciousFileExecuted.Custom":        "File on your own threat list executed",
 	"Runtime/CryptoMinerExecuted":                 "Cryptocurrency miner executed",
 	"Runtime/DataDestruction":                     "Data destruction command run",
+	"Runtime/KernelThreadMasquerading":            "Program disguised as a kernel thread",
 	"Runtime/FilelessExecution":                   "Fileless execution",
 	"Runtime/SelfDeletingExecutable":              "Program deleted its own executable",
 	"Runtime/EmptyArgumentExec":                   "Program started with no arguments (argv-confusion exploit)",

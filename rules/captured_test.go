@@ -19,8 +19,9 @@ func TestCapturedEvents(t *testing.T) {
 		name, file string
 		want       []string
 	}{
-		{"a renamed shell execed with a socket on its standard streams is a reverse shell",
-			"a-reverse-shell-dups-a-socket-onto-stdio-and-execs-a-renamed-shell", []string{"Reverse shell with network standard streams"}},
+		{"a renamed shell execed with a socket on its standard streams is a reverse shell (named like a kernel thread, too)",
+			"a-reverse-shell-dups-a-socket-onto-stdio-and-execs-a-renamed-shell", []string{"Reverse shell with network standard streams",
+				"Program disguised as a kernel thread"}},
 		{"PTRACE_ATTACH by the test binary is process injection",
 			"ptrace-attach-names-the-request-and-the-target", []string{"Process injection through ptrace"}},
 		{"process_vm_writev into another process is injection",

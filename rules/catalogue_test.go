@@ -159,6 +159,7 @@ func scenarios() []scenario {
 		sshTunnel   = "SSH tunnel opened"
 		pkgInstall  = "Package installed in a running container"
 		wiper       = "Data destruction command"
+		kthreadName = "Program disguised as a kernel thread"
 		envRead     = "Another process's environment read"
 	)
 	s := []scenario{}
@@ -775,6 +776,15 @@ func scenarios() []scenario {
 		scenario{"mkfs on the host (provisioning a volume) is not", wiper, false,
 			evs(execEv(proc("mkfs.ext4", "/usr/sbin/mkfs.ext4", "mkfs.ext4", "/dev/xvdf"))), nil},
 		scenario{"wipefs listing signatures is not", wiper, false, evs(execEv(proc("wipefs", "/usr/sbin/wipefs", "wipefs", "/dev/xvdf"))), nil},
+	)
+	add(
+		scenario{"a miner dropped as /tmp/kdevtmpfsi", kthreadName, true, evs(execEv(proc("kdevtmpfsi", "/tmp/kdevtmpfsi", "/tmp/kdevtmpfsi"), inCtr)), nil},
+		scenario{"a renamed binary called kswapd0", kthreadName, true, evs(execEv(proc("kswapd0", "/var/tmp/.x/kswapd0", "./kswapd0"))), nil},
+		scenario{"exec -a '[kworker/0:1]' ./implant", kthreadName, true,
+			evs(execEv(proc("implant", "/dev/shm/implant", "[kworker/0:1]"))), nil},
+		scenario{"the watchdog daemon is not", kthreadName, false, evs(execEv(proc("watchdog", "/usr/sbin/watchdog", "/usr/sbin/watchdog"))), nil},
+		scenario{"a program whose argument is in brackets is not", kthreadName, false,
+			evs(execEv(proc("echo", "/usr/bin/echo", "echo", "[kworker/0:1]"))), nil},
 	)
 	dumper := proc("python3", "/usr/bin/python3", "python3", "mimipenguin.py")
 	add(
@@ -1436,6 +1446,7 @@ var wantType = map[string]string{
 	"SSH tunnel opened":                                           "Execution:Runtime/SuspiciousTool",
 	"Package installed in a running container":                    "Execution:Runtime/SuspiciousCommand",
 	"Data destruction command":                                    "Impact:Runtime/DataDestruction",
+	"Program disguised as a kernel thread":                        "DefenseEvasion:Runtime/KernelThreadMasquerading",
 	"Another process's environment read":                          "CredentialAccess:Runtime/ProcessEnvironmentRead",
 }
 

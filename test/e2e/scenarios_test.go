@@ -227,7 +227,8 @@ while True:
 				copyFile(t, e.attacker, miner, 0o755)
 				run(t, miner, "wrmsr")
 			},
-			wants: []want{{Type: "Impact:Runtime/CryptoMinerExecuted", Exe: []string{"/kswapd0"}, Rule: "CPU model-specific registers written"}},
+			wants: []want{{Type: "Impact:Runtime/CryptoMinerExecuted", Exe: []string{"/kswapd0"}, Rule: "CPU model-specific registers written"},
+				{Type: "DefenseEvasion:Runtime/KernelThreadMasquerading", Exe: []string{"/kswapd0"}, Rule: "Program disguised as a kernel thread"}},
 		},
 		{
 			name: "program started with an empty argument list (the PwnKit trigger)",
