@@ -260,9 +260,10 @@ func uringTracepointShape(tracepoint string) error {
 	if !ok {
 		return fmt.Errorf("%s: unexpected BTF", tracepoint)
 	}
+	otherShape := fmt.Errorf("%s has another shape on this kernel (before Linux 6.0)", tracepoint)
 	proto, ok := ptr.Target.(*btf.FuncProto)
 	if !ok || len(proto.Params) != len(want) {
-		return fmt.Errorf("%s has another shape on this kernel (before Linux 6.0)", tracepoint)
+		return otherShape
 	}
 	for i, name := range want {
 		if name == "" {
@@ -270,10 +271,10 @@ func uringTracepointShape(tracepoint string) error {
 		}
 		p, ok := btf.UnderlyingType(proto.Params[i].Type).(*btf.Pointer)
 		if !ok {
-			return fmt.Errorf("%s has another shape on this kernel (before Linux 6.0)", tracepoint)
+			return otherShape
 		}
 		if s, ok := btf.UnderlyingType(p.Target).(*btf.Struct); !ok || s.Name != name {
-			return fmt.Errorf("%s has another shape on this kernel (before Linux 6.0)", tracepoint)
+			return otherShape
 		}
 	}
 	return nil

@@ -879,9 +879,9 @@ func decodeDNS(b []byte, h *probes.VigilRecHdr, r *Record) error {
 		return err
 	}
 	server := sockAddr(&d.Server)
-	payload := s[0]
+	payload, protocol := s[0], "udp"
 	if d.Tcp != 0 {
-		payload = stripTCPLength(payload)
+		payload, protocol = stripTCPLength(payload), "tcp"
 	}
 	if d.Answer != 0 {
 		a, err := parseDNSAnswer(payload)
@@ -889,10 +889,7 @@ func decodeDNS(b []byte, h *probes.VigilRecHdr, r *Record) error {
 			return err
 		}
 		a.Server = server
-		a.Protocol = "udp"
-		if d.Tcp != 0 {
-			a.Protocol = "tcp"
-		}
+		a.Protocol = protocol
 		r.Event.Kind = &vigilv1.Event_DnsAnswer{DnsAnswer: a}
 		return nil
 	}
@@ -902,10 +899,7 @@ func decodeDNS(b []byte, h *probes.VigilRecHdr, r *Record) error {
 	}
 	q.Server = server
 	q.Syscall = r.Event.Syscall
-	q.Protocol = "udp"
-	if d.Tcp != 0 {
-		q.Protocol = "tcp"
-	}
+	q.Protocol = protocol
 	r.Event.Kind = &vigilv1.Event_DnsQuery{DnsQuery: q}
 	return nil
 }
