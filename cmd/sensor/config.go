@@ -36,6 +36,16 @@ type Config struct {
 	Procfs procmode.Config `yaml:"procfs"`
 	// Enrich configures the container, Kubernetes, ECS and EC2 context.
 	Enrich enrich.Config `yaml:"enrich"`
+	// MaxProcs is how many cores the sensor's Go code may run on at once
+	// (GOMAXPROCS). In ebpf mode the default is 1: one core decodes and
+	// forwards several hundred thousand events a second, more than most
+	// hosts make, and a single-core sensor wakes no second thread to hand
+	// work to, so it takes less from the cores the traced workload runs on.
+	// Raise it on a host whose sustained event rate one core cannot carry
+	// (vigil_collector_lost_records_total rises). In procfs mode, and when
+	// the GOMAXPROCS environment variable is set, the default is Go's own
+	// (the CPUs the sensor may use).
+	MaxProcs int `yaml:"max_procs" flag:"max-procs"`
 	// CPUProfile, when set, writes a Go CPU profile of the sensor to this
 	// file until it stops (for diagnosing the sensor's own cost).
 	CPUProfile string `yaml:"cpu_profile" flag:"cpu-profile"`
@@ -73,6 +83,9 @@ func (c *Config) Validate() error {
 	if c.Mode != "ebpf" && c.Mode != "procfs" {
 		errs = append(errs, fmt.Errorf("mode: %q is not ebpf or procfs", c.Mode))
 	}
+	if c.MaxProcs < 0 {
+		errs = append(errs, fmt.Errorf("max_procs: %d is negative", c.MaxProcs))
+	}
 	if _, err := logging.New(c.LogLevel, c.LogFormat); err != nil {
 		errs = append(errs, err)
 	}
@@ -80,4 +93,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("enrich: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// maxProcs is the GOMAXPROCS the sensor should run with, or 0 to leave the
+// runtime's choice.
+func (c *Config) maxProcs(env func(string) string) int {
+	switch {
+	case c.MaxProcs > 0:
+		return c.MaxProcs
+	case c.Mode == "ebpf" && env("GOMAXPROCS") == "":
+		return 1
+	}
+	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -42,6 +43,9 @@ func run(ctx context.Context, args []string) error {
 	log, err := logging.New(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
+	}
+	if n := cfg.maxProcs(os.Getenv); n > 0 {
+		runtime.GOMAXPROCS(n)
 	}
 	if os.Getenv("GOGC") == "" {
 		// Events are short-lived garbage and the live heap is small: collect

@@ -52,6 +52,7 @@ func TestConfigValidate(t *testing.T) {
 		{"a backend without a token is refused", func(c *Config) { c.Stream.Backend = "backend:7443" }, false},
 		{"no backend and no stdout is refused", func(c *Config) { c.Token = "sensor-token-0123456789" }, false},
 		{"an unknown log level is refused", func(c *Config) { c.Stdout, c.LogLevel = true, "chatty" }, false},
+		{"a negative max_procs is refused", func(c *Config) { c.Stdout, c.MaxProcs = true, -1 }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +60,37 @@ func TestConfigValidate(t *testing.T) {
 			tt.mutate(&c)
 			if err := c.Validate(); (err == nil) != tt.ok {
 				t.Errorf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestMaxProcs(t *testing.T) {
+	unset := func(string) string { return "" }
+	set := func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "4"
+		}
+		return ""
+	}
+	tests := []struct {
+		name     string
+		mode     string
+		maxProcs int
+		env      func(string) string
+		want     int
+	}{
+		{"ebpf mode runs on one core by default", "ebpf", 0, unset, 1},
+		{"the GOMAXPROCS variable is left to the runtime", "ebpf", 0, set, 0},
+		{"procfs mode keeps the runtime's choice", "procfs", 0, unset, 0},
+		{"max_procs wins over everything", "procfs", 3, set, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := defaultConfig()
+			c.Mode, c.MaxProcs = tt.mode, tt.maxProcs
+			if got := c.maxProcs(tt.env); got != tt.want {
+				t.Errorf("maxProcs() = %d, want %d", got, tt.want)
 			}
 		})
 	}

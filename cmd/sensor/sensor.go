@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,7 +37,7 @@ type capture interface {
 func runSensor(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	log.Info("starting sensor", "version", version.Version, "backend", cfg.Stream.Backend, "stdout", cfg.Stdout)
+	log.Info("starting sensor", "version", version.Version, "backend", cfg.Stream.Backend, "stdout", cfg.Stdout, "max_procs", runtime.GOMAXPROCS(0))
 
 	var src capture
 	switch cfg.Mode {
