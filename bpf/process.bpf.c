@@ -311,8 +311,11 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *p)
 {
+#ifdef VIGIL_COMPAT
+	/* Arguments a sys_enter program kept for an exit that never came. */
 	__u32 tid = KREAD(p, pid);
 	bpf_map_delete_elem(&inflight_map, &tid);
+#endif
 	/* Only the last thread of a process ends the process. */
 	if (KREAD(p, signal, live.counter) != 0)
 		return 0;
@@ -321,7 +324,12 @@ int BPF_PROG(handle_exit, struct task_struct *p)
 	if (!cfg)
 		return 0;
 	bool keep = wanted(cfg, tgid, true);
-	bpf_map_delete_elem(&proc_state, &tgid);
+	/*
+	 * Most processes have no state (it exists only under rate limits and
+	 * ignored binaries): a lookup takes no lock, a delete takes the bucket's.
+	 */
+	if (bpf_map_lookup_elem(&proc_state, &tgid))
+		bpf_map_delete_elem(&proc_state, &tgid);
 	if (!keep)
 		return 0;
 	struct scratch *s = scratch();
