@@ -37,12 +37,13 @@ type Config struct {
 	// Enrich configures the container, Kubernetes, ECS and EC2 context.
 	Enrich enrich.Config `yaml:"enrich"`
 	// MaxProcs is how many cores the sensor's Go code may run on at once
-	// (GOMAXPROCS). In ebpf mode the default is 1: one core decodes and
-	// forwards several hundred thousand events a second, more than most
-	// hosts make, and a single-core sensor wakes no second thread to hand
-	// work to, so it takes less from the cores the traced workload runs on.
-	// Raise it on a host whose sustained event rate one core cannot carry
-	// (vigil_collector_lost_records_total rises). In procfs mode, and when
+	// (GOMAXPROCS). In ebpf mode the default is one core per 16 the sensor
+	// may use, at least one: one core decodes and forwards about a million
+	// events a second, more than most hosts make, and a sensor with a single
+	// core wakes no second thread to hand work to, so it takes less from the
+	// cores the traced workload runs on. Raise it on a host whose sustained
+	// event rate that cannot carry (the sensor at 100% of its cores while
+	// vigil_collector_lost_records_total rises). In procfs mode, and when
 	// the GOMAXPROCS environment variable is set, the default is Go's own
 	// (the CPUs the sensor may use).
 	MaxProcs int `yaml:"max_procs" flag:"max-procs"`
@@ -96,13 +97,14 @@ func (c *Config) Validate() error {
 }
 
 // maxProcs is the GOMAXPROCS the sensor should run with, or 0 to leave the
-// runtime's choice.
-func (c *Config) maxProcs(env func(string) string) int {
+// runtime's choice. cpus is what the runtime would use (the CPUs the sensor
+// may run on, within its cgroup's CPU limit).
+func (c *Config) maxProcs(env func(string) string, cpus int) int {
 	switch {
 	case c.MaxProcs > 0:
 		return c.MaxProcs
 	case c.Mode == "ebpf" && env("GOMAXPROCS") == "":
-		return 1
+		return max(1, (cpus+15)/16)
 	}
 	return 0
 }

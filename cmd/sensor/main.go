@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if n := cfg.maxProcs(os.Getenv); n > 0 {
+	if n := cfg.maxProcs(os.Getenv, runtime.GOMAXPROCS(0)); n > 0 {
 		runtime.GOMAXPROCS(n)
 	}
 	if os.Getenv("GOGC") == "" {

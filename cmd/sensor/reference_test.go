@@ -78,19 +78,23 @@ func TestMaxProcs(t *testing.T) {
 		mode     string
 		maxProcs int
 		env      func(string) string
+		cpus     int
 		want     int
 	}{
-		{"ebpf mode runs on one core by default", "ebpf", 0, unset, 1},
-		{"the GOMAXPROCS variable is left to the runtime", "ebpf", 0, set, 0},
-		{"procfs mode keeps the runtime's choice", "procfs", 0, unset, 0},
-		{"max_procs wins over everything", "procfs", 3, set, 3},
+		{"ebpf mode runs on one core on a small host", "ebpf", 0, unset, 2, 1},
+		{"one core carries up to 16 CPUs", "ebpf", 0, unset, 16, 1},
+		{"a larger host gets a core per 16 CPUs", "ebpf", 0, unset, 64, 4},
+		{"a part of 16 CPUs counts", "ebpf", 0, unset, 17, 2},
+		{"the GOMAXPROCS variable is left to the runtime", "ebpf", 0, set, 64, 0},
+		{"procfs mode keeps the runtime's choice", "procfs", 0, unset, 64, 0},
+		{"max_procs wins over everything", "procfs", 3, set, 64, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := defaultConfig()
 			c.Mode, c.MaxProcs = tt.mode, tt.maxProcs
-			if got := c.maxProcs(tt.env); got != tt.want {
-				t.Errorf("maxProcs() = %d, want %d", got, tt.want)
+			if got := c.maxProcs(tt.env, tt.cpus); got != tt.want {
+				t.Errorf("maxProcs(%d CPUs) = %d, want %d", tt.cpus, got, tt.want)
 			}
 		})
 	}
