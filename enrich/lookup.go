@@ -3,6 +3,8 @@ package enrich
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -124,9 +126,15 @@ func (e *Enricher) lookup(ctx context.Context, st *containerState) {
 		next.refreshAt = now.Add(e.cfg.CacheTTL).UnixNano()
 	case ref.Weak && f.notHere && !f.failed:
 		// A /<namespace>/<id> path that containerd does not know is an
-		// ordinary cgroup, not a container: stop calling it one. Without
-		// containerd we cannot tell, so the partial id stays and is
-		// retried (containerd may start after the sensor).
+		// ordinary cgroup, not a container: stop calling it one.
+		e.demoteToHost(st)
+		return
+	case ref.Weak && e.sharesHostMounts("/"+ref.Namespace+"/"+ref.ID):
+		// Without containerd's answer the path alone cannot tell, but the
+		// cgroup's processes see the host's mounts: no runtime starts a
+		// container that way, so it is a host cgroup of that shape.
+		// Otherwise the partial id stays and is retried (containerd may
+		// start after the sensor).
 		e.demoteToHost(st)
 		return
 	case !old.container.Partial:
@@ -140,6 +148,49 @@ func (e *Enricher) lookup(ctx context.Context, st *containerState) {
 		next.refreshAt = now.Add(e.retryWait(st)).UnixNano()
 	}
 	st.meta.Store(next)
+}
+
+// sharesHostMounts reports whether a process of the cgroup at path (as in
+// /proc/PID/cgroup) is in the host's mount namespace. It reads
+// the cgroup's member list in each hierarchy mounted under the cgroup root
+// (cgroup v2, or each v1 controller) and decides on the first member whose
+// namespace it can read; false when it cannot tell.
+func (e *Enricher) sharesHostMounts(path string) bool {
+	if path == "" {
+		return false
+	}
+	mntNS := func(pid string) (string, error) {
+		return os.Readlink(filepath.Join(e.cfg.ProcRoot, pid, "ns", "mnt"))
+	}
+	// The host's mount namespace is PID 1's, and kthreadd's (PID 2): kernel
+	// threads stay in the initial namespaces, and some init processes
+	// refuse the read even to root.
+	host, err := mntNS("1")
+	if err != nil {
+		if host, err = mntNS("2"); err != nil {
+			return false
+		}
+	}
+	dirs := []string{filepath.Join(e.cfg.CgroupRoot, path)}
+	if hierarchies, err := os.ReadDir(e.cfg.CgroupRoot); err == nil {
+		for _, h := range hierarchies {
+			if h.IsDir() {
+				dirs = append(dirs, filepath.Join(e.cfg.CgroupRoot, h.Name(), path))
+			}
+		}
+	}
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		for _, pid := range strings.Fields(string(b)) {
+			if ns, err := mntNS(pid); err == nil {
+				return ns == host
+			}
+		}
+	}
+	return false
 }
 
 // retryWait backs off repeated lookups of a container nobody knows.
