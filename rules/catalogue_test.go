@@ -650,6 +650,16 @@ func scenarios() []scenario {
 			evs(moduleEv(kmodP, "finit_module", "/lib/modules/6.1.0/kernel/net/bridge/br_netfilter.ko")), nil},
 		scenario{"a renamed loader with a packaged module path is a module load", kmod, true,
 			evs(moduleEv(proc("modprobe", "/tmp/modprobe", "modprobe"), "finit_module", "/lib/modules/6.1.0/extra/rk.ko")), nil},
+		scenario{"busybox insmod reading a module from /tmp is a module load, with no module syscall seen", kmod, true,
+			evs(openEv(proc("insmod", "/bin/busybox", "insmod", "/tmp/rk.ko"), "openat", "/tmp/rk.ko", oRDONLY|oCLOEXC)), nil},
+		scenario{"a loader of any name reading a compressed module in a container is a module load", kmod, true,
+			evs(openEv(proc("svc", "/usr/local/bin/svc", "svc"), "openat", "/dev/shm/.x/hid.ko.xz", oRDONLY, inCtr)), nil},
+		scenario{"modinfo inspecting a module outside the tree is not", kmod, false,
+			evs(openEv(proc("modinfo", "/usr/bin/kmod", "modinfo", "./hello.ko"), "openat", "/home/dev/hello/hello.ko", oRDONLY)), nil},
+		scenario{"the linker writing a freshly built module is not", kmod, false,
+			evs(openEv(proc("ld", "/usr/bin/x86_64-linux-gnu-ld.bfd", "ld", "-r", "-o", "hello.ko"), "openat", "/home/dev/hello/hello.ko", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"host modprobe reading a packaged module is not", kmod, false,
+			evs(openEv(kmodP, "openat", "/usr/lib/modules/6.1.0/kernel/net/bridge/br_netfilter.ko.xz", oRDONLY|oCLOEXC)), nil},
 	)
 	add(
 		scenario{"iptables -F is disabling the firewall", defences, true, evs(execEv(proc("iptables", "/usr/sbin/iptables", "iptables", "-F"))), nil},
