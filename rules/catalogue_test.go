@@ -658,6 +658,8 @@ func scenarios() []scenario {
 			evs(openEv(proc("modinfo", "/usr/bin/kmod", "modinfo", "./hello.ko"), "openat", "/home/dev/hello/hello.ko", oRDONLY)), nil},
 		scenario{"the linker writing a freshly built module is not", kmod, false,
 			evs(openEv(proc("ld", "/usr/bin/x86_64-linux-gnu-ld.bfd", "ld", "-r", "-o", "hello.ko"), "openat", "/home/dev/hello/hello.ko", oWRONLY|oCREAT|oTRUNC)), nil},
+		scenario{"cpio packing modules into an initramfs is not", kmod, false,
+			evs(openEv(proc("cpio", "/usr/bin/cpio", "cpio", "--quiet", "-o", "-H", "newc"), "openat", "/var/tmp/mkinitramfs_Ab12Cd/usr/lib/modules/6.1.0/kernel/fs/overlayfs/overlay.ko", oRDONLY)), nil},
 		scenario{"host modprobe reading a packaged module is not", kmod, false,
 			evs(openEv(kmodP, "openat", "/usr/lib/modules/6.1.0/kernel/net/bridge/br_netfilter.ko.xz", oRDONLY|oCLOEXC)), nil},
 	)
