@@ -151,14 +151,11 @@ func (e *Enricher) lookup(ctx context.Context, st *containerState) {
 }
 
 // sharesHostMounts reports whether a process of the cgroup at path (as in
-// /proc/PID/cgroup) is in the host's mount namespace. It reads
-// the cgroup's member list in each hierarchy mounted under the cgroup root
+// /proc/PID/cgroup) is in the host's mount namespace. It reads the cgroup's
+// member list in each hierarchy mounted under the cgroup root
 // (cgroup v2, or each v1 controller) and decides on the first member whose
 // namespace it can read; false when it cannot tell.
 func (e *Enricher) sharesHostMounts(path string) bool {
-	if path == "" {
-		return false
-	}
 	mntNS := func(pid string) (string, error) {
 		return os.Readlink(filepath.Join(e.cfg.ProcRoot, pid, "ns", "mnt"))
 	}
